@@ -1,0 +1,135 @@
+// The SRD wire format: one header per packet type, encoded and decoded explicitly in network
+// byte order (never by casting bytes). docs/WIRE.md is the byte-by-byte description; the
+// constants here are its single source of truth. Pure functions; thread-safe.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+#include <span>
+
+namespace opensrd::wire {
+
+inline constexpr uint16_t kMagic = 0x5344;  // "SD"
+inline constexpr uint8_t kVersion = 1;
+inline constexpr size_t kCommonLen = 28;
+inline constexpr size_t kDataExtLen = 24;
+inline constexpr size_t kDataHeaderLen = kCommonLen + kDataExtLen;  // 52
+inline constexpr size_t kAckFixedLen = 12;
+inline constexpr size_t kSackRangeLen = 8;
+inline constexpr size_t kMaxSackRanges = 16;
+inline constexpr size_t kHelloExtLen = 16;
+inline constexpr size_t kNackExtLen = 8;
+inline constexpr size_t kCrcLen = 4;
+// Largest UDP payload we ever build or accept.
+inline constexpr size_t kMaxDatagram = 65507;
+static_assert(kDataHeaderLen == 52);
+
+enum class Type : uint8_t {
+  kData = 1,
+  kAck = 2,       // selective ack (also answers a probe when kFlagProbe is set)
+  kHello = 3,     // opens a context: carries the sender's incarnation and node id
+  kHelloAck = 4,  // accepts it: carries the responder's context id and incarnation
+  kProbe = 5,     // liveness probe for a suspect path; answered by an ack on the same path
+  kNack = 6,      // a data packet refused for a named reason (receiver not ready, out of window)
+  kReset = 7,     // "I have no such context / you talk to my previous incarnation"
+};
+
+// Flags byte (common header offset 4).
+inline constexpr uint8_t kFlagProbe = 0x01;    // kAck: this ack answers a kProbe
+inline constexpr uint8_t kFlagInOrder = 0x02;  // kData: message belongs to an in-order SQ
+inline constexpr uint8_t kFlagRetx = 0x04;     // kData: this copy is a retransmission
+
+enum class NackReason : uint8_t {
+  kReceiverNotReady = 1,  // no posted receive buffer: retry later, not a loss
+  kOutOfWindow = 2,       // PSN beyond the receiver's tracking window
+};
+
+struct Common {
+  Type type = Type::kData;
+  uint8_t flags = 0;
+  uint8_t path_id = 0;   // sender's path index; the receiver answers on the same path
+  uint32_t dst_ctx = 0;  // receiver's context id (0 in kHello)
+  uint32_t src_ctx = 0;  // sender's context id
+  uint32_t src_incarnation = 0;
+  uint32_t dst_incarnation = 0;  // 0 in kHello
+  uint32_t tx_ts_us = 0;         // sender's clock at transmit, microseconds mod 2^32
+};
+
+struct DataExt {
+  uint32_t psn = 0;
+  uint32_t msg_id = 0;
+  uint32_t msg_len = 0;
+  uint32_t offset = 0;  // byte offset of this fragment in the message
+  uint16_t sq_id = 0;
+  uint16_t payload_len = 0;
+  uint32_t sq_seq = 0;  // per-SQ message sequence (in-order delivery)
+};
+
+struct SackRange {
+  uint32_t begin = 0;  // first PSN received
+  uint32_t end = 0;    // one past the last
+};
+
+struct AckExt {
+  uint32_t cum_psn = 0;  // every PSN below this has been received
+  uint32_t echo_ts_us = 0;
+  uint16_t ack_delay_us = 0;  // time the echoed packet waited at the receiver before this ack
+  uint8_t echo_path = 0;
+  uint8_t n_ranges = 0;
+  SackRange ranges[kMaxSackRanges];
+};
+
+struct HelloExt {
+  uint64_t node_id = 0;  // stable identity across restarts; incarnation changes on restart
+  uint16_t num_paths = 0;
+  uint16_t max_payload = 0;
+  uint32_t reserved = 0;
+};
+
+struct NackExt {
+  uint32_t psn = 0;
+  NackReason reason = NackReason::kReceiverNotReady;
+  uint8_t pad[3] = {};
+};
+
+// A decoded packet. `payload` points into the buffer handed to Parse.
+struct Packet {
+  Common common;
+  DataExt data;
+  AckExt ack;
+  HelloExt hello;
+  NackExt nack;
+  std::span<const uint8_t> payload;
+};
+
+enum class ParseError : uint8_t {
+  kNone = 0,
+  kTooShort,
+  kBadMagic,
+  kBadVersion,
+  kBadType,
+  kBadChecksum,
+  kBadLength,  // length disagrees with the type's layout or payload_len
+  kBadField,   // a field outside its legal range (offset past msg_len, inverted range ...)
+  kCount,
+};
+const char* ParseErrorName(ParseError e);
+
+// Validates everything a receiver relies on: checksum, lengths, field ranges. On success fills
+// `out` and returns kNone.
+ParseError Parse(std::span<const uint8_t> bytes, Packet& out);
+
+// Encoders write header + (payload for data) + CRC into `buf` and return the datagram length,
+// or 0 if `buf` is too small. The CRC covers everything before it.
+size_t EncodeData(const Common& c, const DataExt& d, std::span<const uint8_t> payload,
+                  std::span<uint8_t> buf);
+// Writes the data header only, leaving room for `d.payload_len` bytes of payload at
+// buf[kDataHeaderLen...]; the caller copies the payload in and then calls SealDatagram.
+size_t EncodeDataHeader(const Common& c, const DataExt& d, std::span<uint8_t> buf);
+size_t EncodeAck(const Common& c, const AckExt& a, std::span<uint8_t> buf);
+size_t EncodeHello(const Common& c, const HelloExt& h, std::span<uint8_t> buf);
+size_t EncodeNack(const Common& c, const NackExt& n, std::span<uint8_t> buf);
+size_t EncodeBare(const Common& c, std::span<uint8_t> buf);  // kProbe, kReset
+// Appends the CRC over buf[0, body_len); returns body_len + kCrcLen.
+size_t SealDatagram(std::span<uint8_t> buf, size_t body_len);
+
+}  // namespace opensrd::wire

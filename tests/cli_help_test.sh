@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# The CLI contract: --help lists every subcommand; an unknown subcommand is a clear error.
+set -euo pipefail
+bin=$1
+out=$("$bin" --help)
+for sub in demo; do
+  grep -q "^  $sub" <<<"$out" || { echo "--help does not list '$sub'"; echo "$out"; exit 1; }
+done
+if "$bin" no-such-command 2>/tmp/opensrd_cli_err.$$; then echo "unknown subcommand accepted"; exit 1; fi
+[ -s /tmp/opensrd_cli_err.$$ ] || { echo "unknown subcommand: no error message"; exit 1; }
+rm -f /tmp/opensrd_cli_err.$$
+echo "cli help ok"
