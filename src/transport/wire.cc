@@ -146,7 +146,7 @@ size_t EncodeHello(const Common& c, const HelloExt& h, std::span<uint8_t> buf) {
   w.U64(h.node_id);
   w.U16(h.num_paths);
   w.U16(h.max_payload);
-  w.U32(0);
+  w.U32(h.generation);
   return SealDatagram(buf, kCommonLen + kHelloExtLen);
 }
 
@@ -248,9 +248,8 @@ ParseError Parse(std::span<const uint8_t> bytes, Packet& out) {
       h.node_id = r.U64();
       h.num_paths = r.U16();
       h.max_payload = r.U16();
-      h.reserved = r.U32();
+      h.generation = r.U32();
       if (h.num_paths == 0 || h.num_paths > 256 || h.max_payload < 64) return ParseError::kBadField;
-      if (h.reserved != 0) return ParseError::kBadField;
       if (c.src_ctx == 0 || c.src_incarnation == 0) return ParseError::kBadField;
       return ParseError::kNone;
     }

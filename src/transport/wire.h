@@ -82,7 +82,7 @@ struct HelloExt {
   uint64_t node_id = 0;  // stable identity across restarts; incarnation changes on restart
   uint16_t num_paths = 0;
   uint16_t max_payload = 0;
-  uint32_t reserved = 0;
+  uint32_t generation = 0;  // bumps when a context reconnects after a timeout: the peer resets
 };
 
 struct NackExt {

@@ -1,0 +1,214 @@
+// opensrd SRD transport: reliable, out-of-order, multipath datagram delivery.
+//
+// `Endpoint` is the sans-I/O protocol core. It never reads a clock, touches a socket or starts a
+// thread: the caller feeds it datagrams and the current time and drains the datagrams and the
+// next timer deadline it produces. The same object therefore runs over real UDP sockets
+// (`UdpEndpoint`, src/transport/udp_endpoint.h) and inside the deterministic network simulator
+// (sim/), where hundreds of endpoints share one virtual clock.
+//
+// Model (after the SRD seed patents): applications create send queues (SQs) and completion
+// queues (CQs), post messages to a peer and post receive buffers. The SQ's identity plus the
+// destination select a *transport context*; by default every SQ toward one peer shares one
+// context. A context packetizes messages, sprays packets over the peer's paths, tracks every
+// packet, takes selective acks, retransmits (preferring another path) and runs delay-based
+// congestion control. Messages complete in whatever order they finish; an SQ created with
+// `in_order` has its messages delivered in posting order at the receiver.
+//
+// Ownership: memory named by a posted send SGL or receive buffer belongs to the endpoint until
+// its completion is polled. Thread-safety: none; one thread drives an Endpoint.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <limits>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "common/status.h"
+
+namespace opensrd {
+
+// Microseconds on the driver's monotonic clock; the epoch is arbitrary but fixed per endpoint.
+using Micros = uint64_t;
+inline constexpr Micros kNever = std::numeric_limits<Micros>::max();
+
+// An IPv4 UDP address in host byte order.
+struct NetAddr {
+  uint32_t ip = 0;
+  uint16_t port = 0;
+  friend bool operator==(const NetAddr&, const NetAddr&) = default;
+};
+std::string ToString(const NetAddr& a);
+Result<NetAddr> ParseNetAddr(const std::string& host_port);
+
+// A path is a (local socket, remote address) pair. `local_socket` indexes the sockets of the I/O
+// shell that drives the endpoint (in the simulator: the host's ports).
+struct PathSpec {
+  uint16_t local_socket = 0;
+  NetAddr remote;
+};
+
+using PeerId = uint32_t;
+using SqId = uint16_t;
+using CqId = uint16_t;
+
+struct EndpointConfig {
+  uint64_t node_id = 0;         // stable identity across restarts (0: derived from `seed`)
+  uint32_t incarnation = 0;     // changes on every restart (0: derived from `seed`)
+  uint64_t seed = 1;            // the endpoint's RNG (spraying choices, ids)
+  uint16_t max_payload = 1400;  // payload bytes per packet; the datagram adds 56 bytes
+  uint32_t max_message = 64u << 20;
+  uint32_t window_packets = 8192;  // PSN window: packets in flight per context (power of two)
+  uint32_t contexts_per_peer = 1;  // SQ s uses context s % contexts_per_peer
+  // Acks: at most every `ack_every` data packets or `ack_delay_us` after the first unacked one;
+  // at once on a gap or a duplicate.
+  uint32_t ack_every = 8;
+  Micros ack_delay_us = 10;
+  // Loss detection and retransmission timers.
+  Micros min_rto_us = 250;
+  Micros max_rto_us = 200'000;
+  Micros initial_rtt_us = 1000;
+  double reorder_window_frac = 0.25;  // RACK: a packet sent this fraction of srtt before an
+                                      // acked one on the same path is lost
+  Micros min_reorder_window_us = 30;
+  uint32_t suspect_after_losses = 3;   // consecutive losses that mark a path suspect
+  Micros probe_interval_us = 2000;     // first probe of a suspect path; doubles up to max_rto
+  Micros rnr_retry_us = 200;           // resend after "receiver not ready"
+  Micros peer_timeout_us = 3'000'000;  // no progress for this long: work fails kTimedOut
+  Micros handshake_retry_us = 5000;
+  // Delay-based congestion control (Swift-like) with pacing.
+  bool congestion_control = true;
+  uint32_t initial_cwnd_packets = 64;
+  Micros target_delay_us = 100;  // allowed queueing delay above the path's base RTT
+  double cc_ai_packets = 1.0;    // additive increase per RTT below target
+  double cc_beta = 0.8;          // multiplicative decrease gain
+  double cc_max_mdf = 0.5;       // largest single decrease
+  uint32_t pacing_burst_packets = 32;
+  // Spraying: packets per path choice (1 = per-packet spraying; larger = flowlets, which lets a
+  // UDP shell batch with GSO).
+  uint32_t spray_burst = 1;
+};
+
+struct SqOptions {
+  CqId cq = 0;
+  bool in_order = false;  // receiver delivers this SQ's messages in posting order
+  uint32_t depth = 4096;  // messages posted and not yet completed
+};
+
+// One scatter-gather element of a message to send.
+struct Sge {
+  const void* addr = nullptr;
+  size_t len = 0;
+};
+
+enum class CompletionKind : uint8_t { kSend, kRecv };
+
+struct Completion {
+  CompletionKind kind = CompletionKind::kSend;
+  Code status = Code::kOk;
+  uint64_t tag = 0;  // the caller's tag from PostSend / PostRecv
+  PeerId peer = 0;
+  SqId sq = 0;             // sending SQ (for receives: the sender's SQ id)
+  uint32_t length = 0;     // message length
+  uint32_t sq_seq = 0;     // message number within its SQ
+  void* buffer = nullptr;  // receive buffer that holds the message (kRecv)
+};
+
+enum class PathState : uint8_t { kActive, kSuspect };
+const char* PathStateName(PathState s);
+
+struct PathStats {
+  uint32_t id = 0;
+  PathSpec spec;
+  PathState state = PathState::kActive;
+  uint64_t sent = 0;           // data packets first sent on this path
+  uint64_t retransmitted = 0;  // data packets re-sent on this path
+  uint64_t acked = 0;          // data packets sent on this path and acknowledged
+  uint64_t lost = 0;           // data packets declared lost on this path
+  Micros srtt_us = 0;
+  Micros min_rtt_us = 0;
+  uint64_t suspect_events = 0;
+};
+
+struct EndpointStats {
+  uint64_t datagrams_in = 0;
+  uint64_t datagrams_out = 0;
+  uint64_t data_packets_sent = 0;
+  uint64_t retransmits = 0;
+  uint64_t rto_events = 0;
+  uint64_t acks_sent = 0;
+  uint64_t acks_received = 0;
+  uint64_t malformed_dropped = 0;  // failed to parse (any reason but checksum)
+  uint64_t corrupt_dropped = 0;    // checksum mismatch
+  uint64_t duplicates_dropped = 0;
+  uint64_t stale_dropped = 0;  // from or to another incarnation, or unknown context
+  uint64_t out_of_window_dropped = 0;
+  uint64_t rnr_sent = 0;
+  uint64_t rnr_received = 0;
+  uint64_t resets_sent = 0;
+  uint64_t peer_restarts = 0;
+  uint64_t peer_timeouts = 0;
+  uint64_t messages_sent = 0;
+  uint64_t messages_received = 0;
+  uint64_t bytes_received = 0;
+  uint64_t cwnd_bytes = 0;  // sum over contexts, at the time of the call
+};
+
+// A datagram produced by the core, to be sent from `local_socket` to `remote`.
+struct Transmit {
+  uint16_t local_socket = 0;
+  NetAddr remote;
+  size_t len = 0;
+};
+
+class Endpoint {
+ public:
+  explicit Endpoint(const EndpointConfig& config);
+  ~Endpoint();
+  Endpoint(const Endpoint&) = delete;
+  Endpoint& operator=(const Endpoint&) = delete;
+
+  const EndpointConfig& config() const;
+  uint32_t incarnation() const;
+
+  // ---- setup ----
+  CqId CreateCompletionQueue();
+  Result<SqId> CreateSendQueue(const SqOptions& options);
+  // Declares a peer reachable over `paths` (path i is wire path id i) and starts the handshake.
+  // Peers that contact this endpoint first appear by themselves (see Completion::peer).
+  Result<PeerId> AddPeer(const std::vector<PathSpec>& paths, Micros now);
+
+  // ---- data path ----
+  // Queues a message of sum(sgl[i].len) bytes (0 .. max_message) for `peer`. The SGL memory
+  // must stay valid until the send completion is polled.
+  Status PostSend(SqId sq, PeerId peer, std::span<const Sge> sgl, uint64_t tag, Micros now);
+  // Offers a buffer for one incoming message (any peer, any SQ); its completion goes to `cq`.
+  Status PostRecv(CqId cq, void* buffer, size_t len, uint64_t tag);
+  // Moves up to out.size() completions of `cq` into `out`; returns how many.
+  size_t PollCompletions(CqId cq, std::span<Completion> out);
+
+  // ---- I/O (the driver's side) ----
+  void HandleDatagram(Micros now, uint16_t local_socket, const NetAddr& from,
+                      std::span<const uint8_t> bytes);
+  // Writes the next datagram to send into `buf` (at least max_payload + 56 bytes) and returns
+  // true, or returns false when nothing may be sent now (see NextTimeout).
+  bool PollTransmit(Micros now, std::span<uint8_t> buf, Transmit& out);
+  // Earliest time at which HandleTimeout has work, or kNever.
+  Micros NextTimeout() const;
+  void HandleTimeout(Micros now);
+  // True while messages are posted and not complete (drivers spin rather than sleep then).
+  bool Busy() const;
+
+  // ---- observation ----
+  EndpointStats stats() const;
+  std::vector<PathStats> path_stats(PeerId peer) const;
+  std::vector<PeerId> peers() const;
+
+ private:
+  class Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace opensrd

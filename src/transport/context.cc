@@ -1,0 +1,778 @@
+#include "transport/context.h"
+
+#include <algorithm>
+#include <cstring>
+
+namespace opensrd {
+
+namespace {
+constexpr double kLossEwmaGain = 1.0 / 32;
+constexpr uint32_t kMaxRtoBackoff = 6;
+
+// Serial-number helpers: PSNs wrap at 2^32.
+bool InRange(uint32_t psn, uint32_t begin, uint32_t end) {
+  return psn - begin < end - begin;
+}
+}  // namespace
+
+TransportContext::TransportContext(EndpointShared& ep, Peer& peer, uint32_t local_id)
+    : ep_(ep),
+      peer_(peer),
+      local_id_(local_id),
+      ring_(ep.cfg.window_packets),
+      ring_mask_(ep.cfg.window_packets - 1),
+      cc_(ep.cfg),
+      srtt_us_(ep.cfg.initial_rtt_us),
+      rx_(ep.cfg.window_packets) {
+  EnsurePath(peer.paths.size());
+}
+
+void TransportContext::EnsurePath(size_t n) {
+  if (path_queue_.size() < n) {
+    path_queue_.resize(n);
+    path_latest_acked_sent_.resize(n, 0);
+  }
+}
+
+bool TransportContext::PathValid(int path) const {
+  return path >= 0 && static_cast<size_t>(path) < peer_.paths.size() && peer_.paths[path].known;
+}
+
+// ---------------------------------------------------------------- handshake
+
+void TransportContext::Connect(Micros now) {
+  if (state_ != State::kIdle) return;
+  state_ = State::kConnecting;
+  hello_due_ = now;
+  connect_started_ = now;
+  last_heard_ = now;
+  hello_attempts_ = 0;
+}
+
+void TransportContext::OnHello(Micros now, const wire::Packet& p) {
+  remote_id_ = p.common.src_ctx;
+  remote_generation_ = p.hello.generation;
+  state_ = State::kEstablished;
+  hello_due_ = kNever;
+  hello_ack_pending_ = true;
+  hello_path_ = p.common.path_id;
+  last_heard_ = now;
+}
+
+void TransportContext::OnHelloAck(Micros now, const wire::Packet& p) {
+  if (state_ == State::kIdle) return;  // an answer to a handshake we gave up on
+  remote_id_ = p.common.src_ctx;
+  state_ = State::kEstablished;
+  hello_due_ = kNever;
+  last_heard_ = now;
+}
+
+void TransportContext::ResetSequenceState() {
+  for (auto& s : ring_) s = SentPacket{};
+  snd_una_ = snd_nxt_ = 0;
+  next_msg_id_ = 0;
+  retx_.clear();
+  rnr_wait_.clear();
+  for (auto& q : path_queue_) q.clear();
+  std::fill(path_latest_acked_sent_.begin(), path_latest_acked_sent_.end(), 0);
+  inflight_bytes_ = 0;
+  burst_left_ = 0;
+  rx_.Reset();
+  acks_.clear();
+  acks_pending_ = 0;
+  nacks_.clear();
+}
+
+void TransportContext::OnPeerRestart(Micros now) {
+  FailAll(Code::kPeerRestarted);
+  // Partly received messages cannot finish any more: hand their buffers back with the error.
+  std::vector<uint32_t> ids;
+  for (auto& [id, m] : assembling_) ids.push_back(id);
+  std::sort(ids.begin(), ids.end());
+  for (uint32_t id : ids) {
+    const RecvMessage& m = assembling_[id];
+    Completion c{.kind = CompletionKind::kRecv,
+                 .status = Code::kPeerRestarted,
+                 .tag = m.buffer.tag,
+                 .peer = peer_.id,
+                 .sq = m.sq,
+                 .length = m.received,
+                 .sq_seq = m.sq_seq,
+                 .buffer = m.buffer.buffer};
+    ep_.CompleteRecv(m.buffer.cq, c);
+  }
+  assembling_.clear();
+  // Messages held for in-order delivery arrived whole: deliver them rather than lose them.
+  for (auto& [sq, stream] : ordered_) {
+    for (auto& [seq, held] : stream.held) ep_.CompleteRecv(held.first, held.second);
+  }
+  ordered_.clear();
+  ResetSequenceState();
+  remote_id_ = 0;
+  remote_generation_ = 0;
+  state_ = State::kIdle;
+  hello_due_ = kNever;
+  hello_ack_pending_ = false;
+  ++generation_;
+  last_heard_ = now;
+}
+
+// ---------------------------------------------------------------- application
+
+Status TransportContext::Post(SqId sq, std::span<const Sge> sgl, uint64_t tag, Micros now) {
+  uint64_t len = 0;
+  for (const Sge& s : sgl) {
+    if (s.addr == nullptr && s.len > 0) {
+      return Status(Code::kInvalidArgument, "scatter-gather element with null address");
+    }
+    len += s.len;
+  }
+  if (len > ep_.cfg.max_message) {
+    return Status(Code::kInvalidArgument, "message of " + std::to_string(len) +
+                                              " bytes exceeds max_message " +
+                                              std::to_string(ep_.cfg.max_message));
+  }
+  SendQueueState& q = ep_.sqs[sq];
+  if (q.outstanding >= q.options.depth) {
+    return Status(Code::kResourceExhausted, "send queue full");
+  }
+  if (messages_.empty()) last_heard_ = now;  // the dead-peer clock runs only while busy
+  const uint32_t id = next_msg_id_++;
+  SendMessage& m = messages_[id];
+  m.sq = sq;
+  m.sq_seq = q.next_seq++;
+  m.tag = tag;
+  m.len = static_cast<uint32_t>(len);
+  m.in_order = q.options.in_order;
+  const uint32_t mss = ep_.cfg.max_payload;
+  m.packets_total = len == 0 ? 1 : static_cast<uint32_t>((len + mss - 1) / mss);
+  m.sgl.assign(sgl.begin(), sgl.end());
+  m.sge_end.reserve(sgl.size());
+  uint32_t end = 0;
+  for (const Sge& s : sgl) m.sge_end.push_back(end += static_cast<uint32_t>(s.len));
+  ++q.outstanding;
+  unsent_.push_back(id);
+  if (state_ == State::kIdle) Connect(now);
+  return Status::Ok();
+}
+
+void TransportContext::CompleteSendMessage(uint32_t msg_id, Code status) {
+  auto it = messages_.find(msg_id);
+  if (it == messages_.end()) return;
+  const SendMessage& m = it->second;
+  ep_.CompleteSend(Completion{.kind = CompletionKind::kSend,
+                              .status = status,
+                              .tag = m.tag,
+                              .peer = peer_.id,
+                              .sq = m.sq,
+                              .length = m.len,
+                              .sq_seq = m.sq_seq});
+  messages_.erase(it);
+}
+
+void TransportContext::FailAll(Code status) {
+  std::vector<uint32_t> ids;
+  ids.reserve(messages_.size());
+  for (auto& [id, m] : messages_) ids.push_back(id);
+  std::sort(ids.begin(), ids.end());
+  for (uint32_t id : ids) CompleteSendMessage(id, status);
+  unsent_.clear();
+}
+
+// ---------------------------------------------------------------- transmit
+
+wire::Common TransportContext::MakeCommon(wire::Type type, int path, Micros now) const {
+  wire::Common c;
+  c.type = type;
+  c.path_id = static_cast<uint8_t>(path);
+  c.dst_ctx = remote_id_;
+  c.src_ctx = local_id_;
+  c.src_incarnation = ep_.incarnation;
+  c.dst_incarnation = peer_.remote_incarnation;
+  c.tx_ts_us = static_cast<uint32_t>(now);
+  return c;
+}
+
+bool TransportContext::FillTransmit(int path, Transmit& out, size_t len) const {
+  if (len == 0 || !PathValid(path)) return false;
+  out.local_socket = peer_.paths[path].spec.local_socket;
+  out.remote = peer_.paths[path].spec.remote;
+  out.len = len;
+  return true;
+}
+
+Micros TransportContext::PathRto(int path) const {
+  const Path& p = peer_.paths[path];
+  Micros rto = p.rtt.Rto(ep_.cfg.min_rto_us, ep_.cfg.max_rto_us) << p.rto_backoff;
+  return std::min(rto, ep_.cfg.max_rto_us);
+}
+
+bool TransportContext::SendData(Micros now, uint32_t psn, bool retx, std::span<uint8_t> buf,
+                                Transmit& out) {
+  SentPacket& s = Slot(psn);
+  int path;
+  if (retx) {
+    // Prefer another path than the one that lost it.
+    path = ChoosePath(peer_.paths, s.tx_count > 0 ? s.path : -1);
+  } else {
+    if (burst_left_ == 0 || !PathValid(burst_path_) ||
+        peer_.paths[burst_path_].state != PathState::kActive) {
+      burst_path_ = ChoosePath(peer_.paths, -1);
+      burst_left_ = std::max<uint32_t>(ep_.cfg.spray_burst, 1);
+    }
+    path = burst_path_;
+    --burst_left_;
+  }
+  if (path < 0) return false;
+  auto mit = messages_.find(s.msg_id);
+  if (mit == messages_.end()) return false;
+  const SendMessage& m = mit->second;
+
+  wire::Common c = MakeCommon(wire::Type::kData, path, now);
+  if (m.in_order) c.flags |= wire::kFlagInOrder;
+  if (retx) c.flags |= wire::kFlagRetx;
+  wire::DataExt d{.psn = psn,
+                  .msg_id = s.msg_id,
+                  .msg_len = m.len,
+                  .offset = s.offset,
+                  .sq_id = m.sq,
+                  .payload_len = s.len,
+                  .sq_seq = m.sq_seq};
+  if (wire::EncodeDataHeader(c, d, buf) == 0) return false;
+  // Gather the fragment from the caller's SGL straight into the datagram.
+  uint8_t* dst = buf.data() + wire::kDataHeaderLen;
+  uint32_t off = s.offset, left = s.len;
+  size_t i = std::upper_bound(m.sge_end.begin(), m.sge_end.end(), off) - m.sge_end.begin();
+  while (left > 0 && i < m.sgl.size()) {
+    const uint32_t sge_start = m.sge_end[i] - static_cast<uint32_t>(m.sgl[i].len);
+    const uint32_t in_sge = off - sge_start;
+    const uint32_t n = std::min<uint32_t>(left, m.sge_end[i] - off);
+    std::memcpy(dst, static_cast<const uint8_t*>(m.sgl[i].addr) + in_sge, n);
+    dst += n;
+    off += n;
+    left -= n;
+    ++i;
+  }
+  const size_t len = wire::SealDatagram(buf, wire::kDataHeaderLen + s.len);
+  if (!FillTransmit(path, out, len)) return false;
+
+  s.path = static_cast<uint8_t>(path);
+  s.sent_at = now;
+  ++s.tx_count;
+  s.state = PacketState::kInFlight;
+  inflight_bytes_ += s.len;
+  EnsurePath(path + 1);
+  path_queue_[path].push_back({psn, s.tx_count});
+  Path& p = peer_.paths[path];
+  if (retx) {
+    ++p.stats.retransmitted;
+    ++ep_.stats.retransmits;
+  } else {
+    ++p.stats.sent;
+  }
+  ++ep_.stats.data_packets_sent;
+  cc_.OnSent(now, s.len + wire::kDataHeaderLen, srtt_us_);
+  return true;
+}
+
+TransportContext::AckState& TransportContext::AckFor(uint8_t path) {
+  if (path >= acks_.size()) acks_.resize(path + 1);
+  return acks_[path];
+}
+
+bool TransportContext::BuildAck(Micros now, uint8_t path, std::span<uint8_t> buf, Transmit& out) {
+  AckState& st = acks_[path];
+  wire::AckExt a;
+  a.cum_psn = rx_.cum();
+  // Turn the fresh PSNs above the cumulative point into ascending ranges; if they need more
+  // ranges than fit, report the lowest and keep the rest for an ack right after this one.
+  const uint32_t cum = a.cum_psn;
+  auto& fresh = st.fresh;
+  std::sort(fresh.begin(), fresh.end(), [cum](uint32_t x, uint32_t y) {
+    return static_cast<int32_t>(x - cum) < static_cast<int32_t>(y - cum);
+  });
+  size_t i = 0;
+  while (i < fresh.size() && static_cast<int32_t>(fresh[i] - cum) <= 0) ++i;
+  size_t rest = fresh.size();
+  for (; i < fresh.size(); ++i) {
+    const uint32_t psn = fresh[i];
+    if (a.n_ranges > 0) {
+      wire::SackRange& last = a.ranges[a.n_ranges - 1];
+      if (psn - last.begin < last.end - last.begin) continue;  // reported twice
+      if (psn == last.end) {
+        ++last.end;
+        continue;
+      }
+    }
+    if (a.n_ranges == wire::kMaxSackRanges) {
+      rest = i;
+      break;
+    }
+    a.ranges[a.n_ranges++] = {psn, psn + 1};
+  }
+  a.echo_ts_us = st.echo_ts;
+  a.echo_path = path;
+  a.ack_delay_us = static_cast<uint16_t>(std::min<Micros>(now - st.echo_at, 0xFFFF));
+  wire::Common c = MakeCommon(wire::Type::kAck, path, now);
+  if (st.probe_reply) c.flags |= wire::kFlagProbe;
+  if (!FillTransmit(path, out, wire::EncodeAck(c, a, buf))) return false;
+  fresh.erase(fresh.begin(), fresh.begin() + static_cast<std::ptrdiff_t>(rest));
+  st.unacked = 0;
+  st.due = kNever;
+  const bool was_pending = st.now || st.probe_reply;
+  st.probe_reply = false;
+  st.now = !fresh.empty();
+  acks_pending_ -= was_pending && !st.now;
+  ++ep_.stats.acks_sent;
+  return true;
+}
+
+bool TransportContext::EmitProbe(Micros now, int path, std::span<uint8_t> buf, Transmit& out) {
+  if (state_ != State::kEstablished) return false;
+  wire::Common c = MakeCommon(wire::Type::kProbe, path, now);
+  return FillTransmit(path, out, wire::EncodeBare(c, buf));
+}
+
+bool TransportContext::PollTransmit(Micros now, std::span<uint8_t> buf, Transmit& out) {
+  // Control first: handshake, refusals, acks. They are small and unblock the peer.
+  if (hello_ack_pending_) {
+    hello_ack_pending_ = false;
+    wire::Common c = MakeCommon(wire::Type::kHelloAck, hello_path_, now);
+    wire::HelloExt h{.node_id = ep_.cfg.node_id,
+                     .num_paths = static_cast<uint16_t>(peer_.paths.size()),
+                     .max_payload = ep_.cfg.max_payload,
+                     .generation = generation_};
+    if (FillTransmit(hello_path_, out, wire::EncodeHello(c, h, buf))) return true;
+  }
+  if (state_ == State::kConnecting && hello_due_ <= now) {
+    // Rotate the handshake over the paths so one dead path cannot stall it.
+    int path = -1;
+    for (size_t k = 0; k < peer_.paths.size() && path < 0; ++k) {
+      const int cand = static_cast<int>((hello_attempts_ + k) % peer_.paths.size());
+      if (PathValid(cand)) path = cand;
+    }
+    ++hello_attempts_;
+    hello_due_ = now + ep_.cfg.handshake_retry_us;
+    if (path >= 0) {
+      wire::Common c = MakeCommon(wire::Type::kHello, path, now);
+      c.dst_ctx = 0;
+      c.dst_incarnation = 0;
+      wire::HelloExt h{.node_id = ep_.cfg.node_id,
+                       .num_paths = static_cast<uint16_t>(peer_.paths.size()),
+                       .max_payload = ep_.cfg.max_payload,
+                       .generation = generation_};
+      if (FillTransmit(path, out, wire::EncodeHello(c, h, buf))) return true;
+    }
+  }
+  if (!nacks_.empty()) {
+    auto [psn, reason] = nacks_.front();
+    nacks_.pop_front();
+    wire::Common c = MakeCommon(wire::Type::kNack, nack_path_, now);
+    if (FillTransmit(nack_path_, out, wire::EncodeNack(c, {.psn = psn, .reason = reason}, buf))) {
+      return true;
+    }
+  }
+  for (size_t i = 0; i < acks_.size(); ++i) {
+    const AckState& st = acks_[i];
+    if (st.now || st.probe_reply || (st.unacked > 0 && st.due <= now)) {
+      if (BuildAck(now, static_cast<uint8_t>(i), buf, out)) return true;
+    }
+  }
+  if (state_ != State::kEstablished) return false;
+
+  const uint64_t wire_overhead = wire::kDataHeaderLen + wire::kCrcLen;
+  // Retransmissions go before new data, still inside the window and the pacer.
+  while (!retx_.empty()) {
+    const uint32_t psn = retx_.front();
+    SentPacket& s = Slot(psn);
+    if (!InRange(psn, snd_una_, snd_nxt_) || s.state != PacketState::kLost) {
+      retx_.pop_front();
+      continue;
+    }
+    if (!cc_.WindowAllows(inflight_bytes_, s.len)) return false;
+    if (cc_.NextSendTime(now, s.len + wire_overhead, srtt_us_) > now) return false;
+    retx_.pop_front();
+    return SendData(now, psn, true, buf, out);
+  }
+
+  if (unsent_.empty() || now < rnr_until_) return false;
+  if (snd_nxt_ - snd_una_ >= ep_.cfg.window_packets) return false;
+  const uint32_t mss = ep_.cfg.max_payload;
+  SendMessage& m = messages_[unsent_.front()];
+  const uint16_t frag = static_cast<uint16_t>(std::min<uint32_t>(mss, m.len - m.next_offset));
+  if (!cc_.WindowAllows(inflight_bytes_, frag)) return false;
+  if (cc_.NextSendTime(now, frag + wire_overhead, srtt_us_) > now) return false;
+  const uint32_t psn = snd_nxt_;
+  SentPacket& s = Slot(psn);
+  s = SentPacket{.msg_id = unsent_.front(), .offset = m.next_offset, .len = frag};
+  if (!SendData(now, psn, false, buf, out)) {
+    s = SentPacket{};
+    return false;
+  }
+  ++snd_nxt_;
+  m.next_offset += frag;
+  if (m.next_offset >= m.len) unsent_.pop_front();
+  return true;
+}
+
+// ---------------------------------------------------------------- acks and loss
+
+void TransportContext::MarkAcked(Micros now, uint32_t psn, int ack_path, uint64_t& acked_bytes) {
+  SentPacket& s = Slot(psn);
+  if (s.state == PacketState::kAcked || s.state == PacketState::kFree) return;
+  if (s.state == PacketState::kInFlight) inflight_bytes_ -= s.len;
+  s.state = PacketState::kAcked;
+  acked_bytes += s.len;
+  if (s.path < peer_.paths.size()) {
+    Path& p = peer_.paths[s.path];
+    ++p.stats.acked;
+    p.loss_ewma *= 1.0 - kLossEwmaGain;
+    // Only a packet sent after the path fell under suspicion proves it works now; a late ack of
+    // one sent before would revive a dead path.
+    if (p.state == PathState::kActive || s.sent_at >= p.suspect_since) {
+      p.consecutive_losses = 0;
+      p.rto_backoff = 0;
+      if (p.state == PathState::kSuspect) {
+        p.state = PathState::kActive;
+        p.probe_due = kNever;
+      }
+    }
+    // RACK reference: only when this path's own ack reported the packet, so the copy that
+    // arrived is the one sent on this path (a late ack of an earlier copy sent elsewhere says
+    // nothing about this path's order, and would fake losses here).
+    if (s.path == ack_path && s.path < path_latest_acked_sent_.size()) {
+      path_latest_acked_sent_[s.path] = std::max(path_latest_acked_sent_[s.path], s.sent_at);
+    }
+  }
+  auto it = messages_.find(s.msg_id);
+  if (it != messages_.end() && ++it->second.packets_acked == it->second.packets_total) {
+    CompleteSendMessage(s.msg_id, Code::kOk);
+  }
+  last_progress_ = now;
+}
+
+void TransportContext::AdvanceUna() {
+  while (snd_una_ != snd_nxt_ && Slot(snd_una_).state == PacketState::kAcked) {
+    Slot(snd_una_).state = PacketState::kFree;
+    ++snd_una_;
+  }
+}
+
+void TransportContext::DeclareLost(Micros now, uint32_t psn, bool timeout) {
+  SentPacket& s = Slot(psn);
+  if (s.state != PacketState::kInFlight) return;
+  s.state = PacketState::kLost;
+  inflight_bytes_ -= s.len;
+  retx_.push_back(psn);
+  Path& p = peer_.paths[s.path];
+  ++p.stats.lost;
+  p.loss_ewma = p.loss_ewma * (1.0 - kLossEwmaGain) + kLossEwmaGain;
+  if (!timeout) return;
+  ++p.consecutive_losses;
+  if (p.state == PathState::kActive && p.consecutive_losses >= ep_.cfg.suspect_after_losses) {
+    p.state = PathState::kSuspect;
+    p.suspect_since = now;
+    ++p.stats.suspect_events;
+    p.probe_interval = std::max(ep_.cfg.probe_interval_us, p.rtt.srtt());
+    p.probe_due = now + p.probe_interval;
+  }
+}
+
+void TransportContext::DetectLossOnPath(Micros now, int path) {
+  auto& q = path_queue_[path];
+  const Micros window =
+      std::max<Micros>(ep_.cfg.min_reorder_window_us,
+                       static_cast<Micros>(ep_.cfg.reorder_window_frac *
+                                           static_cast<double>(peer_.paths[path].rtt.srtt())));
+  const Micros reference = path_latest_acked_sent_[path];
+  while (!q.empty()) {
+    const PathEntry e = q.front();
+    const SentPacket& s = Slot(e.psn);
+    if (!InRange(e.psn, snd_una_, snd_nxt_) || s.tx_count != e.tx_count ||
+        s.state != PacketState::kInFlight) {
+      q.pop_front();  // acked, re-sent elsewhere, or gone
+      continue;
+    }
+    if (s.sent_at + window >= reference) break;
+    DeclareLost(now, e.psn, false);
+    q.pop_front();
+  }
+}
+
+void TransportContext::OnAck(Micros now, const wire::Packet& p) {
+  ++ep_.stats.acks_received;
+  last_heard_ = now;
+  if (state_ != State::kEstablished) return;
+  const wire::AckExt& a = p.ack;
+  // Acks travel on paths of different delay, so an older ack (lower cumulative point) often
+  // arrives after a newer one: its ranges and RTT sample still count. A cumulative point beyond
+  // anything sent is not ours.
+  if (static_cast<int32_t>(a.cum_psn - snd_nxt_) > 0) {
+    ++ep_.stats.malformed_dropped;
+    return;
+  }
+  uint64_t acked_bytes = 0;
+  if (static_cast<int32_t>(a.cum_psn - snd_una_) > 0) {
+    for (uint32_t psn = snd_una_; psn != a.cum_psn; ++psn) MarkAcked(now, psn, -1, acked_bytes);
+  }
+  for (uint8_t i = 0; i < a.n_ranges; ++i) {
+    const uint32_t b = a.ranges[i].begin, e = a.ranges[i].end;
+    if (!InRange(b, snd_una_, snd_nxt_) || e - snd_una_ > snd_nxt_ - snd_una_) continue;
+    for (uint32_t psn = b; psn != e; ++psn) MarkAcked(now, psn, a.echo_path, acked_bytes);
+  }
+  AdvanceUna();
+
+  // RTT sample from the echoed timestamp, minus the time the receiver held the ack.
+  Micros rtt = 0;
+  if (a.echo_path < peer_.paths.size()) {
+    const uint32_t elapsed = static_cast<uint32_t>(now) - a.echo_ts_us;
+    if (elapsed < 10'000'000u) {  // ignore nonsense (clock wrap, forged echo)
+      rtt = elapsed > a.ack_delay_us ? elapsed - a.ack_delay_us : 1;
+      Path& path = peer_.paths[a.echo_path];
+      path.rtt.Sample(rtt);
+      if (p.common.flags & wire::kFlagProbe) {
+        path.state = PathState::kActive;
+        path.probe_due = kNever;
+        path.consecutive_losses = 0;
+        path.rto_backoff = 0;
+      }
+      srtt_us_ = (7 * srtt_us_ + rtt) / 8;
+      // Congestion is judged per path against that path's own base RTT (paths differ in
+      // delay), on a lightly smoothed delay so one reordered packet is not a congestion signal.
+      path.recent_rtt = path.recent_rtt == 0 ? rtt : (3 * path.recent_rtt + rtt) / 4;
+      cc_.OnAck(now, path.recent_rtt, path.rtt.min(), srtt_us_, acked_bytes);
+    }
+  }
+  for (size_t i = 0; i < path_queue_.size(); ++i) DetectLossOnPath(now, static_cast<int>(i));
+}
+
+void TransportContext::OnNack(Micros now, const wire::Packet& p) {
+  last_heard_ = now;
+  const uint32_t psn = p.nack.psn;
+  if (!InRange(psn, snd_una_, snd_nxt_)) return;
+  SentPacket& s = Slot(psn);
+  if (s.state != PacketState::kInFlight) return;
+  if (p.nack.reason == wire::NackReason::kReceiverNotReady) {
+    // Back-pressure, not loss: park the packet and hold new messages for a while.
+    ++ep_.stats.rnr_received;
+    s.state = PacketState::kRnrWait;
+    inflight_bytes_ -= s.len;
+    rnr_until_ = now + ep_.cfg.rnr_retry_us;
+    rnr_wait_.push_back({rnr_until_, psn});
+  } else {
+    DeclareLost(now, psn, false);
+  }
+}
+
+// ---------------------------------------------------------------- receive
+
+bool TransportContext::ReserveBuffer(const wire::DataExt& d, bool in_order, PostedRecv& out) {
+  auto& recvs = ep_.recvs;
+  if (recvs.empty()) return false;
+  if (in_order) {
+    // Buffers go to an in-order stream's messages only while enough remain for every earlier,
+    // still unplaced message of that stream: otherwise later messages could hold all buffers
+    // while the one that must be delivered first waits forever.
+    OrderedStream& st = ordered_[d.sq_id];
+    const int32_t ahead = static_cast<int32_t>(d.sq_seq - st.lowest_unassigned);
+    if (ahead < 0) return false;
+    if (recvs.size() <= static_cast<size_t>(ahead)) return false;
+    if (ahead == 0) {
+      ++st.lowest_unassigned;
+      while (st.assigned_above.erase(st.lowest_unassigned)) ++st.lowest_unassigned;
+    } else {
+      st.assigned_above.insert(d.sq_seq);
+    }
+  }
+  out = recvs.front();
+  recvs.pop_front();
+  return true;
+}
+
+void TransportContext::DeliverRecv(const RecvMessage& m, uint32_t msg_id) {
+  Completion c{.kind = CompletionKind::kRecv,
+               .status = m.truncated ? Code::kTruncated : Code::kOk,
+               .tag = m.buffer.tag,
+               .peer = peer_.id,
+               .sq = m.sq,
+               .length = m.len,
+               .sq_seq = m.sq_seq,
+               .buffer = m.buffer.buffer};
+  if (!m.in_order) {
+    ep_.CompleteRecv(m.buffer.cq, c);
+    return;
+  }
+  OrderedStream& st = ordered_[m.sq];
+  st.held.emplace(m.sq_seq, std::make_pair(m.buffer.cq, c));
+  for (auto it = st.held.begin(); it != st.held.end() && it->first == st.next_deliver;
+       it = st.held.erase(it)) {
+    ep_.CompleteRecv(it->second.first, it->second.second);
+    ++st.next_deliver;
+  }
+}
+
+void TransportContext::OnData(Micros now, const wire::Packet& p) {
+  last_heard_ = now;
+  const wire::DataExt& d = p.data;
+  AckState& ack = AckFor(p.common.path_id);
+  ack.echo_ts = p.common.tx_ts_us;
+  ack.echo_at = now;
+  auto ack_at_once = [&] {
+    acks_pending_ += !ack.now && !ack.probe_reply;
+    ack.now = true;
+  };
+  switch (rx_.Check(d.psn)) {
+    case ReceiveWindow::Mark::kDuplicate:
+      ++ep_.stats.duplicates_dropped;
+      ack.fresh.push_back(d.psn);  // the sender may have missed our ack: say it again
+      ack_at_once();
+      return;
+    case ReceiveWindow::Mark::kOutOfWindow:
+      ++ep_.stats.out_of_window_dropped;
+      nacks_.push_back({d.psn, wire::NackReason::kOutOfWindow});
+      nack_path_ = p.common.path_id;
+      return;
+    case ReceiveWindow::Mark::kNew:
+      break;
+  }
+  auto it = assembling_.find(d.msg_id);
+  if (it == assembling_.end()) {
+    const bool in_order = p.common.flags & wire::kFlagInOrder;
+    PostedRecv buffer;
+    if (!ReserveBuffer(d, in_order, buffer)) {
+      ++ep_.stats.rnr_sent;
+      nacks_.push_back({d.psn, wire::NackReason::kReceiverNotReady});
+      nack_path_ = p.common.path_id;
+      return;
+    }
+    RecvMessage m{.buffer = buffer,
+                  .len = d.msg_len,
+                  .sq = d.sq_id,
+                  .sq_seq = d.sq_seq,
+                  .in_order = in_order,
+                  .truncated = d.msg_len > buffer.len};
+    it = assembling_.emplace(d.msg_id, m).first;
+  }
+  RecvMessage& m = it->second;
+  if (m.len != d.msg_len || m.sq != d.sq_id || m.sq_seq != d.sq_seq) {
+    ++ep_.stats.malformed_dropped;  // fragments of one message disagree: not ours to trust
+    return;
+  }
+  rx_.Insert(d.psn);
+  ack.fresh.push_back(d.psn);
+  if (!m.truncated && !p.payload.empty()) {
+    std::memcpy(static_cast<uint8_t*>(m.buffer.buffer) + d.offset, p.payload.data(),
+                p.payload.size());
+  }
+  m.received += d.payload_len;
+  if (m.received >= m.len) {
+    RecvMessage done = m;
+    assembling_.erase(it);
+    DeliverRecv(done, d.msg_id);
+  }
+  if (++ack.unacked >= ep_.cfg.ack_every) {
+    ack_at_once();
+  } else if (ack.due == kNever) {
+    ack.due = now + ep_.cfg.ack_delay_us;
+  }
+}
+
+void TransportContext::OnProbe(Micros now, const wire::Packet& p) {
+  last_heard_ = now;
+  AckState& ack = AckFor(p.common.path_id);
+  ack.echo_ts = p.common.tx_ts_us;
+  ack.echo_at = now;
+  acks_pending_ += !ack.now && !ack.probe_reply;
+  ack.probe_reply = true;
+}
+
+// ---------------------------------------------------------------- timers
+
+Micros TransportContext::NextTimeout() const {
+  Micros t = kNever;
+  if (hello_ack_pending_ || !nacks_.empty() || acks_pending_ > 0) return 0;
+  if (state_ == State::kConnecting) {
+    t = std::min({t, hello_due_, connect_started_ + ep_.cfg.peer_timeout_us});
+  }
+  for (const AckState& a : acks_) {
+    if (a.unacked > 0) t = std::min(t, a.due);
+  }
+  if (state_ != State::kEstablished) return t;
+  if (!rnr_wait_.empty()) t = std::min(t, rnr_wait_.front().first);
+  if (!messages_.empty()) t = std::min(t, last_heard_ + ep_.cfg.peer_timeout_us);
+  for (size_t i = 0; i < path_queue_.size(); ++i) {
+    if (path_queue_[i].empty()) continue;
+    const SentPacket& s = Slot(path_queue_[i].front().psn);
+    t = std::min(t, s.sent_at + PathRto(static_cast<int>(i)));
+  }
+  const bool can_send =
+      !retx_.empty() || (!unsent_.empty() && snd_nxt_ - snd_una_ < ep_.cfg.window_packets);
+  if (can_send && cc_.WindowAllows(inflight_bytes_, ep_.cfg.max_payload)) {
+    t = std::min(
+        t, std::max(rnr_until_, cc_.PacedAt(ep_.cfg.max_payload + wire::kDataHeaderLen, srtt_us_)));
+  }
+  return t;
+}
+
+void TransportContext::HandleTimeout(Micros now) {
+  if (state_ == State::kConnecting && now >= connect_started_ + ep_.cfg.peer_timeout_us) {
+    ++ep_.stats.peer_timeouts;
+    FailAll(Code::kTimedOut);
+    state_ = State::kIdle;
+    hello_due_ = kNever;
+    ++generation_;
+    return;
+  }
+  if (state_ != State::kEstablished) return;
+  if (!messages_.empty() && now >= last_heard_ + ep_.cfg.peer_timeout_us) {
+    // Dead peer: fail everything and start over; the next post reconnects with a new
+    // generation, which makes the peer drop its half of the old sequence state.
+    ++ep_.stats.peer_timeouts;
+    FailAll(Code::kTimedOut);
+    ResetSequenceState();
+    state_ = State::kIdle;
+    ++generation_;
+    return;
+  }
+  while (!rnr_wait_.empty() && rnr_wait_.front().first <= now) {
+    const uint32_t psn = rnr_wait_.front().second;
+    rnr_wait_.pop_front();
+    SentPacket& s = Slot(psn);
+    if (InRange(psn, snd_una_, snd_nxt_) && s.state == PacketState::kRnrWait) {
+      s.state = PacketState::kLost;  // re-send, without blaming the path
+      retx_.push_back(psn);
+    }
+  }
+  for (size_t i = 0; i < path_queue_.size(); ++i) {
+    auto& q = path_queue_[i];
+    // Drop stale heads first so the RTO is measured from the oldest packet truly in flight.
+    while (!q.empty()) {
+      const PathEntry e = q.front();
+      const SentPacket& s = Slot(e.psn);
+      if (InRange(e.psn, snd_una_, snd_nxt_) && s.tx_count == e.tx_count &&
+          s.state == PacketState::kInFlight) {
+        break;
+      }
+      q.pop_front();
+    }
+    if (q.empty()) continue;
+    const Micros rto = PathRto(static_cast<int>(i));
+    if (Slot(q.front().psn).sent_at + rto > now) continue;
+    ++ep_.stats.rto_events;
+    while (!q.empty()) {
+      const PathEntry e = q.front();
+      const SentPacket& s = Slot(e.psn);
+      if (s.tx_count == e.tx_count && s.state == PacketState::kInFlight &&
+          InRange(e.psn, snd_una_, snd_nxt_)) {
+        if (s.sent_at + rto > now) break;
+        DeclareLost(now, e.psn, true);
+      }
+      q.pop_front();
+    }
+    Path& p = peer_.paths[i];
+    p.rto_backoff = std::min(p.rto_backoff + 1, kMaxRtoBackoff);
+    cc_.OnTimeout(now, srtt_us_);
+  }
+}
+
+}  // namespace opensrd

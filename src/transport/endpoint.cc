@@ -1,0 +1,450 @@
+// Endpoint: demultiplexes datagrams to transport contexts by the context id in the header (not by
+// address: paths and NATs change ports), runs the handshake and restart detection, and hands the
+// application calls to the context that the (destination, SQ) pair selects.
+#include <arpa/inet.h>
+
+#include <algorithm>
+#include <map>
+#include <stdexcept>
+
+#include "opensrd/transport.h"
+#include "transport/context.h"
+#include "transport/endpoint_state.h"
+#include "transport/wire.h"
+
+namespace opensrd {
+
+std::string ToString(const NetAddr& a) {
+  char buf[INET_ADDRSTRLEN] = {};
+  const uint32_t be = htonl(a.ip);
+  inet_ntop(AF_INET, &be, buf, sizeof buf);
+  return std::string(buf) + ":" + std::to_string(a.port);
+}
+
+Result<NetAddr> ParseNetAddr(const std::string& host_port) {
+  const auto colon = host_port.rfind(':');
+  if (colon == std::string::npos) {
+    return Status(Code::kInvalidArgument, "address '" + host_port + "' is not HOST:PORT");
+  }
+  std::string host = host_port.substr(0, colon);
+  const std::string port_s = host_port.substr(colon + 1);
+  if (host == "localhost") host = "127.0.0.1";
+  uint32_t be = 0;
+  if (inet_pton(AF_INET, host.c_str(), &be) != 1) {
+    return Status(Code::kInvalidArgument, "host '" + host + "' is not an IPv4 address");
+  }
+  char* end = nullptr;
+  const long port = std::strtol(port_s.c_str(), &end, 10);
+  if (port_s.empty() || *end != '\0' || port < 0 || port > 65535) {
+    return Status(Code::kInvalidArgument, "port '" + port_s + "' is not 0..65535");
+  }
+  return NetAddr{ntohl(be), static_cast<uint16_t>(port)};
+}
+
+const char* PathStateName(PathState s) {
+  return s == PathState::kActive ? "active" : "suspect";
+}
+
+namespace {
+constexpr size_t kMaxPaths = 64;
+
+void ValidateConfig(const EndpointConfig& c) {
+  auto fail = [](const std::string& what) {
+    throw std::invalid_argument("EndpointConfig: " + what);
+  };
+  if (c.max_payload < 64 ||
+      c.max_payload > wire::kMaxDatagram - wire::kDataHeaderLen - wire::kCrcLen)
+    fail("max_payload must be 64.." + std::to_string(wire::kMaxDatagram - 56));
+  if (c.window_packets < 64 || c.window_packets > (1u << 20) ||
+      (c.window_packets & (c.window_packets - 1)) != 0)
+    fail("window_packets must be a power of two in 64..2^20");
+  if (c.contexts_per_peer == 0 || c.contexts_per_peer > 64) fail("contexts_per_peer must be 1..64");
+  if (c.ack_every == 0) fail("ack_every must be >= 1");
+  if (c.min_rto_us == 0 || c.min_rto_us > c.max_rto_us) fail("need 0 < min_rto_us <= max_rto_us");
+  if (c.suspect_after_losses == 0) fail("suspect_after_losses must be >= 1");
+  if (c.peer_timeout_us == 0) fail("peer_timeout_us must be > 0");
+}
+}  // namespace
+
+class Endpoint::Impl {
+ public:
+  explicit Impl(const EndpointConfig& cfg) : sh_(cfg) {
+    ValidateConfig(cfg);
+    if (sh_.cfg.node_id == 0) sh_.cfg.node_id = sh_.rng.Next() | 1;
+    sh_.incarnation = cfg.incarnation;
+    while (sh_.incarnation == 0) sh_.incarnation = static_cast<uint32_t>(sh_.rng.Next());
+  }
+
+  EndpointShared sh_;
+  std::vector<std::unique_ptr<Peer>> peers_;
+  std::vector<std::unique_ptr<TransportContext>> ctxs_;  // context id = index + 1
+  std::map<uint64_t, PeerId> by_node_;
+  struct ControlOut {
+    uint16_t local_socket;
+    NetAddr remote;
+    wire::Common common;
+  };
+  std::deque<ControlOut> control_;
+  size_t rr_ = 0;
+
+  TransportContext* FindContext(uint32_t id) {
+    return id >= 1 && id <= ctxs_.size() ? ctxs_[id - 1].get() : nullptr;
+  }
+
+  Peer& NewPeer() {
+    auto p = std::make_unique<Peer>();
+    p->id = static_cast<PeerId>(peers_.size() + 1);
+    peers_.push_back(std::move(p));
+    return *peers_.back();
+  }
+
+  TransportContext& NewContext(Peer& peer) {
+    const uint32_t id = static_cast<uint32_t>(ctxs_.size() + 1);
+    ctxs_.push_back(std::make_unique<TransportContext>(sh_, peer, id));
+    peer.contexts.push_back(id);
+    return *ctxs_.back();
+  }
+
+  void LearnPath(Peer& peer, uint8_t path_id, uint16_t local_socket, const NetAddr& from) {
+    if (!peer.learns_paths || path_id >= kMaxPaths) return;
+    if (path_id >= peer.paths.size()) peer.paths.resize(path_id + 1, Path(sh_.cfg.initial_rtt_us));
+    Path& p = peer.paths[path_id];
+    p.known = true;
+    p.spec = {local_socket, from};
+    p.stats.id = path_id;
+  }
+
+  void QueueReset(uint16_t local_socket, const NetAddr& from, const wire::Common& offending) {
+    wire::Common c;
+    c.type = wire::Type::kReset;
+    c.dst_ctx = offending.src_ctx;
+    c.src_ctx = offending.dst_ctx;
+    c.src_incarnation = sh_.incarnation;
+    c.dst_incarnation = offending.src_incarnation;
+    c.path_id = offending.path_id;
+    if (control_.size() < 1024) control_.push_back({local_socket, from, c});
+    ++sh_.stats.resets_sent;
+  }
+
+  // The peer came back with a new incarnation (or forgot us): fail everything toward it.
+  void RestartPeer(Peer& peer, Micros now, TransportContext* except) {
+    ++sh_.stats.peer_restarts;
+    for (uint32_t id : peer.contexts) {
+      TransportContext* c = FindContext(id);
+      if (c != except) c->OnPeerRestart(now);
+    }
+    peer.remote_incarnation = 0;
+  }
+
+  void OnHello(Micros now, uint16_t sock, const NetAddr& from, const wire::Packet& p) {
+    const wire::Common& c = p.common;
+    PeerId pid = 0;
+    if (auto it = by_node_.find(p.hello.node_id); it != by_node_.end()) pid = it->second;
+    if (pid == 0) {
+      // A peer we declared ourselves (AddPeer) opening toward us at the same time.
+      for (auto& peer : peers_) {
+        if (peer->node_id != 0) continue;
+        for (auto& path : peer->paths) {
+          if (path.known && path.spec.remote == from) pid = peer->id;
+        }
+      }
+    }
+    Peer& peer = pid ? *peers_[pid - 1] : NewPeer();
+    if (!pid) peer.learns_paths = true;
+    peer.node_id = p.hello.node_id;
+    by_node_[peer.node_id] = peer.id;
+    LearnPath(peer, c.path_id, sock, from);
+    if (peer.remote_incarnation != 0 && peer.remote_incarnation != c.src_incarnation) {
+      RestartPeer(peer, now, nullptr);
+    }
+    peer.remote_incarnation = c.src_incarnation;
+
+    TransportContext* ctx = nullptr;
+    for (uint32_t id : peer.contexts) {
+      TransportContext* cand = FindContext(id);
+      if (cand->remote_id() == c.src_ctx && cand->state() != TransportContext::State::kIdle) {
+        ctx = cand;
+      }
+    }
+    if (ctx && ctx->remote_generation() != p.hello.generation) {
+      ctx->OnPeerRestart(now);  // the peer gave up on the old sequence state: so do we
+    } else if (!ctx) {
+      // Adopt a context of ours that has no partner yet (simultaneous open), else make one.
+      for (uint32_t id : peer.contexts) {
+        TransportContext* cand = FindContext(id);
+        if (!ctx && cand->remote_id() == 0) ctx = cand;
+      }
+      if (!ctx) ctx = &NewContext(peer);
+    }
+    ctx->OnHello(now, p);
+  }
+
+  void OnHelloAck(Micros now, uint16_t sock, const NetAddr& from, const wire::Packet& p) {
+    const wire::Common& c = p.common;
+    TransportContext* ctx = FindContext(c.dst_ctx);
+    if (!ctx || c.dst_incarnation != sh_.incarnation) {
+      ++sh_.stats.stale_dropped;
+      return;
+    }
+    Peer& peer = ctx->peer();
+    if (peer.remote_incarnation != 0 && peer.remote_incarnation != c.src_incarnation) {
+      RestartPeer(peer, now, ctx);
+    }
+    peer.remote_incarnation = c.src_incarnation;
+    if (peer.node_id == 0) {
+      peer.node_id = p.hello.node_id;
+      by_node_[peer.node_id] = peer.id;
+    }
+    LearnPath(peer, c.path_id, sock, from);
+    ctx->OnHelloAck(now, p);
+  }
+
+  void OnReset(Micros now, const wire::Packet& p) {
+    const wire::Common& c = p.common;
+    TransportContext* ctx = FindContext(c.dst_ctx);
+    if (!ctx || c.dst_incarnation != sh_.incarnation) return;
+    Peer& peer = ctx->peer();
+    if (peer.remote_incarnation != 0 && peer.remote_incarnation != c.src_incarnation) {
+      RestartPeer(peer, now, nullptr);
+    } else if (ctx->state() != TransportContext::State::kIdle && ctx->remote_id() == c.src_ctx) {
+      ctx->OnPeerRestart(now);  // same incarnation, but it dropped this context
+    }
+  }
+
+  void HandleDatagram(Micros now, uint16_t sock, const NetAddr& from,
+                      std::span<const uint8_t> bytes) {
+    ++sh_.stats.datagrams_in;
+    wire::Packet p;
+    const wire::ParseError err = wire::Parse(bytes, p);
+    if (err == wire::ParseError::kBadChecksum) {
+      ++sh_.stats.corrupt_dropped;
+      return;
+    }
+    if (err != wire::ParseError::kNone) {
+      ++sh_.stats.malformed_dropped;
+      return;
+    }
+    const wire::Common& c = p.common;
+    switch (c.type) {
+      case wire::Type::kHello:
+        return OnHello(now, sock, from, p);
+      case wire::Type::kHelloAck:
+        return OnHelloAck(now, sock, from, p);
+      case wire::Type::kReset:
+        return OnReset(now, p);
+      default:
+        break;
+    }
+    TransportContext* ctx = FindContext(c.dst_ctx);
+    if (!ctx || c.dst_incarnation != sh_.incarnation) {
+      ++sh_.stats.stale_dropped;  // meant for a context we do not have, or our previous life
+      QueueReset(sock, from, c);
+      return;
+    }
+    Peer& peer = ctx->peer();
+    if (c.src_incarnation != peer.remote_incarnation || c.src_ctx != ctx->remote_id()) {
+      ++sh_.stats.stale_dropped;
+      if (ctx->state() == TransportContext::State::kIdle) QueueReset(sock, from, c);
+      return;
+    }
+    LearnPath(peer, c.path_id, sock, from);
+    ctx->NotePeerAlive(now);
+    switch (c.type) {
+      case wire::Type::kData:
+        return ctx->OnData(now, p);
+      case wire::Type::kAck:
+        return ctx->OnAck(now, p);
+      case wire::Type::kNack:
+        return ctx->OnNack(now, p);
+      case wire::Type::kProbe:
+        return ctx->OnProbe(now, p);
+      default:
+        return;
+    }
+  }
+
+  bool PollProbe(Micros now, std::span<uint8_t> buf, Transmit& out) {
+    for (auto& peer : peers_) {
+      for (size_t i = 0; i < peer->paths.size(); ++i) {
+        Path& path = peer->paths[i];
+        if (path.state != PathState::kSuspect || path.probe_due > now) continue;
+        path.probe_due = now + path.probe_interval;
+        path.probe_interval = std::min(path.probe_interval * 2, sh_.cfg.max_rto_us);
+        for (uint32_t id : peer->contexts) {
+          if (FindContext(id)->EmitProbe(now, static_cast<int>(i), buf, out)) return true;
+        }
+      }
+    }
+    return false;
+  }
+
+  bool PollTransmit(Micros now, std::span<uint8_t> buf, Transmit& out) {
+    if (buf.size() < size_t{sh_.cfg.max_payload} + wire::kDataHeaderLen + wire::kCrcLen) {
+      return false;
+    }
+    if (!control_.empty()) {
+      ControlOut co = control_.front();
+      control_.pop_front();
+      co.common.tx_ts_us = static_cast<uint32_t>(now);
+      out = {co.local_socket, co.remote, wire::EncodeBare(co.common, buf)};
+      ++sh_.stats.datagrams_out;
+      return true;
+    }
+    if (PollProbe(now, buf, out)) {
+      ++sh_.stats.datagrams_out;
+      return true;
+    }
+    const size_t n = ctxs_.size();
+    for (size_t k = 0; k < n; ++k) {
+      const size_t i = (rr_ + k) % n;
+      if (ctxs_[i]->PollTransmit(now, buf, out)) {
+        rr_ = (i + 1) % n;
+        ++sh_.stats.datagrams_out;
+        return true;
+      }
+    }
+    return false;
+  }
+
+  Micros NextTimeout() const {
+    if (!control_.empty()) return 0;
+    Micros t = kNever;
+    for (const auto& c : ctxs_) t = std::min(t, c->NextTimeout());
+    for (const auto& peer : peers_) {
+      for (const auto& path : peer->paths) {
+        if (path.state == PathState::kSuspect) t = std::min(t, path.probe_due);
+      }
+    }
+    return t;
+  }
+};
+
+Endpoint::Endpoint(const EndpointConfig& config) : impl_(std::make_unique<Impl>(config)) {}
+Endpoint::~Endpoint() = default;
+
+const EndpointConfig& Endpoint::config() const {
+  return impl_->sh_.cfg;
+}
+uint32_t Endpoint::incarnation() const {
+  return impl_->sh_.incarnation;
+}
+
+CqId Endpoint::CreateCompletionQueue() {
+  impl_->sh_.cqs.emplace_back();
+  return static_cast<CqId>(impl_->sh_.cqs.size() - 1);
+}
+
+Result<SqId> Endpoint::CreateSendQueue(const SqOptions& options) {
+  auto& sh = impl_->sh_;
+  if (options.cq >= sh.cqs.size()) return Status(Code::kNotFound, "no such completion queue");
+  if (options.depth == 0) return Status(Code::kInvalidArgument, "send queue depth must be > 0");
+  if (sh.sqs.size() >= 0xFFFF) return Status(Code::kResourceExhausted, "too many send queues");
+  sh.sqs.push_back(SendQueueState{.options = options});
+  return static_cast<SqId>(sh.sqs.size() - 1);
+}
+
+Result<PeerId> Endpoint::AddPeer(const std::vector<PathSpec>& paths, Micros now) {
+  if (paths.empty() || paths.size() > kMaxPaths) {
+    return Status(Code::kInvalidArgument,
+                  "a peer needs 1.." + std::to_string(kMaxPaths) + " paths");
+  }
+  Peer& peer = impl_->NewPeer();
+  for (size_t i = 0; i < paths.size(); ++i) {
+    Path p(impl_->sh_.cfg.initial_rtt_us);
+    p.spec = paths[i];
+    p.known = true;
+    p.stats.id = static_cast<uint32_t>(i);
+    peer.paths.push_back(p);
+  }
+  for (uint32_t i = 0; i < impl_->sh_.cfg.contexts_per_peer; ++i) {
+    impl_->NewContext(peer).Connect(now);
+  }
+  return peer.id;
+}
+
+Status Endpoint::PostSend(SqId sq, PeerId peer, std::span<const Sge> sgl, uint64_t tag,
+                          Micros now) {
+  auto& sh = impl_->sh_;
+  if (sq >= sh.sqs.size()) return Status(Code::kNotFound, "no such send queue");
+  if (peer == 0 || peer > impl_->peers_.size()) return Status(Code::kNotFound, "no such peer");
+  Peer& p = *impl_->peers_[peer - 1];
+  if (p.contexts.empty()) return Status(Code::kNotFound, "peer has no transport context");
+  TransportContext* ctx = impl_->FindContext(p.contexts[sq % p.contexts.size()]);
+  return ctx->Post(sq, sgl, tag, now);
+}
+
+Status Endpoint::PostRecv(CqId cq, void* buffer, size_t len, uint64_t tag) {
+  auto& sh = impl_->sh_;
+  if (cq >= sh.cqs.size()) return Status(Code::kNotFound, "no such completion queue");
+  if (buffer == nullptr && len > 0) return Status(Code::kInvalidArgument, "null receive buffer");
+  sh.recvs.push_back({cq, buffer, len, tag});
+  return Status::Ok();
+}
+
+size_t Endpoint::PollCompletions(CqId cq, std::span<Completion> out) {
+  auto& sh = impl_->sh_;
+  if (cq >= sh.cqs.size()) return 0;
+  auto& q = sh.cqs[cq];
+  size_t n = 0;
+  while (n < out.size() && !q.empty()) {
+    out[n++] = q.front();
+    q.pop_front();
+  }
+  return n;
+}
+
+void Endpoint::HandleDatagram(Micros now, uint16_t local_socket, const NetAddr& from,
+                              std::span<const uint8_t> bytes) {
+  impl_->HandleDatagram(now, local_socket, from, bytes);
+}
+
+bool Endpoint::PollTransmit(Micros now, std::span<uint8_t> buf, Transmit& out) {
+  return impl_->PollTransmit(now, buf, out);
+}
+
+Micros Endpoint::NextTimeout() const {
+  return impl_->NextTimeout();
+}
+
+void Endpoint::HandleTimeout(Micros now) {
+  for (auto& c : impl_->ctxs_) c->HandleTimeout(now);
+}
+
+bool Endpoint::Busy() const {
+  for (const auto& c : impl_->ctxs_) {
+    if (c->Busy()) return true;
+  }
+  return false;
+}
+
+EndpointStats Endpoint::stats() const {
+  EndpointStats s = impl_->sh_.stats;
+  double cwnd = 0;
+  for (const auto& c : impl_->ctxs_) cwnd += c->cwnd();
+  s.cwnd_bytes = static_cast<uint64_t>(cwnd);
+  return s;
+}
+
+std::vector<PathStats> Endpoint::path_stats(PeerId peer) const {
+  std::vector<PathStats> out;
+  if (peer == 0 || peer > impl_->peers_.size()) return out;
+  const Peer& p = *impl_->peers_[peer - 1];
+  for (size_t i = 0; i < p.paths.size(); ++i) {
+    PathStats s = p.paths[i].stats;
+    s.id = static_cast<uint32_t>(i);
+    s.spec = p.paths[i].spec;
+    s.state = p.paths[i].state;
+    s.srtt_us = p.paths[i].rtt.srtt();
+    s.min_rtt_us = p.paths[i].rtt.min();
+    out.push_back(s);
+  }
+  return out;
+}
+
+std::vector<PeerId> Endpoint::peers() const {
+  std::vector<PeerId> out;
+  for (const auto& p : impl_->peers_) out.push_back(p->id);
+  return out;
+}
+
+}  // namespace opensrd

@@ -1,0 +1,63 @@
+// State an Endpoint shares with its transport contexts: configuration, counters, the shared
+// receive queue, completion queues and send queues, and the peer table. Internal to
+// src/transport; not thread-safe (the Endpoint's single driving thread owns it).
+#pragma once
+#include <cstdint>
+#include <deque>
+#include <vector>
+
+#include "common/rng.h"
+#include "opensrd/transport.h"
+#include "transport/path.h"
+
+namespace opensrd {
+
+struct PostedRecv {
+  CqId cq = 0;
+  void* buffer = nullptr;
+  size_t len = 0;
+  uint64_t tag = 0;
+};
+
+struct SendQueueState {
+  SqOptions options;
+  uint32_t outstanding = 0;  // posted, not yet completed
+  uint32_t next_seq = 0;
+};
+
+struct Peer {
+  PeerId id = 0;
+  uint64_t node_id = 0;             // 0 until learned from a handshake
+  uint32_t remote_incarnation = 0;  // 0: unknown (before a handshake, after a restart)
+  bool learns_paths = false;        // accepted peers learn path addresses from packets
+  std::vector<Path> paths;          // index = wire path id
+  std::vector<uint32_t> contexts;   // local context ids, slot = sq % contexts_per_peer
+};
+
+struct EndpointShared {
+  explicit EndpointShared(const EndpointConfig& c) : cfg(c), rng(c.seed) {}
+
+  void CompleteSend(const Completion& c) {
+    stats.messages_sent += c.status == Code::kOk;
+    SendQueueState& sq = sqs[c.sq];
+    --sq.outstanding;
+    cqs[sq.options.cq].push_back(c);
+  }
+  void CompleteRecv(CqId cq, const Completion& c) {
+    if (c.status == Code::kOk) {
+      ++stats.messages_received;
+      stats.bytes_received += c.length;
+    }
+    cqs[cq].push_back(c);
+  }
+
+  EndpointConfig cfg;
+  Rng rng;
+  uint32_t incarnation = 0;
+  EndpointStats stats;
+  std::deque<PostedRecv> recvs;
+  std::vector<std::deque<Completion>> cqs;
+  std::vector<SendQueueState> sqs;
+};
+
+}  // namespace opensrd

@@ -1,0 +1,70 @@
+// Per-path state of a peer: where packets go, how long they take, whether the path is trusted.
+// Paths are shared by every context toward the same peer. Not thread-safe.
+#pragma once
+#include <cstdint>
+#include <vector>
+
+#include "opensrd/transport.h"
+
+namespace opensrd {
+
+// RFC 6298-style smoothed RTT, in microseconds, plus the minimum seen (the delay-based
+// congestion control's base RTT).
+class RttEstimator {
+ public:
+  explicit RttEstimator(Micros initial_us) : srtt_(initial_us), rttvar_(initial_us / 2) {}
+  void Sample(Micros rtt_us) {
+    if (rtt_us == 0) rtt_us = 1;
+    if (!have_sample_) {
+      srtt_ = rtt_us;
+      rttvar_ = rtt_us / 2;
+      have_sample_ = true;
+    } else {
+      const Micros diff = srtt_ > rtt_us ? srtt_ - rtt_us : rtt_us - srtt_;
+      rttvar_ = (3 * rttvar_ + diff) / 4;
+      srtt_ = (7 * srtt_ + rtt_us) / 8;
+    }
+    if (min_ == 0 || rtt_us < min_) min_ = rtt_us;
+  }
+  Micros srtt() const { return srtt_; }
+  Micros rttvar() const { return rttvar_; }
+  Micros min() const { return min_; }
+  bool have_sample() const { return have_sample_; }
+  Micros Rto(Micros floor, Micros ceiling) const {
+    Micros rto = srtt_ + 4 * rttvar_;
+    if (rto < floor) rto = floor;
+    return rto > ceiling ? ceiling : rto;
+  }
+
+ private:
+  Micros srtt_;
+  Micros rttvar_;
+  Micros min_ = 0;
+  bool have_sample_ = false;
+};
+
+struct Path {
+  explicit Path(Micros initial_rtt) : rtt(initial_rtt) {}
+  PathSpec spec;
+  bool known = false;  // accepted peers learn a path's address from its first packet
+  PathState state = PathState::kActive;
+  RttEstimator rtt;
+  Micros recent_rtt = 0;  // EWMA (gain 1/4) of RTT samples: the congestion signal
+  uint32_t consecutive_losses = 0;
+  uint32_t rto_backoff = 0;  // exponent applied to the RTO after timeouts
+  Micros suspect_since = 0;
+  Micros probe_due = kNever;
+  Micros probe_interval = 0;
+  // Recent delivery ratio (EWMA over packets): weights spraying away from lossy paths.
+  double loss_ewma = 0.0;
+  double credit = 0.0;  // smooth weighted round-robin accumulator
+  PathStats stats;
+};
+
+// Chooses the path for the next packet by smooth weighted round-robin: weight ~ (1 - loss)^2 /
+// srtt, with a floor so no healthy path starves of RTT samples. Deterministic and low-variance
+// (round-robin over paths of unequal delay would fill the receiver's reorder state).
+// Returns -1 when `paths` is empty.
+int ChoosePath(std::vector<Path>& paths, int exclude);
+
+}  // namespace opensrd

@@ -1,0 +1,59 @@
+// The receiver's record of which PSNs of one context have arrived: a cumulative point plus a
+// bitmap of the window above it. Detects duplicates exactly and builds SACK ranges.
+// Memory is fixed at construction (window/8 bytes). Not thread-safe.
+#pragma once
+#include <cstdint>
+#include <vector>
+
+#include "transport/wire.h"
+
+namespace opensrd {
+
+class ReceiveWindow {
+ public:
+  enum class Mark { kNew, kDuplicate, kOutOfWindow };
+
+  explicit ReceiveWindow(uint32_t window_pow2) : mask_(window_pow2 - 1), bits_(window_pow2 / 64) {}
+
+  Mark Check(uint32_t psn) const {
+    const int32_t d = static_cast<int32_t>(psn - cum_);
+    if (d < 0) return Mark::kDuplicate;
+    if (static_cast<uint32_t>(d) > mask_) return Mark::kOutOfWindow;
+    return Test(psn) ? Mark::kDuplicate : Mark::kNew;
+  }
+  // Records `psn`; returns what it was before.
+  Mark Insert(uint32_t psn) {
+    Mark m = Check(psn);
+    if (m != Mark::kNew) return m;
+    Set(psn);
+    if (static_cast<int32_t>(psn + 1 - high_) > 0) high_ = psn + 1;
+    while (Test(cum_)) {
+      Clear(cum_);
+      ++cum_;
+    }
+    return m;
+  }
+  uint32_t cum() const { return cum_; }
+  bool HasGap() const { return high_ != cum_; }
+  void Reset() {
+    for (auto& w : bits_) w = 0;
+    cum_ = high_ = 0;
+  }
+
+  // Fills up to `max` ranges of received PSNs above cum(). When there are more runs than fit,
+  // keeps the lowest half (holes nearest the cumulative point matter most) and the highest half
+  // (newest arrivals drive the sender's loss detection).
+  uint8_t BuildSack(wire::SackRange* out, size_t max) const;
+
+ private:
+  bool Test(uint32_t psn) const { return (bits_[(psn & mask_) >> 6] >> (psn & 63)) & 1; }
+  void Set(uint32_t psn) { bits_[(psn & mask_) >> 6] |= uint64_t{1} << (psn & 63); }
+  void Clear(uint32_t psn) { bits_[(psn & mask_) >> 6] &= ~(uint64_t{1} << (psn & 63)); }
+
+  uint32_t mask_;
+  std::vector<uint64_t> bits_;
+  uint32_t cum_ = 0;   // next PSN not yet received
+  uint32_t high_ = 0;  // one past the highest PSN received
+};
+
+}  // namespace opensrd
