@@ -36,8 +36,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       n = EncodeNack(p.common, p.nack, out);
       break;
     case Type::kProbe:
-    case Type::kReset:
       n = EncodeBare(p.common, out);
+      break;
+    case Type::kReset:
+      n = EncodeReset(p.common, p.reset, out);
       break;
   }
   if (n != buf.size() || std::memcmp(out.data(), buf.data(), n) != 0) std::abort();

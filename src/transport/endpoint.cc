@@ -83,6 +83,7 @@ class Endpoint::Impl {
     uint16_t local_socket;
     NetAddr remote;
     wire::Common common;
+    uint32_t addressed_incarnation;
   };
   std::deque<ControlOut> control_;
   size_t rr_ = 0;
@@ -122,7 +123,9 @@ class Endpoint::Impl {
     c.src_incarnation = sh_.incarnation;
     c.dst_incarnation = offending.src_incarnation;
     c.path_id = offending.path_id;
-    if (control_.size() < 1024) control_.push_back({local_socket, from, c});
+    if (control_.size() < 1024) {
+      control_.push_back({local_socket, from, c, offending.dst_incarnation});
+    }
     ++sh_.stats.resets_sent;
   }
 
@@ -204,7 +207,12 @@ class Endpoint::Impl {
     TransportContext* ctx = FindContext(c.dst_ctx);
     if (!ctx || c.dst_incarnation != sh_.incarnation) return;
     Peer& peer = ctx->peer();
-    if (peer.remote_incarnation != 0 && peer.remote_incarnation != c.src_incarnation) {
+    // Only a reset provoked by a packet addressed to the incarnation we talk to now counts;
+    // others answer packets that were still in flight from before a restart.
+    if (peer.remote_incarnation == 0 || p.reset.addressed_incarnation != peer.remote_incarnation) {
+      return;
+    }
+    if (peer.remote_incarnation != c.src_incarnation) {
       RestartPeer(peer, now, nullptr);
     } else if (ctx->state() != TransportContext::State::kIdle && ctx->remote_id() == c.src_ctx) {
       ctx->OnPeerRestart(now);  // same incarnation, but it dropped this context
@@ -286,7 +294,9 @@ class Endpoint::Impl {
       ControlOut co = control_.front();
       control_.pop_front();
       co.common.tx_ts_us = static_cast<uint32_t>(now);
-      out = {co.local_socket, co.remote, wire::EncodeBare(co.common, buf)};
+      out = {
+          co.local_socket, co.remote,
+          wire::EncodeReset(co.common, {.addressed_incarnation = co.addressed_incarnation}, buf)};
       ++sh_.stats.datagrams_out;
       return true;
     }

@@ -1,5 +1,6 @@
 #include "transport/fault.h"
 
+#include <algorithm>
 #include <cerrno>
 #include <cmath>
 #include <cstdlib>
@@ -11,8 +12,21 @@ Status Bad(const std::string& why) {
   return Status(Code::kInvalidArgument, "--fault: " + why);
 }
 
+// Plain decimal only (a real may carry an exponent): no white space, leading sign or hex
+// forms, which strtod/strtoull would otherwise quietly accept.
+bool PlainNumber(const std::string& s, bool real) {
+  if (s.empty() || !((s[0] >= '0' && s[0] <= '9') || (real && s[0] == '.'))) return false;
+  for (char ch : s) {
+    const bool digit = ch >= '0' && ch <= '9';
+    if (!digit && !(real && (ch == '.' || ch == 'e' || ch == 'E' || ch == '-' || ch == '+'))) {
+      return false;
+    }
+  }
+  return true;
+}
+
 bool ParseDouble(const std::string& s, double& out) {
-  if (s.empty()) return false;
+  if (!PlainNumber(s, true)) return false;
   char* end = nullptr;
   errno = 0;
   out = std::strtod(s.c_str(), &end);
@@ -20,7 +34,7 @@ bool ParseDouble(const std::string& s, double& out) {
 }
 
 bool ParseUint(const std::string& s, uint64_t& out) {
-  if (s.empty() || s[0] == '-' || s[0] == '+') return false;
+  if (!PlainNumber(s, false)) return false;
   char* end = nullptr;
   errno = 0;
   out = std::strtoull(s.c_str(), &end, 10);
@@ -56,10 +70,15 @@ Result<FaultSpec> ParseFaultSpec(const std::string& spec) {
       return Bad("path " + std::to_string(path) + " given twice");
     }
     PathFault f;
+    std::vector<std::string> seen;
     for (const std::string& kv : Split(part.substr(colon + 1), ',')) {
       const size_t eq = kv.find('=');
       if (eq == std::string::npos) return Bad("'" + kv + "' is not key=value");
       const std::string key = kv.substr(0, eq), val = kv.substr(eq + 1);
+      if (std::find(seen.begin(), seen.end(), key) != seen.end()) {
+        return Bad("key '" + key + "' given twice for path " + std::to_string(path));
+      }
+      seen.push_back(key);
       double prob = 0;
       uint64_t num = 0;
       if (key == "loss" || key == "dup" || key == "corrupt" || key == "reorder") {

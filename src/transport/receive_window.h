@@ -1,11 +1,10 @@
 // The receiver's record of which PSNs of one context have arrived: a cumulative point plus a
-// bitmap of the window above it. Detects duplicates exactly and builds SACK ranges.
+// bitmap of the window above it. Detects duplicates exactly; SACK ranges are built by the
+// context from the PSNs that arrived since its last ack (see TransportContext::BuildAck).
 // Memory is fixed at construction (window/8 bytes). Not thread-safe.
 #pragma once
 #include <cstdint>
 #include <vector>
-
-#include "transport/wire.h"
 
 namespace opensrd {
 
@@ -40,10 +39,13 @@ class ReceiveWindow {
     cum_ = high_ = 0;
   }
 
-  // Fills up to `max` ranges of received PSNs above cum(). When there are more runs than fit,
-  // keeps the lowest half (holes nearest the cumulative point matter most) and the highest half
-  // (newest arrivals drive the sender's loss detection).
-  uint8_t BuildSack(wire::SackRange* out, size_t max) const;
+  // True if `psn` has arrived (everything below cum() has).
+  bool Received(uint32_t psn) const {
+    const int32_t d = static_cast<int32_t>(psn - cum_);
+    if (d < 0) return true;
+    return static_cast<uint32_t>(d) <= mask_ && Test(psn);
+  }
+  uint32_t high() const { return high_; }  // one past the highest PSN received
 
  private:
   bool Test(uint32_t psn) const { return (bits_[(psn & mask_) >> 6] >> (psn & 63)) & 1; }

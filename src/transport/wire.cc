@@ -163,8 +163,19 @@ size_t EncodeNack(const Common& c, const NackExt& n, std::span<uint8_t> buf) {
   return SealDatagram(buf, kCommonLen + kNackExtLen);
 }
 
+size_t EncodeReset(const Common& c, const ResetExt& r, std::span<uint8_t> buf) {
+  if (buf.size() < kCommonLen + kResetExtLen + kCrcLen) return 0;
+  Writer w{buf.data()};
+  Common cc = c;
+  cc.type = Type::kReset;
+  WriteCommon(w, cc);
+  w.U32(r.addressed_incarnation);
+  w.U32(0);
+  return SealDatagram(buf, kCommonLen + kResetExtLen);
+}
+
 size_t EncodeBare(const Common& c, std::span<uint8_t> buf) {
-  if (c.type != Type::kProbe && c.type != Type::kReset) return 0;
+  if (c.type != Type::kProbe) return 0;
   if (buf.size() < kCommonLen + kCrcLen) return 0;
   Writer w{buf.data()};
   WriteCommon(w, c);
@@ -263,8 +274,12 @@ ParseError Parse(std::span<const uint8_t> bytes, Packet& out) {
       return ParseError::kNone;
     }
     case Type::kProbe:
-    case Type::kReset:
       if (body != kCommonLen) return ParseError::kBadLength;
+      return ParseError::kNone;
+    case Type::kReset:
+      if (body != kCommonLen + kResetExtLen) return ParseError::kBadLength;
+      out.reset.addressed_incarnation = r.U32();
+      if (r.U32() != 0) return ParseError::kBadField;  // reserved
       return ParseError::kNone;
   }
   return ParseError::kBadType;

@@ -18,6 +18,7 @@ inline constexpr size_t kSackRangeLen = 8;
 inline constexpr size_t kMaxSackRanges = 16;
 inline constexpr size_t kHelloExtLen = 16;
 inline constexpr size_t kNackExtLen = 8;
+inline constexpr size_t kResetExtLen = 8;
 inline constexpr size_t kCrcLen = 4;
 // Largest UDP payload we ever build or accept.
 inline constexpr size_t kMaxDatagram = 65507;
@@ -91,6 +92,12 @@ struct NackExt {
   uint8_t pad[3] = {};
 };
 
+struct ResetExt {
+  // The dst_incarnation of the packet that provoked this reset: the incarnation its sender
+  // believed we had. A reset about an incarnation the receiver no longer talks to is stale.
+  uint32_t addressed_incarnation = 0;
+};
+
 // A decoded packet. `payload` points into the buffer handed to Parse.
 struct Packet {
   Common common;
@@ -98,6 +105,7 @@ struct Packet {
   AckExt ack;
   HelloExt hello;
   NackExt nack;
+  ResetExt reset;
   std::span<const uint8_t> payload;
 };
 
@@ -128,7 +136,8 @@ size_t EncodeDataHeader(const Common& c, const DataExt& d, std::span<uint8_t> bu
 size_t EncodeAck(const Common& c, const AckExt& a, std::span<uint8_t> buf);
 size_t EncodeHello(const Common& c, const HelloExt& h, std::span<uint8_t> buf);
 size_t EncodeNack(const Common& c, const NackExt& n, std::span<uint8_t> buf);
-size_t EncodeBare(const Common& c, std::span<uint8_t> buf);  // kProbe, kReset
+size_t EncodeBare(const Common& c, std::span<uint8_t> buf);  // kProbe
+size_t EncodeReset(const Common& c, const ResetExt& r, std::span<uint8_t> buf);
 // Appends the CRC over buf[0, body_len); returns body_len + kCrcLen.
 size_t SealDatagram(std::span<uint8_t> buf, size_t body_len);
 

@@ -115,6 +115,27 @@ TEST(Wire, HelloNackBareRoundTrip) {
   EXPECT_EQ(p.common.type, Type::kProbe);
 }
 
+TEST(Wire, ResetRoundTripAndRejections) {
+  std::vector<uint8_t> buf(256);
+  size_t n = EncodeReset(MakeCommon(Type::kReset), {.addressed_incarnation = 0xCAFE}, buf);
+  ASSERT_EQ(n, kCommonLen + kResetExtLen + kCrcLen);
+  Packet p;
+  ASSERT_EQ(Parse({buf.data(), n}, p), ParseError::kNone);
+  EXPECT_EQ(p.common.type, Type::kReset);
+  EXPECT_EQ(p.reset.addressed_incarnation, 0xCAFEu);
+  std::vector<uint8_t> b(buf.begin(), buf.begin() + n);
+  b[kCommonLen + 7] = 1;  // reserved word
+  Reseal(b);
+  EXPECT_EQ(Parse(b, p), ParseError::kBadField);
+  // A reset without its extension (the old bare form) is refused.
+  Common c = MakeCommon(Type::kProbe);
+  n = EncodeBare(c, buf);
+  buf[3] = static_cast<uint8_t>(Type::kReset);
+  std::vector<uint8_t> bare(buf.begin(), buf.begin() + n);
+  Reseal(bare);
+  EXPECT_EQ(Parse(bare, p), ParseError::kBadLength);
+}
+
 TEST(Wire, EncoderRefusesSmallBuffer) {
   std::vector<uint8_t> small(kDataHeaderLen + 10);
   std::vector<uint8_t> payload(100);

@@ -1,0 +1,189 @@
+// Peer lifecycle in the simulator: restarts on either side are detected, a dead peer's work
+// fails with a clear error after the configured timeout, and a peer that never answers does too.
+#include <gtest/gtest.h>
+
+#include <vector>
+
+#include "common/pattern.h"
+#include "sim/network.h"
+
+namespace opensrd::sim {
+namespace {
+
+constexpr uint32_t kIpA = 0x0A000001, kIpB = 0x0A000002;
+
+EndpointConfig Config(uint64_t node, uint64_t seed) {
+  EndpointConfig c;
+  c.node_id = node;
+  c.seed = seed;
+  c.peer_timeout_us = 50'000;
+  return c;
+}
+
+// Host A sends fixed-size messages to host B over 2 paths; B verifies and reposts buffers.
+struct Pair {
+  static constexpr uint32_t kSize = 64 * 1024;
+  Network net{99};
+  HostId a = 0, b = 0;
+  PeerId peer = 0;
+  SqId sq = 0;
+  CqId cq_a = 0, cq_b = 0;
+  std::vector<std::vector<uint8_t>> send_bufs, recv_bufs;
+  std::vector<Completion> a_done, b_done;
+  uint64_t next = 0;
+  uint64_t bad_payloads = 0;
+
+  Pair() {
+    a = net.AddHost(kIpA, 1000, 2, Config(0xA, 1));
+    b = net.AddHost(kIpB, 2000, 1, Config(0xB, 2));
+    cq_a = net.endpoint(a).CreateCompletionQueue();
+    sq = net.endpoint(a).CreateSendQueue({.cq = cq_a}).value();
+    peer = net.endpoint(a)
+               .AddPeer({{0, net.address(b, 0)}, {1, net.address(b, 0)}}, net.now())
+               .value();
+    SetUpReceiver();
+  }
+  void SetUpReceiver() {
+    Endpoint& eb = net.endpoint(b);
+    cq_b = eb.CreateCompletionQueue();
+    recv_bufs.assign(16, std::vector<uint8_t>(kSize));
+    for (size_t i = 0; i < recv_bufs.size(); ++i) {
+      ASSERT_TRUE(eb.PostRecv(cq_b, recv_bufs[i].data(), kSize, i).ok());
+    }
+  }
+  void Post(int n) {
+    for (int i = 0; i < n; ++i) {
+      send_bufs.emplace_back(kSize);
+      FillPattern(next, send_bufs.back().data(), kSize);
+      Sge sge{send_bufs.back().data(), kSize};
+      ASSERT_TRUE(net.endpoint(a).PostSend(sq, peer, {&sge, 1}, next, net.now()).ok());
+      ++next;
+    }
+    net.Kick(a);
+  }
+  void Poll() {
+    Completion c[16];
+    size_t n;
+    while ((n = net.endpoint(a).PollCompletions(cq_a, c)) > 0)
+      a_done.insert(a_done.end(), c, c + n);
+    Endpoint& eb = net.endpoint(b);
+    while ((n = eb.PollCompletions(cq_b, c)) > 0) {
+      for (size_t k = 0; k < n; ++k) {
+        b_done.push_back(c[k]);
+        // Verify before the buffer is reposted (and overwritten by a later message).
+        if (c[k].status == Code::kOk &&
+            (c[k].length != kSize ||
+             !CheckPattern(c[k].sq_seq, static_cast<const uint8_t*>(c[k].buffer), kSize))) {
+          ++bad_payloads;
+        }
+        (void)eb.PostRecv(cq_b, recv_bufs[c[k].tag].data(), kSize, c[k].tag);
+      }
+    }
+  }
+  bool RunUntil(const std::function<bool()>& done, Micros limit) {
+    return net.RunUntil(
+        [&] {
+          Poll();
+          return done();
+        },
+        net.now() + limit);
+  }
+  size_t Count(const std::vector<Completion>& v, Code code) const {
+    size_t n = 0;
+    for (const auto& c : v) n += c.status == code;
+    return n;
+  }
+};
+
+TEST(PeerLifecycle, ReceiverRestartIsDetectedAndTrafficResumes) {
+  Pair p;
+  p.Post(40);
+  ASSERT_TRUE(p.RunUntil([&] { return p.b_done.size() >= 10; }, 1'000'000));
+  // B's process dies and comes back: same node and addresses, new incarnation, no state.
+  const uint32_t old_inc = p.net.endpoint(p.b).incarnation();
+  p.net.RestartHost(p.b, Config(0xB, 777));
+  ASSERT_NE(p.net.endpoint(p.b).incarnation(), old_inc);
+  p.b_done.clear();
+  p.SetUpReceiver();
+  ASSERT_TRUE(p.RunUntil([&] { return p.a_done.size() == 40; }, 1'000'000));
+  EXPECT_GE(p.net.endpoint(p.a).stats().peer_restarts, 1u);
+  const size_t failed = p.Count(p.a_done, Code::kPeerRestarted);
+  EXPECT_GT(failed, 0u) << "in-flight messages must fail with PEER_RESTARTED";
+  EXPECT_EQ(p.Count(p.a_done, Code::kOk) + failed, 40u);
+  // New work reaches the new incarnation.
+  p.a_done.clear();
+  p.Post(20);
+  ASSERT_TRUE(
+      p.RunUntil([&] { return p.a_done.size() == 20 && p.b_done.size() >= 20; }, 1'000'000));
+  EXPECT_EQ(p.Count(p.a_done, Code::kOk), 20u);
+  for (const auto& c : p.b_done) {
+    EXPECT_EQ(c.status, Code::kOk);
+  }
+  EXPECT_EQ(p.bad_payloads, 0u);
+}
+
+TEST(PeerLifecycle, SenderRestartIsDetectedByReceiver) {
+  Pair p;
+  p.Post(40);
+  ASSERT_TRUE(p.RunUntil([&] { return p.b_done.size() >= 5; }, 1'000'000));
+  // A restarts mid-transfer: B holds partly received messages from the old incarnation.
+  p.net.RestartHost(p.a, Config(0xA, 555));
+  p.cq_a = p.net.endpoint(p.a).CreateCompletionQueue();
+  p.sq = p.net.endpoint(p.a).CreateSendQueue({.cq = p.cq_a}).value();
+  p.peer = p.net.endpoint(p.a)
+               .AddPeer({{0, p.net.address(p.b, 0)}, {1, p.net.address(p.b, 0)}}, p.net.now())
+               .value();
+  p.a_done.clear();
+  p.next = 0;
+  p.send_bufs.clear();
+  p.b_done.clear();
+  p.Post(10);
+  ASSERT_TRUE(p.RunUntil([&] { return p.a_done.size() == 10; }, 1'000'000));
+  EXPECT_EQ(p.Count(p.a_done, Code::kOk), 10u);
+  EXPECT_GE(p.net.endpoint(p.b).stats().peer_restarts, 1u);
+  // Every buffer B had in use for the old incarnation came back (with an error) or finished.
+  EXPECT_EQ(p.Count(p.b_done, Code::kOk), 10u);
+  for (const auto& c : p.b_done) {
+    if (c.status != Code::kOk) {
+      EXPECT_EQ(c.status, Code::kPeerRestarted);
+    }
+  }
+  EXPECT_EQ(p.bad_payloads, 0u);
+}
+
+TEST(PeerLifecycle, DeadPeerFailsWorkAfterTimeout) {
+  Pair p;
+  LinkConfig dead;
+  dead.fault.blackhole_after_us = 300;  // both paths, both directions, from t = 0.3 ms
+  p.net.SetPath(p.net.address(p.a, 0), p.net.address(p.b, 0), dead);
+  p.net.SetPath(p.net.address(p.a, 1), p.net.address(p.b, 0), dead);
+  p.Post(30);
+  ASSERT_TRUE(p.RunUntil([&] { return p.a_done.size() == 30; }, 2'000'000));
+  const size_t timed_out = p.Count(p.a_done, Code::kTimedOut);
+  EXPECT_GT(timed_out, 0u);
+  EXPECT_EQ(p.Count(p.a_done, Code::kOk) + timed_out, 30u);
+  EXPECT_GE(p.net.endpoint(p.a).stats().peer_timeouts, 1u);
+  // Bounded: the last packet heard was before 0.3 ms; timeout 50 ms (+ one timer tick).
+  EXPECT_LE(p.net.now(), 300u + 50'000u + 1'000u);
+}
+
+TEST(PeerLifecycle, NobodyListeningFailsWithTimeout) {
+  Network net(3);
+  HostId a = net.AddHost(kIpA, 1000, 1, Config(0xA, 1));
+  Endpoint& ea = net.endpoint(a);
+  CqId cq = ea.CreateCompletionQueue();
+  SqId sq = ea.CreateSendQueue({.cq = cq}).value();
+  PeerId peer = ea.AddPeer({{0, NetAddr{0x0A0000FF, 9}}}, 0).value();
+  uint8_t byte = 1;
+  Sge sge{&byte, 1};
+  ASSERT_TRUE(ea.PostSend(sq, peer, {&sge, 1}, 7, 0).ok());
+  net.Kick(a);
+  Completion c;
+  ASSERT_TRUE(net.RunUntil([&] { return ea.PollCompletions(cq, {&c, 1}) == 1; }, 1'000'000));
+  EXPECT_EQ(c.status, Code::kTimedOut);
+  EXPECT_EQ(c.tag, 7u);
+  EXPECT_LE(net.now(), 50'000u + 6'000u);
+}
+
+}  // namespace
+}  // namespace opensrd::sim
