@@ -115,6 +115,8 @@ void TransferHarness::PollReceiver(TransferResult& r) {
           ++r.corrupt_payloads;
         }
         if (delivered_count_[i]++ > 0) ++r.duplicates;
+        if (static_cast<int64_t>(i) < highest_delivered_) ++r.overtaken;
+        highest_delivered_ = std::max<int64_t>(highest_delivered_, i);
         if (o_.in_order) {
           if (i != next_in_order_) ++r.order_violations;
           next_in_order_ = i + 1;

@@ -34,6 +34,7 @@ struct TransferResult {
   uint64_t missing = 0;           // a message never delivered
   uint64_t corrupt_payloads = 0;  // wrong length or bytes
   uint64_t order_violations = 0;  // in-order mode: delivered out of sequence
+  uint64_t overtaken = 0;         // deliveries of a message after a later-posted one (any mode)
   bool finished = false;
   Micros elapsed_us = 0;
   uint64_t bytes = 0;
@@ -77,6 +78,7 @@ class TransferHarness {
   uint64_t outstanding_ = 0;
   uint64_t completed_ = 0;
   uint32_t next_in_order_ = 0;
+  int64_t highest_delivered_ = -1;
 };
 
 }  // namespace opensrd::sim
