@@ -3,10 +3,17 @@
 set -euo pipefail
 bin=$1
 out=$("$bin" --help)
-for sub in demo; do
+for sub in demo perf; do
   grep -q "^  $sub" <<<"$out" || { echo "--help does not list '$sub'"; echo "$out"; exit 1; }
 done
 if "$bin" no-such-command 2>/tmp/opensrd_cli_err.$$; then echo "unknown subcommand accepted"; exit 1; fi
 [ -s /tmp/opensrd_cli_err.$$ ] || { echo "unknown subcommand: no error message"; exit 1; }
 rm -f /tmp/opensrd_cli_err.$$
+# perf lists its two halves; a missing required option is a usage error (exit 2).
+out=$("$bin" perf --help)
+for sub in server client; do
+  grep -q "^  $sub" <<<"$out" || { echo "perf --help does not list '$sub'"; echo "$out"; exit 1; }
+done
+rc=0; "$bin" perf client 2>/dev/null || rc=$?
+[ "$rc" -eq 2 ] || { echo "perf client without --connect: exit $rc, want 2"; exit 1; }
 echo "cli help ok"

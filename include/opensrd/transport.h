@@ -70,6 +70,9 @@ struct EndpointConfig {
   Micros min_rto_us = 250;
   Micros max_rto_us = 200'000;
   Micros initial_rtt_us = 1000;
+  // Tail-loss probe: a lone packet in flight on a path is re-sent elsewhere after
+  // max(2 * srtt + ack_delay_us, min_pto_us) instead of waiting for the RTO.
+  Micros min_pto_us = 50;
   double reorder_window_frac = 0.25;  // RACK: a packet sent this fraction of srtt before an
                                       // acked one on the same path is lost
   Micros min_reorder_window_us = 30;
@@ -138,6 +141,7 @@ struct EndpointStats {
   uint64_t data_packets_sent = 0;
   uint64_t retransmits = 0;
   uint64_t rto_events = 0;
+  uint64_t tail_probes = 0;
   uint64_t acks_sent = 0;
   uint64_t acks_received = 0;
   uint64_t malformed_dropped = 0;  // failed to parse (any reason but checksum)

@@ -8,6 +8,7 @@ namespace opensrd {
 namespace {
 constexpr double kLossEwmaGain = 1.0 / 32;
 constexpr uint32_t kMaxRtoBackoff = 6;
+constexpr uint64_t kPacketOverhead = wire::kDataHeaderLen + wire::kCrcLen;
 
 // Serial-number helpers: PSNs wrap at 2^32.
 bool InRange(uint32_t psn, uint32_t begin, uint32_t end) {
@@ -201,6 +202,21 @@ bool TransportContext::FillTransmit(int path, Transmit& out, size_t len) const {
   return true;
 }
 
+Micros TransportContext::PathPto(int path) const {
+  const Path& p = peer_.paths[path];
+  return std::max(2 * p.rtt.srtt() + ep_.cfg.ack_delay_us, ep_.cfg.min_pto_us);
+}
+
+bool TransportContext::TailProbeApplies(int path) const {
+  // Only a first transmission that is alone in flight on its path (a tail: nothing behind it
+  // can trigger RACK), and only when the probe would come before the RTO.
+  const auto& q = path_queue_[path];
+  if (q.size() != 1) return false;
+  const SentPacket& s = Slot(q.front().psn);
+  return s.state == PacketState::kInFlight && s.tx_count == 1 && q.front().tx_count == 1 &&
+         PathPto(path) < PathRto(path);
+}
+
 Micros TransportContext::PathRto(int path) const {
   const Path& p = peer_.paths[path];
   Micros rto = p.rtt.Rto(ep_.cfg.min_rto_us, ep_.cfg.max_rto_us) << p.rto_backoff;
@@ -210,10 +226,15 @@ Micros TransportContext::PathRto(int path) const {
 bool TransportContext::SendData(Micros now, uint32_t psn, bool retx, std::span<uint8_t> buf,
                                 Transmit& out) {
   SentPacket& s = Slot(psn);
+  auto mit = messages_.find(s.msg_id);
+  if (mit == messages_.end()) return false;
+  const SendMessage& m = mit->second;
   int path;
   if (retx) {
-    // Prefer another path than the one that lost it.
-    path = ChoosePath(peer_.paths, s.tx_count > 0 ? s.path : -1);
+    // Prefer another path than the one that lost it, and a clean one: it is on the critical path.
+    path = ChoosePath(peer_.paths, s.tx_count > 0 ? s.path : -1, /*avoid_loss=*/true);
+  } else if (m.packets_total == 1) {
+    path = ChoosePath(peer_.paths, -1, /*avoid_loss=*/true);  // latency-sensitive, no burst
   } else {
     if (burst_left_ == 0 || !PathValid(burst_path_) ||
         peer_.paths[burst_path_].state != PathState::kActive) {
@@ -224,9 +245,6 @@ bool TransportContext::SendData(Micros now, uint32_t psn, bool retx, std::span<u
     --burst_left_;
   }
   if (path < 0) return false;
-  auto mit = messages_.find(s.msg_id);
-  if (mit == messages_.end()) return false;
-  const SendMessage& m = mit->second;
 
   wire::Common c = MakeCommon(wire::Type::kData, path, now);
   if (m.in_order) c.flags |= wire::kFlagInOrder;
@@ -321,8 +339,8 @@ bool TransportContext::BuildAck(Micros now, uint8_t path, std::span<uint8_t> buf
   st.due = kNever;
   const bool was_pending = st.now || st.probe_reply;
   st.probe_reply = false;
-  st.now = !fresh.empty();
-  acks_pending_ -= was_pending && !st.now;
+  st.now = !fresh.empty();  // ranges left over: another ack right away
+  acks_pending_ = acks_pending_ + (st.now ? 1 : 0) - (was_pending ? 1 : 0);
   ++ep_.stats.acks_sent;
   return true;
 }
@@ -380,7 +398,7 @@ bool TransportContext::PollTransmit(Micros now, std::span<uint8_t> buf, Transmit
   }
   if (state_ != State::kEstablished) return false;
 
-  const uint64_t wire_overhead = wire::kDataHeaderLen + wire::kCrcLen;
+  const uint64_t wire_overhead = kPacketOverhead;
   // Retransmissions go before new data, still inside the window and the pacer.
   while (!retx_.empty()) {
     const uint32_t psn = retx_.front();
@@ -704,12 +722,17 @@ Micros TransportContext::NextTimeout() const {
     if (path_queue_[i].empty()) continue;
     const SentPacket& s = Slot(path_queue_[i].front().psn);
     t = std::min(t, s.sent_at + PathRto(static_cast<int>(i)));
+    if (TailProbeApplies(static_cast<int>(i))) {
+      t = std::min(t, s.sent_at + PathPto(static_cast<int>(i)));
+    }
   }
   const bool can_send =
       !retx_.empty() || (!unsent_.empty() && snd_nxt_ - snd_una_ < ep_.cfg.window_packets);
   if (can_send && cc_.WindowAllows(inflight_bytes_, ep_.cfg.max_payload)) {
+    // The same byte count PollTransmit asks the pacer about (or more), or this deadline could
+    // say "now" while PollTransmit still waits: a busy loop in the driver.
     t = std::min(
-        t, std::max(rnr_until_, cc_.PacedAt(ep_.cfg.max_payload + wire::kDataHeaderLen, srtt_us_)));
+        t, std::max(rnr_until_, cc_.PacedAt(ep_.cfg.max_payload + kPacketOverhead, srtt_us_)));
   }
   return t;
 }
@@ -757,6 +780,16 @@ void TransportContext::HandleTimeout(Micros now) {
     }
     if (q.empty()) continue;
     const Micros rto = PathRto(static_cast<int>(i));
+    if (TailProbeApplies(static_cast<int>(i)) &&
+        Slot(q.front().psn).sent_at + PathPto(static_cast<int>(i)) <= now) {
+      // Tail-loss probe: nothing sent after this packet on its path can reveal its loss, so
+      // rather than wait for the RTO, re-send it on another path. Not a timeout: the path is
+      // neither blamed nor backed off, and a spurious probe costs one duplicate.
+      ++ep_.stats.tail_probes;
+      DeclareLost(now, q.front().psn, false);
+      q.pop_front();
+      continue;
+    }
     if (Slot(q.front().psn).sent_at + rto > now) continue;
     ++ep_.stats.rto_events;
     while (!q.empty()) {

@@ -134,6 +134,8 @@ class TransportContext {
   bool ReserveBuffer(const wire::DataExt& d, bool in_order, PostedRecv& out);
   void QueueAck(Micros now, const wire::Packet& p, bool immediate);
   Micros PathRto(int path) const;
+  Micros PathPto(int path) const;  // tail-loss probe timeout
+  bool TailProbeApplies(int path) const;
   uint64_t InflightBytes() const { return inflight_bytes_; }
 
   EndpointShared& ep_;

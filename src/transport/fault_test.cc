@@ -74,7 +74,8 @@ TEST(ParseFaultSpec, UnsetKeysKeepDefaults) {
 }
 
 TEST(ParseFaultSpec, BlackholeWithoutForIsForever) {
-  const PathFault* f = Good("path=3:blackhole_after_ms=1000").Find(3);
+  const FaultSpec spec = Good("path=3:blackhole_after_ms=1000");  // keep it alive: f points into it
+  const PathFault* f = spec.Find(3);
   ASSERT_NE(f, nullptr);
   EXPECT_EQ(f->blackhole_after_us, 1'000'000u);
   EXPECT_EQ(f->blackhole_for_us, kNever);
@@ -95,7 +96,9 @@ TEST(ParseFaultSpec, MultiplePathsAndTrailingSemicolon) {
 }
 
 TEST(ParseFaultSpec, BoundaryValuesAccepted) {
-  const PathFault* f = Good("path=255:loss=0,dup=1,corrupt=1e-3,delay_us=0").Find(255);
+  const FaultSpec spec =
+      Good("path=255:loss=0,dup=1,corrupt=1e-3,delay_us=0");  // keep it alive: f points into it
+  const PathFault* f = spec.Find(255);
   ASSERT_NE(f, nullptr);
   EXPECT_EQ(f->loss, 0);
   EXPECT_EQ(f->dup, 1);

@@ -61,10 +61,11 @@ struct Path {
   PathStats stats;
 };
 
-// Chooses the path for the next packet by smooth weighted round-robin: weight ~ (1 - loss)^2 /
-// srtt, with a floor so no healthy path starves of RTT samples. Deterministic and low-variance
+// Chooses the path for the next packet by smooth weighted round-robin, weight ~ quality / srtt
+// with a floor so no healthy path starves of RTT samples. Deterministic and low-variance
 // (round-robin over paths of unequal delay would fill the receiver's reorder state).
-// Returns -1 when `paths` is empty.
-int ChoosePath(std::vector<Path>& paths, int exclude);
+// `avoid_loss` (single-packet messages, retransmissions) punishes lossy paths much harder than
+// bulk spraying does; see path.cc. Returns -1 when no path is known.
+int ChoosePath(std::vector<Path>& paths, int exclude, bool avoid_loss = false);
 
 }  // namespace opensrd

@@ -87,10 +87,11 @@ Path MakePath(Micros rtt_us) {
   return p;
 }
 
-std::vector<int> Counts(std::vector<Path>& paths, int picks, int exclude = -1) {
+std::vector<int> Counts(std::vector<Path>& paths, int picks, int exclude = -1,
+                        bool avoid_loss = false) {
   std::vector<int> n(paths.size(), 0);
   for (int i = 0; i < picks; ++i) {
-    const int p = ChoosePath(paths, exclude);
+    const int p = ChoosePath(paths, exclude, avoid_loss);
     EXPECT_GE(p, 0);
     EXPECT_LT(p, static_cast<int>(paths.size()));
     if (p >= 0 && p < static_cast<int>(paths.size())) ++n[p];
@@ -146,10 +147,30 @@ TEST(ChoosePath, SmoothInterleaving) {
 
 TEST(ChoosePath, LossyPathGetsLess) {
   std::vector<Path> paths{MakePath(100), MakePath(100)};
-  paths[1].loss_ewma = 0.5;  // weight (1 - 0.5)^2 = 0.25 of the clean path's
+  paths[1].loss_ewma = 0.5;  // bulk: weight (1 - 0.5)^2 = 0.25 of the clean path's
   std::vector<int> n = Counts(paths, 5000);
   EXPECT_NEAR(n[0], 4000, 5);
   EXPECT_NEAR(n[1], 1000, 5);
+}
+
+TEST(ChoosePath, LatencySensitivePacketsAvoidLossyPathsHarder) {
+  std::vector<Path> paths{MakePath(100), MakePath(100)};
+  paths[1].loss_ewma = 0.05;  // bulk: 0.9025 of the clean share; avoid_loss: 1 / (1 + 100 * 0.03)
+  std::vector<int> bulk = Counts(paths, 3905);
+  EXPECT_NEAR(bulk[1], 1853, 5);
+  std::vector<Path> fresh{MakePath(100), MakePath(100)};
+  fresh[1].loss_ewma = 0.05;
+  std::vector<int> n = Counts(fresh, 5000, -1, true);
+  EXPECT_NEAR(n[0], 4000, 5);
+  EXPECT_NEAR(n[1], 1000, 5);
+}
+
+TEST(ChoosePath, LossBelowNoiseFloorIsNotPenalizedForLatency) {
+  std::vector<Path> paths{MakePath(100), MakePath(100)};
+  paths[1].loss_ewma = 0.015;  // reordering produces spurious losses of this order
+  std::vector<int> n = Counts(paths, 4000, -1, true);
+  EXPECT_NEAR(n[0], 2000, 5);
+  EXPECT_NEAR(n[1], 2000, 5);
 }
 
 TEST(ChoosePath, DeadPathKeepsAFloor) {

@@ -1,4 +1,5 @@
 // opensrd: one CLI for the whole system. Parses arguments and dispatches to a subcommand.
+// Exit codes: 0 success, 1 a failed run, 2 bad arguments (every CLI11 parse error included).
 #include <CLI/CLI.hpp>
 
 #include <cstdio>
@@ -21,7 +22,70 @@ int main(int argc, char** argv) {
   demo_cmd->add_option("--messages", demo.messages, "messages to transfer");
   demo_cmd->add_option("--seed", demo.seed, "seed for payload sizes");
 
-  CLI11_PARSE(app, argc, argv);
+  auto* perf_cmd = app.add_subcommand(
+      "perf", "Bandwidth and latency over real UDP sockets (a server and a client)");
+  perf_cmd->require_subcommand(1);
+
+  PerfServerOptions server;
+  auto* server_cmd = perf_cmd->add_subcommand(
+      "server", "Serve perf clients until killed; verifies every byte it receives");
+  server_cmd->add_option("--bind", server.bind, "HOST:PORT to listen on")->required();
+  server_cmd->add_option("--paths", server.paths, "paths accepted per client")
+      ->check(CLI::Range(1, 64));
+  server_cmd->add_option("--max-size", server.max_size, "largest message accepted (bytes)")
+      ->check(CLI::Range(72u, 64u << 20));
+  server_cmd->add_option("--buffers", server.buffers, "receive buffers posted")
+      ->check(CLI::Range(1, 65536));
+  server_cmd
+      ->add_option("--max-payload", server.max_payload,
+                   "payload bytes per packet sent (default: 8192 on loopback, else 1400)")
+      ->check(CLI::Range(64, 65451));
+  server_cmd->add_flag("--quiet", server.quiet, "no per-client lines on stderr");
+
+  PerfClientOptions client;
+  auto* client_cmd = perf_cmd->add_subcommand("client", "Run a bw or lat test against a server");
+  client_cmd->add_option("--connect", client.connect, "server HOST:PORT")->required();
+  client_cmd->add_option("--paths", client.paths, "paths (path i sends from source port base+i)")
+      ->check(CLI::Range(1, 64));
+  client_cmd
+      ->add_option("--source-port-base", client.source_port_base,
+                   "first local UDP port (default: ephemeral ports)")
+      ->check(CLI::Range(1, 65535));
+  client_cmd->add_option("--size", client.size, "message size in bytes (bw 65536, lat 64)")
+      ->check(CLI::Range(24u, 64u << 20));
+  auto* dur = client_cmd->add_option("--duration", client.duration_s, "seconds (default 3)")
+                  ->check(CLI::Range(0.001, 86400.0));
+  client_cmd->add_option("--count", client.count, "messages to send")->excludes(dur);
+  client_cmd->add_option("--inflight", client.inflight, "messages kept posted (bw)")
+      ->check(CLI::Range(1, 4096));
+  client_cmd->add_option("--mode", client.mode, "bw (throughput) or lat (ping-pong)")
+      ->check(CLI::IsMember({"bw", "lat"}));
+  client_cmd->add_flag("--in-order", client.in_order, "in-order delivery at the server");
+  client_cmd->add_option("--fault", client.fault,
+                         "fault injection on this client's paths, e.g. "
+                         "'path=1:loss=0.05,dup=0.01;path=3:blackhole_after_ms=500'");
+  client_cmd->add_flag("--json", client.json, "print one JSON object");
+  client_cmd
+      ->add_option("--peer-timeout-ms", client.peer_timeout_ms,
+                   "fail when the server does not answer for this long")
+      ->check(CLI::Range(1, 3'600'000));
+  client_cmd
+      ->add_option("--max-payload", client.max_payload,
+                   "payload bytes per packet (default: 8192 on loopback, else 1400, which fits "
+                   "a 1500-byte MTU; at most 65451)")
+      ->check(CLI::Range(64, 65451));
+  client_cmd->add_option("--spray-burst", client.spray_burst, "packets per path choice")
+      ->check(CLI::Range(1, 1024));
+  client_cmd->add_option("--seed", client.seed, "endpoint and fault seed (default: clock)");
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    const int code = app.exit(e);
+    return code == 0 ? 0 : 2;
+  }
   if (demo_cmd->parsed()) return RunDemo(demo);
+  if (server_cmd->parsed()) return RunPerfServer(server);
+  if (client_cmd->parsed()) return RunPerfClient(client);
   return 2;
 }

@@ -1,0 +1,492 @@
+// UdpEndpoint: sockets, batching, adaptive waiting and fault injection around an Endpoint.
+#include "transport/udp_endpoint.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sched.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <deque>
+#include <queue>
+
+#include "transport/wire.h"
+
+namespace opensrd {
+
+namespace {
+
+// Datagrams moved per recvmmsg / sendmmsg call.
+constexpr size_t kBatch = 32;
+// recvmmsg calls per socket in one Poll step before the others get a turn.
+constexpr int kRecvRoundsPerStep = 4;
+// Datagrams pulled from the core in one Poll step before receiving again (acks must get in).
+constexpr size_t kTxPerStep = 256;
+// Transmit buffers: bounds what the shell holds when the kernel pushes back.
+constexpr size_t kTxSlots = 512;
+// Receive buffers hold the largest UDP payload, so no datagram is cut short.
+constexpr size_t kRxBufLen = wire::kMaxDatagram + 1;
+// Empty spin rounds between sched_yield calls (see Poll).
+constexpr uint32_t kSpinsPerYield = 4;
+// Offset of the path id in the common header (docs/WIRE.md).
+constexpr size_t kPathIdOffset = 5;
+
+Status Errno(const std::string& what) {
+  return Status(Code::kIoError, what + ": " + std::strerror(errno));
+}
+
+sockaddr_in ToSockaddr(const NetAddr& a) {
+  sockaddr_in sa{};
+  sa.sin_family = AF_INET;
+  sa.sin_addr.s_addr = htonl(a.ip);
+  sa.sin_port = htons(a.port);
+  return sa;
+}
+
+NetAddr FromSockaddr(const sockaddr_in& sa) {
+  return NetAddr{ntohl(sa.sin_addr.s_addr), ntohs(sa.sin_port)};
+}
+
+void SetBuffer(int fd, int force_opt, int opt, int bytes) {
+  // SO_*BUFFORCE ignores net.core.*mem_max (needs CAP_NET_ADMIN); fall back to the capped one.
+  if (setsockopt(fd, SOL_SOCKET, force_opt, &bytes, sizeof bytes) != 0) {
+    setsockopt(fd, SOL_SOCKET, opt, &bytes, sizeof bytes);
+  }
+}
+
+// The wire path id of a datagram, or -1 if it does not look like ours.
+int WirePathId(const uint8_t* p, size_t len) {
+  if (len < wire::kCommonLen) return -1;
+  if (((uint16_t{p[0]} << 8) | p[1]) != wire::kMagic) return -1;
+  return p[kPathIdOffset];
+}
+
+}  // namespace
+
+class UdpEndpoint::Impl {
+ public:
+  explicit Impl(const UdpEndpointOptions& o)
+      : opts_(o),
+        ep_(o.endpoint),
+        injector_(o.fault, o.fault_seed),
+        tx_len_(size_t{o.endpoint.max_payload} + wire::kDataHeaderLen + wire::kCrcLen) {
+    clock_gettime(CLOCK_MONOTONIC, &start_);
+  }
+
+  ~Impl() {
+    for (int fd : fds_) close(fd);
+    if (epfd_ >= 0) close(epfd_);
+  }
+
+  Status Open() {
+    if (opts_.local.empty()) return Status(Code::kInvalidArgument, "UdpEndpoint needs a socket");
+    if (opts_.local.size() > 0xFFFF) return Status(Code::kInvalidArgument, "too many sockets");
+    epfd_ = epoll_create1(EPOLL_CLOEXEC);
+    if (epfd_ < 0) return Errno("epoll_create1");
+    for (size_t i = 0; i < opts_.local.size(); ++i) {
+      const int fd = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+      if (fd < 0) return Errno("socket");
+      fds_.push_back(fd);
+      SetBuffer(fd, SO_RCVBUFFORCE, SO_RCVBUF, opts_.socket_buffer_bytes);
+      SetBuffer(fd, SO_SNDBUFFORCE, SO_SNDBUF, opts_.socket_buffer_bytes);
+      sockaddr_in sa = ToSockaddr(opts_.local[i]);
+      if (bind(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa) != 0) {
+        return Errno("bind " + ToString(opts_.local[i]));
+      }
+      socklen_t sl = sizeof sa;
+      if (getsockname(fd, reinterpret_cast<sockaddr*>(&sa), &sl) != 0) return Errno("getsockname");
+      bound_.push_back(FromSockaddr(sa));
+      epoll_event ev{};
+      ev.events = EPOLLIN;
+      ev.data.u32 = static_cast<uint32_t>(i);
+      if (epoll_ctl(epfd_, EPOLL_CTL_ADD, fd, &ev) != 0) return Errno("epoll_ctl");
+    }
+    pending_.resize(fds_.size());
+    tx_buf_.resize(kTxSlots * tx_len_);
+    tx_slots_.resize(kTxSlots);
+    for (uint32_t i = 0; i < kTxSlots; ++i) free_slots_.push_back(kTxSlots - 1 - i);
+    rx_buf_.resize(kBatch * kRxBufLen);
+    rx_from_.resize(kBatch);
+    rx_iov_.resize(kBatch);
+    rx_msgs_.resize(kBatch);
+    tx_iov_.resize(kBatch);
+    tx_to_.resize(kBatch);
+    tx_msgs_.resize(kBatch);
+    readable_.assign(fds_.size(), true);
+    return Status::Ok();
+  }
+
+  Micros Now() const {
+    timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    const int64_t us = (t.tv_sec - start_.tv_sec) * 1'000'000 + (t.tv_nsec - start_.tv_nsec) / 1000;
+    return static_cast<Micros>(us) + 1;
+  }
+
+  Result<size_t> Poll(Micros max_wait_us) {
+    Result<size_t> moved = Step();
+    if (!moved.ok()) return moved;
+    const Micros now = Now();
+    if (*moved > 0) last_activity_ = now;
+    if (*moved > 0) {
+      idle_spins_ = 0;
+      return moved;
+    }
+    if (max_wait_us == 0 || ep_.Busy() || TxPending() || now < last_activity_ + opts_.spin_us) {
+      // Spinning. Every few empty rounds give the CPU away for a moment: on loopback the kernel
+      // delivers our peer's datagrams from ksoftirqd, and with a spinner on every core it would
+      // starve (measured: packets trickling in one per spin period, then retransmission
+      // timeouts). Yielding on every round instead costs small-message latency.
+      if (++idle_spins_ % kSpinsPerYield == 0) sched_yield();
+      return moved;
+    }
+    // Idle: sleep until a socket is readable or the next deadline (core timer, held packet).
+    Micros deadline = std::min(now + max_wait_us, ep_.NextTimeout());
+    if (!held_.empty()) deadline = std::min(deadline, held_.top().due);
+    if (deadline <= now) return moved;
+    Status s = Wait(deadline - now);
+    if (!s.ok()) return s;
+    Result<size_t> more = Step();
+    if (!more.ok()) return more;
+    if (*more > 0) last_activity_ = Now();
+    return *moved + *more;
+  }
+
+  UdpEndpointOptions opts_;
+  Endpoint ep_;
+  FaultInjector injector_;
+  UdpStats stats_;
+  std::vector<int> fds_;
+  std::vector<NetAddr> bound_;
+
+ private:
+  struct TxSlot {
+    uint16_t socket = 0;
+    NetAddr remote;
+    uint32_t len = 0;
+  };
+  // A datagram the fault injector delayed, in either direction.
+  struct Held {
+    Micros due = 0;
+    uint64_t seq = 0;  // FIFO among equal deadlines
+    bool inbound = false;
+    uint16_t socket = 0;
+    NetAddr addr;  // source (inbound) or destination (outbound)
+    std::vector<uint8_t> bytes;
+    bool operator>(const Held& o) const { return due != o.due ? due > o.due : seq > o.seq; }
+  };
+
+  uint8_t* SlotData(uint32_t slot) { return tx_buf_.data() + size_t{slot} * tx_len_; }
+  bool TxPending() const {
+    for (const auto& q : pending_) {
+      if (!q.empty()) return true;
+    }
+    return false;
+  }
+
+  Result<size_t> Step() {
+    size_t moved = 0;
+    Micros now = Now();
+    ReleaseHeld(now, moved);
+    Result<size_t> in = Receive(now);
+    if (!in.ok()) return in;
+    moved += *in;
+    now = Now();
+    if (ep_.NextTimeout() <= now) {
+      ep_.HandleTimeout(now);
+      last_activity_ = now;
+    }
+    moved += Transmit(now);
+    return moved;
+  }
+
+  // Moves delayed datagrams whose time has come on to the core (inbound) or the wire.
+  void ReleaseHeld(Micros now, size_t& moved) {
+    while (!held_.empty() && held_.top().due <= now) {
+      Held h = std::move(const_cast<Held&>(held_.top()));
+      held_.pop();
+      if (h.inbound) {
+        ep_.HandleDatagram(now, h.socket, h.addr, h.bytes);
+        ++moved;
+      } else if (h.bytes.size() > tx_len_) {
+        ++stats_.send_errors;  // cannot happen: it came from a transmit slot
+      } else if (!free_slots_.empty()) {
+        const uint32_t slot = free_slots_.back();
+        free_slots_.pop_back();
+        std::memcpy(SlotData(slot), h.bytes.data(), h.bytes.size());
+        tx_slots_[slot] = {h.socket, h.addr, static_cast<uint32_t>(h.bytes.size())};
+        pending_[h.socket].push_back(slot);
+      } else {
+        // No slot free now: keep it held a little longer rather than drop it.
+        h.due = now + 1;
+        held_.push(std::move(h));
+        break;
+      }
+    }
+  }
+
+  void Hold(Micros due, bool inbound, uint16_t socket, const NetAddr& addr, const uint8_t* p,
+            size_t len) {
+    ++stats_.fault_delayed;
+    held_.push(Held{due, held_seq_++, inbound, socket, addr, std::vector<uint8_t>(p, p + len)});
+  }
+
+  // An arriving datagram, after the path filter and the injector's receive-side verdict.
+  void Deliver(Micros now, uint16_t sock, const NetAddr& from, uint8_t* p, size_t len) {
+    if (opts_.max_path_id > 0) {
+      const int path = WirePathId(p, len);
+      if (path >= 0 && static_cast<uint32_t>(path) >= opts_.max_path_id) {
+        ++stats_.path_filtered;
+        return;
+      }
+    }
+    if (!opts_.inject_faults) {
+      ep_.HandleDatagram(now, sock, from, {p, len});
+      return;
+    }
+    const FaultInjector::Verdict v = injector_.Decide(sock, now);
+    if (v.drop) {
+      ++stats_.fault_dropped;
+      return;
+    }
+    if (v.corrupt) {
+      injector_.CorruptInPlace({p, len});
+      ++stats_.fault_corrupted;
+    }
+    if (v.copies > 1) ++stats_.fault_duplicated;
+    for (uint32_t c = 0; c < v.copies; ++c) {
+      if (v.delay_us > 0) {
+        Hold(now + v.delay_us, true, sock, from, p, len);
+      } else {
+        ep_.HandleDatagram(now, sock, from, {p, len});
+      }
+    }
+  }
+
+  Result<size_t> Receive(Micros now) {
+    size_t total = 0;
+    // With several sockets one epoll call finds the readable ones; with one or two, trying
+    // recvmmsg directly is cheaper.
+    if (fds_.size() > 2) {
+      epoll_event evs[64];
+      const int n = epoll_wait(epfd_, evs, 64, 0);
+      if (n < 0 && errno != EINTR) return Errno("epoll_wait");
+      std::fill(readable_.begin(), readable_.end(), false);
+      for (int i = 0; i < n; ++i) readable_[evs[i].data.u32] = true;
+    }
+    for (size_t s = 0; s < fds_.size(); ++s) {
+      if (!readable_[s]) continue;
+      for (int round = 0; round < kRecvRoundsPerStep; ++round) {
+        for (size_t i = 0; i < kBatch; ++i) {
+          rx_iov_[i] = {rx_buf_.data() + i * kRxBufLen, kRxBufLen};
+          rx_msgs_[i] = {};
+          rx_msgs_[i].msg_hdr.msg_name = &rx_from_[i];
+          rx_msgs_[i].msg_hdr.msg_namelen = sizeof(sockaddr_in);
+          rx_msgs_[i].msg_hdr.msg_iov = &rx_iov_[i];
+          rx_msgs_[i].msg_hdr.msg_iovlen = 1;
+        }
+        const int n = recvmmsg(fds_[s], rx_msgs_.data(), kBatch, MSG_DONTWAIT, nullptr);
+        if (n < 0) {
+          if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) break;
+          // Errors queued by ICMP (e.g. ECONNREFUSED) are per datagram, not fatal.
+          if (errno == ECONNREFUSED || errno == EHOSTUNREACH || errno == ENETUNREACH) continue;
+          return Errno("recvmmsg");
+        }
+        ++stats_.recv_calls;
+        stats_.datagrams_received += n;
+        total += n;
+        for (int i = 0; i < n; ++i) {
+          if (rx_msgs_[i].msg_hdr.msg_flags & MSG_TRUNC) {
+            ++stats_.recv_truncated;
+            continue;
+          }
+          Deliver(now, static_cast<uint16_t>(s), FromSockaddr(rx_from_[i]),
+                  rx_buf_.data() + i * kRxBufLen, rx_msgs_[i].msg_len);
+        }
+        if (static_cast<size_t>(n) < kBatch) break;
+      }
+    }
+    return total;
+  }
+
+  // The injector's send-side verdict on a datagram the core produced into `slot`.
+  void Outbound(Micros now, uint32_t slot) {
+    TxSlot& t = tx_slots_[slot];
+    if (!opts_.inject_faults) {
+      pending_[t.socket].push_back(slot);
+      return;
+    }
+    const FaultInjector::Verdict v = injector_.Decide(t.socket, now);
+    if (v.drop) {
+      ++stats_.fault_dropped;
+      free_slots_.push_back(slot);
+      return;
+    }
+    uint8_t* p = SlotData(slot);
+    if (v.corrupt) {
+      injector_.CorruptInPlace({p, t.len});
+      ++stats_.fault_corrupted;
+    }
+    if (v.copies > 1) ++stats_.fault_duplicated;
+    if (v.delay_us > 0) {
+      for (uint32_t c = 0; c < v.copies; ++c)
+        Hold(now + v.delay_us, false, t.socket, t.remote, p, t.len);
+      free_slots_.push_back(slot);
+      return;
+    }
+    pending_[t.socket].push_back(slot);
+    if (v.copies > 1 && !free_slots_.empty()) {
+      const uint32_t dup = free_slots_.back();
+      free_slots_.pop_back();
+      std::memcpy(SlotData(dup), p, t.len);
+      tx_slots_[dup] = t;
+      pending_[t.socket].push_back(dup);
+    }
+  }
+
+  // Pulls datagrams from the core and sends them, batched per socket.
+  size_t Transmit(Micros now) {
+    size_t sent = Flush();
+    size_t pulled = 0;
+    while (pulled < kTxPerStep) {
+      size_t batch = 0;
+      // Keep one slot spare for a duplicate; stop pulling while the kernel pushes back.
+      while (batch < kBatch && free_slots_.size() > 1 && !blocked_) {
+        const uint32_t slot = free_slots_.back();
+        opensrd::Transmit t;
+        if (!ep_.PollTransmit(now, {SlotData(slot), tx_len_}, t)) break;
+        free_slots_.pop_back();
+        ++batch;
+        if (t.local_socket >= fds_.size() || t.len > tx_len_) {
+          ++stats_.send_errors;  // the core named a socket we do not have
+          free_slots_.push_back(slot);
+          continue;
+        }
+        tx_slots_[slot] = {t.local_socket, t.remote, static_cast<uint32_t>(t.len)};
+        Outbound(now, slot);
+      }
+      if (batch == 0) break;
+      pulled += batch;
+      sent += Flush();
+    }
+    return sent + pulled;  // activity, not an exact count: a pulled datagram may be sent twice
+  }
+
+  // sendmmsg of everything pending, per socket. Returns datagrams handed to the kernel.
+  size_t Flush() {
+    size_t sent = 0;
+    blocked_ = false;
+    for (size_t s = 0; s < fds_.size(); ++s) {
+      std::deque<uint32_t>& q = pending_[s];
+      while (!q.empty()) {
+        const size_t n = std::min(q.size(), kBatch);
+        for (size_t i = 0; i < n; ++i) {
+          const TxSlot& t = tx_slots_[q[i]];
+          tx_to_[i] = ToSockaddr(t.remote);
+          tx_iov_[i] = {SlotData(q[i]), t.len};
+          tx_msgs_[i] = {};
+          tx_msgs_[i].msg_hdr.msg_name = &tx_to_[i];
+          tx_msgs_[i].msg_hdr.msg_namelen = sizeof(sockaddr_in);
+          tx_msgs_[i].msg_hdr.msg_iov = &tx_iov_[i];
+          tx_msgs_[i].msg_hdr.msg_iovlen = 1;
+        }
+        const int r = sendmmsg(fds_[s], tx_msgs_.data(), static_cast<unsigned>(n), MSG_DONTWAIT);
+        ++stats_.send_calls;
+        if (r < 0) {
+          if (errno == EAGAIN || errno == EWOULDBLOCK || errno == ENOBUFS || errno == EINTR) {
+            ++stats_.send_retries;  // kept; retried on the next step
+            blocked_ = true;
+            break;
+          }
+          ++stats_.send_errors;  // this datagram cannot be sent (e.g. EMSGSIZE): drop it
+          free_slots_.push_back(q.front());
+          q.pop_front();
+          continue;
+        }
+        for (int i = 0; i < r; ++i) {
+          free_slots_.push_back(q.front());
+          q.pop_front();
+        }
+        sent += r;
+        stats_.datagrams_sent += r;
+      }
+    }
+    return sent;
+  }
+
+  Status Wait(Micros timeout_us) {
+    ++stats_.waits;
+    timespec ts{static_cast<time_t>(timeout_us / 1'000'000),
+                static_cast<long>((timeout_us % 1'000'000) * 1000)};
+    epoll_event evs[64];
+    const int n = epoll_pwait2(epfd_, evs, 64, &ts, nullptr);
+    // The events are level-triggered: Receive() finds the readable sockets again.
+    if (n < 0 && errno != EINTR) return Errno("epoll_pwait2");
+    return Status::Ok();
+  }
+
+  timespec start_{};
+  const size_t tx_len_;
+  int epfd_ = -1;
+  Micros last_activity_ = 0;
+  bool blocked_ = false;
+  uint32_t idle_spins_ = 0;  // the last Flush met EAGAIN/ENOBUFS
+  std::vector<uint8_t> tx_buf_;
+  std::vector<TxSlot> tx_slots_;
+  std::vector<uint32_t> free_slots_;
+  std::vector<std::deque<uint32_t>> pending_;  // per socket, slots to send in order
+  std::vector<uint8_t> rx_buf_;
+  std::vector<sockaddr_in> rx_from_;
+  std::vector<iovec> rx_iov_;
+  std::vector<mmsghdr> rx_msgs_;
+  std::vector<sockaddr_in> tx_to_;
+  std::vector<iovec> tx_iov_;
+  std::vector<mmsghdr> tx_msgs_;
+  std::vector<bool> readable_;
+  std::priority_queue<Held, std::vector<Held>, std::greater<Held>> held_;
+  uint64_t held_seq_ = 0;
+};
+
+Result<std::unique_ptr<UdpEndpoint>> UdpEndpoint::Create(const UdpEndpointOptions& options) {
+  std::unique_ptr<Impl> impl;
+  try {
+    impl = std::make_unique<Impl>(options);  // Endpoint validates its config by throwing
+  } catch (const std::exception& e) {
+    return Status(Code::kInvalidArgument, e.what());
+  }
+  Status s = impl->Open();
+  if (!s.ok()) return s;
+  return std::unique_ptr<UdpEndpoint>(new UdpEndpoint(std::move(impl)));
+}
+
+UdpEndpoint::UdpEndpoint(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+UdpEndpoint::~UdpEndpoint() = default;
+
+Endpoint& UdpEndpoint::endpoint() {
+  return impl_->ep_;
+}
+const Endpoint& UdpEndpoint::endpoint() const {
+  return impl_->ep_;
+}
+Micros UdpEndpoint::Now() const {
+  return impl_->Now();
+}
+size_t UdpEndpoint::num_sockets() const {
+  return impl_->fds_.size();
+}
+NetAddr UdpEndpoint::local_address(size_t i) const {
+  return impl_->bound_.at(i);
+}
+const UdpStats& UdpEndpoint::stats() const {
+  return impl_->stats_;
+}
+Result<size_t> UdpEndpoint::Poll(Micros max_wait_us) {
+  return impl_->Poll(max_wait_us);
+}
+
+}  // namespace opensrd

@@ -1,0 +1,96 @@
+// UdpEndpoint: the I/O shell that drives a sans-I/O `Endpoint` over real UDP sockets.
+//
+// It owns the Endpoint, one non-blocking UDP socket per local address (socket i is PathSpec's
+// `local_socket` i) and an epoll fd. `Poll` is a run-to-completion step for the application's
+// thread: it receives batches with recvmmsg, feeds them to the core, fires the core's timer,
+// drains PollTransmit into per-socket sendmmsg batches, and, when nothing is happening, waits.
+// Waiting is adaptive: it spins (non-blocking polls) while the core is busy or something
+// happened within `spin_us`, then blocks in epoll_pwait2 (microsecond timeout) until the next
+// core deadline, so an idle endpoint does not burn a core.
+//
+// Optional fault injection (`--fault`) applies a FaultInjector to this endpoint's packet I/O of
+// each path, both directions: the fault path of a datagram is the local socket index it leaves
+// from or arrives on (for a socket-per-path client that is the wire path id). Delayed packets
+// wait in a small time-ordered hold queue inside the shell; corruption flips one bit after the
+// CRC was computed, so the receiver's checksum must catch it.
+//
+// A datagram the core produced is never dropped silently: EAGAIN/ENOBUFS keeps it queued for a
+// later retry; any other send error drops it and counts it in `send_errors`.
+//
+// Clock: CLOCK_MONOTONIC in microseconds since the UdpEndpoint was created (plus one, so that
+// "now" is never zero). Thread-safety: none; one thread drives a UdpEndpoint and its Endpoint.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "common/status.h"
+#include "opensrd/transport.h"
+#include "transport/fault.h"
+
+namespace opensrd {
+
+struct UdpEndpointOptions {
+  EndpointConfig endpoint;
+  std::vector<NetAddr> local;  // socket i binds local[i]; port 0 = ephemeral
+  // Requested SO_RCVBUF / SO_SNDBUF (SO_*BUFFORCE is tried first, which works as root).
+  int socket_buffer_bytes = 8 << 20;
+  // Keep spinning this long after the last datagram or timer before blocking in epoll.
+  Micros spin_us = 200;
+  // Datagrams whose wire path id is >= this are dropped on arrival (a server accepting at most N
+  // paths per client). 0 = no limit.
+  uint32_t max_path_id = 0;
+  bool inject_faults = false;
+  FaultSpec fault;
+  uint64_t fault_seed = 1;
+};
+
+// What the shell itself did; the protocol's counters are in Endpoint::stats().
+struct UdpStats {
+  uint64_t datagrams_received = 0;
+  uint64_t datagrams_sent = 0;
+  uint64_t recv_calls = 0;      // recvmmsg calls that returned datagrams
+  uint64_t send_calls = 0;      // sendmmsg calls
+  uint64_t send_retries = 0;    // EAGAIN/ENOBUFS: kept and retried
+  uint64_t send_errors = 0;     // other send failures: the datagram was dropped (counted here)
+  uint64_t recv_truncated = 0;  // larger than any datagram we accept: dropped
+  uint64_t path_filtered = 0;   // wire path id >= max_path_id: dropped
+  uint64_t waits = 0;           // times Poll blocked in epoll_pwait2
+  // Fault injector, both directions.
+  uint64_t fault_dropped = 0;
+  uint64_t fault_duplicated = 0;
+  uint64_t fault_corrupted = 0;
+  uint64_t fault_delayed = 0;
+};
+
+class UdpEndpoint {
+ public:
+  // Creates the sockets (bound), the epoll fd and the Endpoint.
+  static Result<std::unique_ptr<UdpEndpoint>> Create(const UdpEndpointOptions& options);
+  ~UdpEndpoint();
+  UdpEndpoint(const UdpEndpoint&) = delete;
+  UdpEndpoint& operator=(const UdpEndpoint&) = delete;
+
+  Endpoint& endpoint();
+  const Endpoint& endpoint() const;
+  // Microseconds since creation (never 0).
+  Micros Now() const;
+  size_t num_sockets() const;
+  // The address socket i is bound to (with the ephemeral port filled in).
+  NetAddr local_address(size_t i) const;
+  const UdpStats& stats() const;
+
+  // One driving step: receive, run timers, transmit. If that did no work and the endpoint is
+  // idle (not Busy, nothing for `spin_us`), blocks up to `max_wait_us` or until the core's next
+  // deadline, whichever is first; pass 0 never to block. Returns the number of datagrams moved
+  // (in + out), or an error when a system call fails unrecoverably.
+  Result<size_t> Poll(Micros max_wait_us);
+
+ private:
+  class Impl;
+  explicit UdpEndpoint(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace opensrd

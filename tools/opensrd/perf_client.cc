@@ -1,0 +1,442 @@
+// `opensrd perf client`: drives a bandwidth (bw) or ping-pong latency (lat) run against
+// `opensrd perf server` over N paths, then asks the server what it verified (kEnd -> kReport,
+// see perf_protocol.h) and prints a report, as one JSON object with --json.
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "tools/opensrd/commands.h"
+#include "tools/opensrd/latency.h"
+#include "tools/opensrd/perf_protocol.h"
+#include "transport/udp_endpoint.h"
+
+namespace opensrd::cli {
+
+namespace {
+
+constexpr int kRecvBuffers = 8;
+constexpr Micros kReportWaitUs = 2'000'000;  // after the run, for the server's kReport
+
+// The source address the kernel would use toward `remote` (no packet is sent).
+Result<uint32_t> RouteSource(const NetAddr& remote) {
+  const int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return Status(Code::kIoError, "socket failed");
+  sockaddr_in sa{};
+  sa.sin_family = AF_INET;
+  sa.sin_addr.s_addr = htonl(remote.ip);
+  sa.sin_port = htons(remote.port == 0 ? 9 : remote.port);
+  socklen_t sl = sizeof sa;
+  const bool ok = connect(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa) == 0 &&
+                  getsockname(fd, reinterpret_cast<sockaddr*>(&sa), &sl) == 0;
+  close(fd);
+  if (!ok) return Status(Code::kIoError, "no route to " + ToString(remote));
+  return ntohl(sa.sin_addr.s_addr);
+}
+
+class PerfClient {
+ public:
+  PerfClient(const PerfClientOptions& o, NetAddr remote) : o_(o), remote_(remote) {}
+
+  Status Setup(const FaultSpec& fault, uint32_t source_ip) {
+    UdpEndpointOptions uo;
+    uint64_t seed = o_.seed;
+    if (seed == 0) {
+      seed = static_cast<uint64_t>(std::chrono::steady_clock::now().time_since_epoch().count()) ^
+             (uint64_t{static_cast<uint32_t>(getpid())} << 32);
+    }
+    uo.endpoint.seed = seed;
+    uo.endpoint.max_payload =
+        static_cast<uint16_t>(o_.max_payload ? o_.max_payload : AutoMaxPayload(remote_.ip));
+    uo.endpoint.peer_timeout_us = o_.peer_timeout_ms * 1000;
+    uo.endpoint.spray_burst = static_cast<uint32_t>(o_.spray_burst);
+    uo.endpoint.max_message = std::max<uint32_t>(size_, 1u << 16);
+    uo.inject_faults = !fault.paths.empty();
+    uo.fault = fault;
+    uo.fault_seed = seed ^ 0xFA17;
+    for (int i = 0; i < o_.paths; ++i) {
+      const uint16_t port =
+          o_.source_port_base ? static_cast<uint16_t>(o_.source_port_base + i) : 0;
+      uo.local.push_back({source_ip, port});
+    }
+    Result<std::unique_ptr<UdpEndpoint>> udp = UdpEndpoint::Create(uo);
+    if (!udp.ok()) return udp.status();
+    udp_ = std::move(udp.value());
+    Endpoint& ep = udp_->endpoint();
+    std::vector<PathSpec> paths;
+    for (int i = 0; i < o_.paths; ++i) paths.push_back({static_cast<uint16_t>(i), remote_});
+    Result<PeerId> peer = ep.AddPeer(paths, udp_->Now());
+    if (!peer.ok()) return peer.status();
+    peer_ = *peer;
+    cq_ = ep.CreateCompletionQueue();
+    Result<SqId> sq = ep.CreateSendQueue(
+        {.cq = cq_, .in_order = o_.in_order, .depth = static_cast<uint32_t>(o_.inflight + 8)});
+    if (!sq.ok()) return sq.status();
+    sq_ = *sq;
+    recv_len_ = std::max<size_t>(size_, kAppHeaderLen + sizeof(ReportBody));
+    for (int i = 0; i < kRecvBuffers; ++i) {
+      recv_bufs_.emplace_back(new uint8_t[recv_len_]);
+      Status s = ep.PostRecv(cq_, recv_bufs_.back().get(), recv_len_, i);
+      if (!s.ok()) return s;
+    }
+    salt_ = seed * 0x9E3779B97F4A7C15ull;
+    return Status::Ok();
+  }
+
+  void Run() {
+    start_ = udp_->Now();
+    last_done_ = last_progress_ = start_;
+    if (o_.mode == "lat") {
+      RunLat();
+    } else {
+      RunBw();
+    }
+    if (errors_ == 0) FetchReport();
+  }
+
+  int Print() {
+    const LatencySummary lat = lat_.Summarize();
+    const double secs = std::max<double>(1e-6, static_cast<double>(last_done_ - start_) / 1e6);
+    const EndpointStats st = udp_->endpoint().stats();
+    const UdpStats& us = udp_->stats();
+    const bool verified = errors_ == 0 && have_report_ && report_.messages_bad == 0 &&
+                          report_.messages_ok == messages_ && bad_echoes_ == 0 && messages_ > 0;
+    const double gbps = static_cast<double>(bytes_) * 8 / secs / 1e9;
+    std::vector<PathStats> paths = udp_->endpoint().path_stats(peer_);
+    if (o_.json) {
+      nlohmann::json j;
+      j["mode"] = o_.mode;
+      j["size"] = size_;
+      j["duration_s"] = secs;
+      j["goodput_gbps"] = gbps;
+      j["messages"] = messages_;
+      j["msgs_per_sec"] = static_cast<double>(messages_) / secs;
+      j["lat_us"] = {{"p50", lat.p50}, {"p99", lat.p99}, {"p999", lat.p999}, {"max", lat.max}};
+      j["retransmits"] = st.retransmits + report_.retransmits;
+      j["corrupt_dropped"] = st.corrupt_dropped + report_.corrupt_dropped;
+      j["duplicates_dropped"] = st.duplicates_dropped + report_.duplicates_dropped;
+      j["errors"] = errors_;
+      if (!first_error_.empty()) j["error"] = first_error_;
+      j["verified"] = verified;
+      j["server"] = {{"report", have_report_},
+                     {"messages_ok", report_.messages_ok},
+                     {"messages_bad", report_.messages_bad},
+                     {"retransmits", report_.retransmits},
+                     {"corrupt_dropped", report_.corrupt_dropped},
+                     {"duplicates_dropped", report_.duplicates_dropped}};
+      j["client"] = {
+          {"retransmits", st.retransmits},         {"rto_events", st.rto_events},
+          {"corrupt_dropped", st.corrupt_dropped}, {"duplicates_dropped", st.duplicates_dropped},
+          {"rnr_received", st.rnr_received},       {"bad_echoes", bad_echoes_},
+          {"datagrams_sent", us.datagrams_sent},   {"datagrams_received", us.datagrams_received},
+          {"send_retries", us.send_retries},       {"send_errors", us.send_errors}};
+      j["fault"] = {{"dropped", us.fault_dropped},
+                    {"duplicated", us.fault_duplicated},
+                    {"corrupted", us.fault_corrupted},
+                    {"delayed", us.fault_delayed}};
+      nlohmann::json pj = nlohmann::json::array();
+      for (const PathStats& p : paths) {
+        pj.push_back({{"id", p.id},
+                      {"local", ToString(udp_->local_address(p.spec.local_socket))},
+                      {"remote", ToString(p.spec.remote)},
+                      {"sent", p.sent},
+                      {"acked", p.acked},
+                      {"retransmitted", p.retransmitted},
+                      {"lost", p.lost},
+                      {"srtt_us", p.srtt_us},
+                      {"state", PathStateName(p.state)}});
+      }
+      j["paths"] = pj;
+      std::printf("%s\n", j.dump().c_str());
+    } else {
+      std::printf("opensrd perf %s to %s: %d paths, %u-byte messages%s\n", o_.mode.c_str(),
+                  ToString(remote_).c_str(), o_.paths, size_, o_.in_order ? ", in order" : "");
+      std::printf("  %llu messages in %.2f s: %.3f Gbit/s goodput, %.0f msgs/s\n",
+                  static_cast<unsigned long long>(messages_), secs, gbps,
+                  static_cast<double>(messages_) / secs);
+      std::printf("  %s us: p50 %.1f  p99 %.1f  p99.9 %.1f  max %.1f\n",
+                  o_.mode == "lat" ? "round trip" : "post to completion", lat.p50, lat.p99,
+                  lat.p999, lat.max);
+      std::printf(
+          "  retransmits %llu, corrupt dropped %llu, duplicates dropped %llu\n",
+          static_cast<unsigned long long>(st.retransmits + report_.retransmits),
+          static_cast<unsigned long long>(st.corrupt_dropped + report_.corrupt_dropped),
+          static_cast<unsigned long long>(st.duplicates_dropped + report_.duplicates_dropped));
+      for (const PathStats& p : paths) {
+        std::printf("  path %u %s -> %s: sent %llu, retransmitted %llu, srtt %llu us, %s\n", p.id,
+                    ToString(udp_->local_address(p.spec.local_socket)).c_str(),
+                    ToString(p.spec.remote).c_str(), static_cast<unsigned long long>(p.sent),
+                    static_cast<unsigned long long>(p.retransmitted),
+                    static_cast<unsigned long long>(p.srtt_us), PathStateName(p.state));
+      }
+      std::printf("  verified: %s (server checked %llu ok, %llu bad)\n", verified ? "yes" : "NO",
+                  static_cast<unsigned long long>(report_.messages_ok),
+                  static_cast<unsigned long long>(report_.messages_bad));
+    }
+    if (!first_error_.empty()) {
+      std::fprintf(stderr, "opensrd perf client: error: %s\n", first_error_.c_str());
+    } else if (!verified) {
+      std::fprintf(stderr, "opensrd perf client: error: run not verified\n");
+    }
+    return verified && errors_ == 0 ? 0 : 1;
+  }
+
+  void set_size(uint32_t size) { size_ = size; }
+
+ private:
+  void Error(const std::string& what) {
+    ++errors_;
+    if (first_error_.empty()) first_error_ = what;
+  }
+
+  void ErrorFromCompletion(const Completion& c) {
+    if (c.status == Code::kTimedOut) {
+      Error("peer " + ToString(remote_) + " did not answer within " +
+            std::to_string(o_.peer_timeout_ms) + " ms (" + CodeName(c.status) + ")");
+    } else {
+      Error(std::string("message failed: ") + CodeName(c.status));
+    }
+  }
+
+  bool StopPosting(Micros now, uint64_t posted) const {
+    if (errors_ > 0) return true;
+    if (o_.count > 0) return posted >= o_.count;
+    return now >= start_ + static_cast<Micros>(o_.duration_s * 1e6);
+  }
+
+  // Polls the endpoint once; fails the run if nothing has completed for much longer than the
+  // core's own peer timeout (a safety net: the core should have failed the work by then).
+  bool Drive() {
+    Result<size_t> r = udp_->Poll(1000);
+    if (!r.ok()) {
+      Error(r.status().ToString());
+      return false;
+    }
+    if (udp_->Now() > last_progress_ + o_.peer_timeout_ms * 1000 + 2'000'000) {
+      Error("no progress for " + std::to_string(o_.peer_timeout_ms + 2000) + " ms");
+      return false;
+    }
+    return true;
+  }
+
+  void RepostRecv(uint64_t tag) {
+    Status s = udp_->endpoint().PostRecv(cq_, recv_bufs_[tag].get(), recv_len_, tag);
+    if (!s.ok()) Error("PostRecv: " + s.ToString());
+  }
+
+  // A receive outside the ping-pong: the server's report (anything else is not expected).
+  void OnOtherRecv(const Completion& c) {
+    AppHeader h;
+    const uint8_t* b = recv_bufs_[c.tag].get();
+    if (c.status == Code::kOk && ReadHeader(b, c.length, h) && h.kind == AppKind::kReport &&
+        c.length >= kAppHeaderLen + sizeof(ReportBody)) {
+      std::memcpy(&report_, b + kAppHeaderLen, sizeof report_);
+      have_report_ = true;
+    } else {
+      ++bad_echoes_;
+    }
+    RepostRecv(c.tag);
+  }
+
+  void RunBw() {
+    Endpoint& ep = udp_->endpoint();
+    std::vector<std::unique_ptr<uint8_t[]>> bufs;
+    std::vector<Micros> posted_at(o_.inflight);
+    std::vector<uint32_t> free_slots;
+    for (int i = 0; i < o_.inflight; ++i) {
+      bufs.emplace_back(new uint8_t[size_]);
+      free_slots.push_back(o_.inflight - 1 - i);
+    }
+    uint64_t seq = 0;
+    std::vector<Completion> comps(64);
+    while (true) {
+      Micros now = udp_->Now();
+      const bool stop = StopPosting(now, seq);
+      if (stop && free_slots.size() == static_cast<size_t>(o_.inflight)) break;
+      while (!stop && !free_slots.empty() && !StopPosting(now, seq)) {
+        const uint32_t slot = free_slots.back();
+        FillMessage(bufs[slot].get(), size_, AppKind::kData, salt_ + seq, seq);
+        const Sge sge{bufs[slot].get(), size_};
+        posted_at[slot] = udp_->Now();
+        Status s = ep.PostSend(sq_, peer_, {&sge, 1}, slot, posted_at[slot]);
+        if (!s.ok()) {
+          Error("PostSend: " + s.ToString());
+          break;
+        }
+        free_slots.pop_back();
+        ++seq;
+        now = udp_->Now();
+      }
+      if (!Drive()) return;
+      size_t n;
+      while ((n = ep.PollCompletions(cq_, comps)) > 0) {
+        now = udp_->Now();
+        for (size_t i = 0; i < n; ++i) {
+          const Completion& c = comps[i];
+          if (c.kind == CompletionKind::kRecv) {
+            OnOtherRecv(c);
+            continue;
+          }
+          free_slots.push_back(static_cast<uint32_t>(c.tag));
+          last_progress_ = now;
+          if (c.status != Code::kOk) {
+            ErrorFromCompletion(c);
+            continue;
+          }
+          ++messages_;
+          bytes_ += c.length;
+          lat_.Add(now - posted_at[c.tag]);
+          last_done_ = now;
+        }
+      }
+    }
+  }
+
+  void RunLat() {
+    Endpoint& ep = udp_->endpoint();
+    std::unique_ptr<uint8_t[]> buf(new uint8_t[size_]);
+    std::vector<Completion> comps(16);
+    for (uint64_t seq = 0; !StopPosting(udp_->Now(), seq); ++seq) {
+      const uint64_t key = salt_ + seq;
+      FillMessage(buf.get(), size_, AppKind::kPing, key, seq);
+      const Sge sge{buf.get(), size_};
+      const Micros t0 = udp_->Now();
+      Status s = ep.PostSend(sq_, peer_, {&sge, 1}, 0, t0);
+      if (!s.ok()) return Error("PostSend: " + s.ToString());
+      bool sent = false, echoed = false;
+      Micros rtt = 0;
+      while (!(sent && echoed)) {
+        if (!Drive()) return;
+        size_t n;
+        while ((n = ep.PollCompletions(cq_, comps)) > 0) {
+          const Micros now = udp_->Now();
+          for (size_t i = 0; i < n; ++i) {
+            const Completion& c = comps[i];
+            last_progress_ = now;
+            if (c.kind == CompletionKind::kSend) {
+              if (c.status != Code::kOk) return ErrorFromCompletion(c);
+              sent = true;
+              continue;
+            }
+            AppHeader h;
+            const uint8_t* b = recv_bufs_[c.tag].get();
+            if (c.status != Code::kOk || !ReadHeader(b, c.length, h) || h.kind != AppKind::kPong) {
+              OnOtherRecv(c);
+              continue;
+            }
+            if (!CheckMessage(b, c.length, h) || h.key != key || h.seq != seq) ++bad_echoes_;
+            echoed = true;
+            rtt = now - t0;
+            RepostRecv(c.tag);
+          }
+        }
+      }
+      ++messages_;
+      bytes_ += size_;
+      lat_.Add(rtt);
+      last_done_ = udp_->Now();
+    }
+  }
+
+  // kEnd -> kReport: the server's verdict on everything this run sent.
+  void FetchReport() {
+    Endpoint& ep = udp_->endpoint();
+    uint8_t end[kAppHeaderLen];
+    WriteHeader(end, AppHeader{.kind = AppKind::kEnd, .length = kAppHeaderLen, .seq = messages_});
+    const Sge sge{end, sizeof end};
+    Status s = ep.PostSend(sq_, peer_, {&sge, 1}, ~0ull, udp_->Now());
+    if (!s.ok()) return Error("PostSend(end): " + s.ToString());
+    const Micros deadline = udp_->Now() + kReportWaitUs + o_.peer_timeout_ms * 1000;
+    bool sent = false;
+    std::vector<Completion> comps(16);
+    last_progress_ = udp_->Now();
+    while (!(sent && have_report_)) {
+      if (udp_->Now() > deadline) return Error("no report from the server");
+      if (!Drive()) return;
+      size_t n;
+      while ((n = ep.PollCompletions(cq_, comps)) > 0) {
+        for (size_t i = 0; i < n; ++i) {
+          const Completion& c = comps[i];
+          if (c.kind == CompletionKind::kRecv) {
+            OnOtherRecv(c);
+          } else if (c.status != Code::kOk) {
+            return ErrorFromCompletion(c);
+          } else {
+            sent = true;
+          }
+        }
+      }
+    }
+  }
+
+  const PerfClientOptions& o_;
+  const NetAddr remote_;
+  uint32_t size_ = 0;
+  std::unique_ptr<UdpEndpoint> udp_;
+  PeerId peer_ = 0;
+  CqId cq_ = 0;
+  SqId sq_ = 0;
+  size_t recv_len_ = 0;
+  std::vector<std::unique_ptr<uint8_t[]>> recv_bufs_;
+  uint64_t salt_ = 0;
+  Micros start_ = 0, last_done_ = 0, last_progress_ = 0;
+  uint64_t messages_ = 0, bytes_ = 0, errors_ = 0, bad_echoes_ = 0;
+  std::string first_error_;
+  LatencyRecorder lat_;
+  bool have_report_ = false;
+  ReportBody report_;
+};
+
+int Usage(const std::string& msg) {
+  std::fprintf(stderr, "opensrd perf client: %s\n", msg.c_str());
+  return 2;
+}
+
+}  // namespace
+
+int RunPerfClient(const PerfClientOptions& o) {
+  Result<NetAddr> remote = ParseNetAddr(o.connect);
+  if (!remote.ok()) return Usage("--connect: " + remote.status().message());
+  if (remote->port == 0) return Usage("--connect: port 0 is not a server");
+  Result<FaultSpec> fault = ParseFaultSpec(o.fault);
+  if (!fault.ok()) return Usage(fault.status().message());
+  for (const auto& [path, f] : fault->paths) {
+    if (path >= static_cast<uint32_t>(o.paths)) {
+      return Usage("--fault names path " + std::to_string(path) + " but there are only " +
+                   std::to_string(o.paths) + " paths (numbered from 0)");
+    }
+  }
+  if (o.mode != "bw" && o.mode != "lat") return Usage("--mode must be bw or lat");
+  const uint32_t size = o.size ? o.size : (o.mode == "lat" ? 64 : 65536);
+  if (size < kAppHeaderLen) {
+    return Usage("--size must be at least " + std::to_string(kAppHeaderLen) + " (the perf header)");
+  }
+  if (o.source_port_base != 0 && o.source_port_base + o.paths - 1 > 65535) {
+    return Usage("--source-port-base + --paths exceeds port 65535");
+  }
+  Result<uint32_t> source = RouteSource(*remote);
+  if (!source.ok()) {
+    std::fprintf(stderr, "opensrd perf client: %s\n", source.status().ToString().c_str());
+    return 1;
+  }
+  PerfClientOptions opts = o;
+  if (opts.count == 0 && opts.duration_s <= 0) opts.duration_s = 3;
+  PerfClient client(opts, *remote);
+  client.set_size(size);
+  Status s = client.Setup(*fault, *source);
+  if (!s.ok()) {
+    std::fprintf(stderr, "opensrd perf client: %s\n", s.ToString().c_str());
+    return 1;
+  }
+  client.Run();
+  return client.Print();
+}
+
+}  // namespace opensrd::cli
