@@ -23,7 +23,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   size_t n = 0;
   switch (p.common.type) {
     case Type::kData:
-      n = EncodeData(p.common, p.data, p.payload, out);
+      n = EncodeData(p.common, p.data, p.payload, out,
+                     (p.common.flags & kFlagAck) ? &p.ack : nullptr);
       break;
     case Type::kAck:
       n = EncodeAck(p.common, p.ack, out);

@@ -187,3 +187,70 @@ TEST(PeerLifecycle, NobodyListeningFailsWithTimeout) {
 
 }  // namespace
 }  // namespace opensrd::sim
+
+namespace opensrd::sim {
+namespace {
+
+// Ping-pong of single-packet messages: each answer carries the ack of the request it answers
+// (and each request the ack of the previous answer), so a round trip costs two datagrams and,
+// with nothing lost, nothing is retransmitted.
+TEST(PingPong, AcksRideOnAnswersAndNothingIsResent) {
+  Network net(5);
+  LinkConfig l;
+  l.latency_us = 5;
+  net.default_link = l;
+  HostId a = net.AddHost(kIpA, 1000, 4, Config(0xA, 1));
+  HostId b = net.AddHost(kIpB, 2000, 1, Config(0xB, 2));
+  Endpoint& ea = net.endpoint(a);
+  Endpoint& eb = net.endpoint(b);
+  CqId cqa = ea.CreateCompletionQueue(), cqb = eb.CreateCompletionQueue();
+  SqId sqa = ea.CreateSendQueue({.cq = cqa}).value();
+  SqId sqb = eb.CreateSendQueue({.cq = cqb}).value();
+  std::vector<PathSpec> paths;
+  for (uint16_t i = 0; i < 4; ++i) paths.push_back({i, net.address(b, 0)});
+  PeerId to_b = ea.AddPeer(paths, 0).value();
+  uint8_t ra[64], rb[64], msg[64] = {1};
+  ASSERT_TRUE(ea.PostRecv(cqa, ra, sizeof ra, 0).ok());
+  ASSERT_TRUE(eb.PostRecv(cqb, rb, sizeof rb, 0).ok());
+  Sge sge{msg, sizeof msg};
+  constexpr int kRounds = 2000;
+  int pongs = 0;
+  ASSERT_TRUE(ea.PostSend(sqa, to_b, {&sge, 1}, 0, net.now()).ok());
+  net.Kick(a);
+  const bool done = net.RunUntil(
+      [&] {
+        Completion c;
+        while (eb.PollCompletions(cqb, {&c, 1}) == 1) {
+          if (c.kind != CompletionKind::kRecv) continue;
+          EXPECT_EQ(c.status, Code::kOk);
+          (void)eb.PostRecv(cqb, rb, sizeof rb, 0);
+          EXPECT_TRUE(eb.PostSend(sqb, c.peer, {&sge, 1}, 0, net.now()).ok());  // pong
+          net.Kick(b);
+        }
+        while (ea.PollCompletions(cqa, {&c, 1}) == 1) {
+          if (c.kind != CompletionKind::kRecv) continue;
+          (void)ea.PostRecv(cqa, ra, sizeof ra, 0);
+          if (++pongs < kRounds) {
+            EXPECT_TRUE(ea.PostSend(sqa, to_b, {&sge, 1}, 0, net.now()).ok());  // next ping
+            net.Kick(a);
+          }
+        }
+        return pongs == kRounds;
+      },
+      10'000'000);
+  ASSERT_TRUE(done);
+  const EndpointStats sa = ea.stats(), sb = eb.stats();
+  std::printf(
+      "ping-pong: %d rounds in %lu us; A sent %lu datagrams (%lu piggybacked acks), "
+      "B sent %lu; retransmits %lu/%lu, tail probes %lu/%lu\n",
+      kRounds, (unsigned long)net.now(), (unsigned long)sa.datagrams_out,
+      (unsigned long)sa.acks_piggybacked, (unsigned long)sb.datagrams_out,
+      (unsigned long)sa.retransmits, (unsigned long)sb.retransmits, (unsigned long)sa.tail_probes,
+      (unsigned long)sb.tail_probes);
+  EXPECT_EQ(sa.retransmits + sb.retransmits, 0u);
+  EXPECT_GT(sb.acks_piggybacked, kRounds * 9u / 10);
+  EXPECT_LT(sa.datagrams_out + sb.datagrams_out, 2u * kRounds * 11 / 10);
+}
+
+}  // namespace
+}  // namespace opensrd::sim

@@ -142,6 +142,51 @@ TEST(SimTransfer, HundredThousandMessagesUnderFaultsExactlyOnce) {
   EXPECT_LT(r.paths[1].sent, r.paths[0].sent);
 }
 
+// A path that goes dark for a while is marked suspect, probed, and brought back when it answers.
+TEST(SimTransfer, BlackholedPathComesBackWhenItHeals) {
+  TransferOptions o;
+  o.seed = 77;
+  o.messages = 4000;
+  o.min_size = o.max_size = 64 * 1024;
+  for (uint32_t i = 0; i < 4; ++i) {
+    LinkConfig l;
+    l.latency_us = 40 + 10 * i;
+    if (i == 2) {
+      l.fault.blackhole_after_us = 10'000;
+      l.fault.blackhole_for_us = 20'000;  // dark from 10 ms to 30 ms
+    }
+    o.path_links.push_back(l);
+  }
+  TransferHarness h(o);
+  Network& net = h.net();
+  const NetAddr b = net.address(h.receiver(), 0);
+  bool suspect_seen = false;
+  uint64_t p2_at_heal = 0, total_at_heal = 0;
+  auto data_on = [&](uint16_t p) {
+    return net.link_stats(net.address(h.sender(), p), b).data_packets;
+  };
+  TransferResult r = h.Run([&] {
+    const auto paths = net.endpoint(h.sender()).path_stats(h.peer());
+    if (net.now() < 30'000 && paths[2].state == PathState::kSuspect) suspect_seen = true;
+    if (total_at_heal == 0 && net.now() >= 30'000) {
+      p2_at_heal = data_on(2);
+      for (uint16_t i = 0; i < 4; ++i) total_at_heal += data_on(i);
+    }
+  });
+  Print("heal", r);
+  ExpectExactlyOnce(r, o.messages);
+  ASSERT_GT(total_at_heal, 0u) << "run ended before the path healed";
+  EXPECT_TRUE(suspect_seen);
+  EXPECT_EQ(r.paths[2].state, PathState::kActive);
+  uint64_t total_after = 0;
+  for (uint16_t i = 0; i < 4; ++i) total_after += data_on(i);
+  total_after -= total_at_heal;
+  const uint64_t p2_after = data_on(2) - p2_at_heal;
+  std::printf("heal: path 2 carried %lu of %lu data packets after it healed\n",
+              (unsigned long)p2_after, (unsigned long)total_after);
+  EXPECT_GT(static_cast<double>(p2_after), 0.1 * static_cast<double>(total_after));
+}
+
 TEST(SimTransfer, InOrderModeDeliversInOrderUnderFaults) {
   TransferOptions o = FaultyFourPaths(kMidRun, 50'000);
   o.in_order = true;

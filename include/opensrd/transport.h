@@ -72,7 +72,7 @@ struct EndpointConfig {
   Micros initial_rtt_us = 1000;
   // Tail-loss probe: a lone packet in flight on a path is re-sent elsewhere after
   // max(2 * srtt + ack_delay_us, min_pto_us) instead of waiting for the RTO.
-  Micros min_pto_us = 50;
+  Micros min_pto_us = 25;
   double reorder_window_frac = 0.25;  // RACK: a packet sent this fraction of srtt before an
                                       // acked one on the same path is lost
   Micros min_reorder_window_us = 30;
@@ -143,6 +143,7 @@ struct EndpointStats {
   uint64_t rto_events = 0;
   uint64_t tail_probes = 0;
   uint64_t acks_sent = 0;
+  uint64_t acks_piggybacked = 0;  // acks that rode on a data packet (not in acks_sent)
   uint64_t acks_received = 0;
   uint64_t malformed_dropped = 0;  // failed to parse (any reason but checksum)
   uint64_t corrupt_dropped = 0;    // checksum mismatch

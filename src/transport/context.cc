@@ -6,7 +6,9 @@
 namespace opensrd {
 
 namespace {
-constexpr double kLossEwmaGain = 1.0 / 32;
+// Per packet on the path: long enough (~100 packets) that a 5% loss rate reads steadily above
+// the 2% noise floor instead of dipping to zero between losses.
+constexpr double kLossEwmaGain = 1.0 / 128;
 constexpr uint32_t kMaxRtoBackoff = 6;
 constexpr uint64_t kPacketOverhead = wire::kDataHeaderLen + wire::kCrcLen;
 
@@ -256,9 +258,27 @@ bool TransportContext::SendData(Micros now, uint32_t psn, bool retx, std::span<u
                   .sq_id = m.sq,
                   .payload_len = s.len,
                   .sq_seq = m.sq_seq};
-  if (wire::EncodeDataHeader(c, d, buf) == 0) return false;
+  // Piggyback an ack we owe, when the buffer has room for the largest ack block: this path's
+  // own if it owes one, else another path's (a ping-pong then costs two datagrams, not four).
+  // An ack about another path may overtake that path's standalone acks, so the sender does not
+  // use it for RACK (see OnAck); it still acknowledges and times.
+  wire::AckExt ack;
+  const wire::AckExt* piggy = nullptr;
+  int ack_path = AckPending(static_cast<uint8_t>(path)) ? path : -1;
+  for (size_t i = 0; i < acks_.size() && ack_path < 0; ++i) {
+    if (AckPending(static_cast<uint8_t>(i))) ack_path = static_cast<int>(i);
+  }
+  if (ack_path >= 0 && !acks_[ack_path].probe_reply &&
+      buf.size() >=
+          wire::kDataHeaderLen + wire::AckBlockLen(wire::kMaxSackRanges) + s.len + wire::kCrcLen) {
+    TakeAck(now, static_cast<uint8_t>(ack_path), ack);
+    piggy = &ack;
+    ++ep_.stats.acks_piggybacked;
+  }
+  const size_t header = wire::EncodeDataHeader(c, d, buf, piggy);
+  if (header == 0) return false;
   // Gather the fragment from the caller's SGL straight into the datagram.
-  uint8_t* dst = buf.data() + wire::kDataHeaderLen;
+  uint8_t* dst = buf.data() + header;
   uint32_t off = s.offset, left = s.len;
   size_t i = std::upper_bound(m.sge_end.begin(), m.sge_end.end(), off) - m.sge_end.begin();
   while (left > 0 && i < m.sgl.size()) {
@@ -271,7 +291,7 @@ bool TransportContext::SendData(Micros now, uint32_t psn, bool retx, std::span<u
     left -= n;
     ++i;
   }
-  const size_t len = wire::SealDatagram(buf, wire::kDataHeaderLen + s.len);
+  const size_t len = wire::SealDatagram(buf, header + s.len);
   if (!FillTransmit(path, out, len)) return false;
 
   s.path = static_cast<uint8_t>(path);
@@ -298,9 +318,15 @@ TransportContext::AckState& TransportContext::AckFor(uint8_t path) {
   return acks_[path];
 }
 
-bool TransportContext::BuildAck(Micros now, uint8_t path, std::span<uint8_t> buf, Transmit& out) {
+bool TransportContext::AckPending(uint8_t path) const {
+  if (path >= acks_.size()) return false;
+  const AckState& st = acks_[path];
+  return st.now || st.unacked > 0;
+}
+
+void TransportContext::TakeAck(Micros now, uint8_t path, wire::AckExt& a) {
   AckState& st = acks_[path];
-  wire::AckExt a;
+  a = wire::AckExt{};
   a.cum_psn = rx_.cum();
   // Turn the fresh PSNs above the cumulative point into ascending ranges; if they need more
   // ranges than fit, report the lowest and keep the rest for an ack right after this one.
@@ -331,9 +357,6 @@ bool TransportContext::BuildAck(Micros now, uint8_t path, std::span<uint8_t> buf
   a.echo_ts_us = st.echo_ts;
   a.echo_path = path;
   a.ack_delay_us = static_cast<uint16_t>(std::min<Micros>(now - st.echo_at, 0xFFFF));
-  wire::Common c = MakeCommon(wire::Type::kAck, path, now);
-  if (st.probe_reply) c.flags |= wire::kFlagProbe;
-  if (!FillTransmit(path, out, wire::EncodeAck(c, a, buf))) return false;
   fresh.erase(fresh.begin(), fresh.begin() + static_cast<std::ptrdiff_t>(rest));
   st.unacked = 0;
   st.due = kNever;
@@ -341,6 +364,15 @@ bool TransportContext::BuildAck(Micros now, uint8_t path, std::span<uint8_t> buf
   st.probe_reply = false;
   st.now = !fresh.empty();  // ranges left over: another ack right away
   acks_pending_ = acks_pending_ + (st.now ? 1 : 0) - (was_pending ? 1 : 0);
+}
+
+bool TransportContext::BuildAck(Micros now, uint8_t path, std::span<uint8_t> buf, Transmit& out) {
+  if (!PathValid(path)) return false;
+  wire::Common c = MakeCommon(wire::Type::kAck, path, now);
+  if (acks_[path].probe_reply) c.flags |= wire::kFlagProbe;
+  wire::AckExt a;
+  TakeAck(now, path, a);
+  if (!FillTransmit(path, out, wire::EncodeAck(c, a, buf))) return false;
   ++ep_.stats.acks_sent;
   return true;
 }
@@ -529,6 +561,9 @@ void TransportContext::OnAck(Micros now, const wire::Packet& p) {
     ++ep_.stats.malformed_dropped;
     return;
   }
+  // Ranges feed per-path RACK only when the ack arrived on the path it is about: only then is
+  // it ordered with that path's other acks.
+  const int rack_path = p.common.path_id == a.echo_path ? a.echo_path : -1;
   uint64_t acked_bytes = 0;
   if (static_cast<int32_t>(a.cum_psn - snd_una_) > 0) {
     for (uint32_t psn = snd_una_; psn != a.cum_psn; ++psn) MarkAcked(now, psn, -1, acked_bytes);
@@ -536,7 +571,7 @@ void TransportContext::OnAck(Micros now, const wire::Packet& p) {
   for (uint8_t i = 0; i < a.n_ranges; ++i) {
     const uint32_t b = a.ranges[i].begin, e = a.ranges[i].end;
     if (!InRange(b, snd_una_, snd_nxt_) || e - snd_una_ > snd_nxt_ - snd_una_) continue;
-    for (uint32_t psn = b; psn != e; ++psn) MarkAcked(now, psn, a.echo_path, acked_bytes);
+    for (uint32_t psn = b; psn != e; ++psn) MarkAcked(now, psn, rack_path, acked_bytes);
   }
   AdvanceUna();
 
@@ -548,7 +583,7 @@ void TransportContext::OnAck(Micros now, const wire::Packet& p) {
       rtt = elapsed > a.ack_delay_us ? elapsed - a.ack_delay_us : 1;
       Path& path = peer_.paths[a.echo_path];
       path.rtt.Sample(rtt);
-      if (p.common.flags & wire::kFlagProbe) {
+      if (p.common.type == wire::Type::kAck && (p.common.flags & wire::kFlagProbe)) {
         path.state = PathState::kActive;
         path.probe_due = kNever;
         path.consecutive_losses = 0;
@@ -630,6 +665,7 @@ void TransportContext::DeliverRecv(const RecvMessage& m, uint32_t msg_id) {
 }
 
 void TransportContext::OnData(Micros now, const wire::Packet& p) {
+  if (p.common.flags & wire::kFlagAck) OnAck(now, p);  // the piggybacked ack first
   last_heard_ = now;
   const wire::DataExt& d = p.data;
   AckState& ack = AckFor(p.common.path_id);

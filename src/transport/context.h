@@ -116,6 +116,9 @@ class TransportContext {
   const SentPacket& Slot(uint32_t psn) const { return ring_[psn & ring_mask_]; }
   bool SendData(Micros now, uint32_t psn, bool retx, std::span<uint8_t> buf, Transmit& out);
   bool BuildAck(Micros now, uint8_t path, std::span<uint8_t> buf, Transmit& out);
+  bool AckPending(uint8_t path) const;
+  // Fills `a` with what `path` owes the peer and marks it acknowledged (standalone or piggyback).
+  void TakeAck(Micros now, uint8_t path, wire::AckExt& a);
   wire::Common MakeCommon(wire::Type type, int path, Micros now) const;
   bool FillTransmit(int path, Transmit& out, size_t len) const;
   // `ack_path`: the path whose ack reported this PSN individually (-1: cumulative point).

@@ -8,16 +8,20 @@ namespace {
 // Bulk packets: weight ~ (1 - loss)^2 / srtt. Mild on purpose: every share moved off a path must
 // fit on the others, and paths are often capacity-bound.
 // Latency-sensitive packets (single-packet messages, retransmissions): loss above a noise floor
-// is punished hard, so a path losing 5% gets a quarter of a clean path's share. Small messages
+// is punished hard, so a path losing 5% gets 1/13 of a clean path's share. Small messages
 // then rarely meet the lossy path, which keeps the latency tail short (a lost lone packet costs a
 // probe timeout). Below the floor (2%: spurious losses from reordering look like this) paths are
 // not penalized.
 // Both floor at 5% of an ideal path of the same delay so every active path keeps being sampled
 // and can earn its share back.
-constexpr double kLossPenalty = 100.0;
+constexpr double kLossPenalty = 400.0;
 constexpr double kLossNoise = 0.02;
-double Weight(const Path& p, bool avoid_loss) {
-  const double srtt = static_cast<double>(std::max<Micros>(p.rtt.srtt(), 1));
+double Weight(const Path& p, bool avoid_loss, Micros unsampled_srtt) {
+  // A path without an RTT sample yet is taken to be as fast as the best sampled one: with its
+  // configured initial RTT (much larger than a real one) it would never be chosen, and so never
+  // get the sample that would correct it.
+  const Micros rtt = p.rtt.have_sample() ? p.rtt.srtt() : unsampled_srtt;
+  const double srtt = static_cast<double>(std::max<Micros>(rtt, 1));
   double quality;
   if (avoid_loss) {
     quality = 1.0 / (1.0 + kLossPenalty * std::max(0.0, p.loss_ewma - kLossNoise));
@@ -38,12 +42,17 @@ int ChoosePath(std::vector<Path>& paths, int exclude, bool avoid_loss) {
     if (pass == 0 && static_cast<int>(i) == exclude) return false;
     return pass == 2 || p.state == PathState::kActive;
   };
+  Micros best_sampled = kNever;
+  for (const Path& p : paths) {
+    if (p.known && p.rtt.have_sample()) best_sampled = std::min(best_sampled, p.rtt.srtt());
+  }
   for (int pass = 0; pass < 3; ++pass) {
     double total = 0;
     int best = -1;
     for (size_t i = 0; i < paths.size(); ++i) {
       if (!eligible(i, pass)) continue;
-      const double w = Weight(paths[i], avoid_loss);
+      const double w =
+          Weight(paths[i], avoid_loss, best_sampled == kNever ? paths[i].rtt.srtt() : best_sampled);
       paths[i].credit += w;
       total += w;
       if (best < 0 || paths[i].credit > paths[best].credit) best = static_cast<int>(i);

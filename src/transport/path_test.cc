@@ -155,13 +155,13 @@ TEST(ChoosePath, LossyPathGetsLess) {
 
 TEST(ChoosePath, LatencySensitivePacketsAvoidLossyPathsHarder) {
   std::vector<Path> paths{MakePath(100), MakePath(100)};
-  paths[1].loss_ewma = 0.05;  // bulk: 0.9025 of the clean share; avoid_loss: 1 / (1 + 100 * 0.03)
+  paths[1].loss_ewma = 0.05;  // bulk: 0.9025 of the clean share; avoid_loss: 1 / (1 + 400 * 0.03)
   std::vector<int> bulk = Counts(paths, 3905);
   EXPECT_NEAR(bulk[1], 1853, 5);
   std::vector<Path> fresh{MakePath(100), MakePath(100)};
   fresh[1].loss_ewma = 0.05;
-  std::vector<int> n = Counts(fresh, 5000, -1, true);
-  EXPECT_NEAR(n[0], 4000, 5);
+  std::vector<int> n = Counts(fresh, 14000, -1, true);
+  EXPECT_NEAR(n[0], 13000, 5);
   EXPECT_NEAR(n[1], 1000, 5);
 }
 
@@ -241,10 +241,18 @@ TEST(ChoosePath, UnknownPathsNeverChosen) {
   for (int i = 0; i < 20; ++i) EXPECT_EQ(ChoosePath(paths, 0), 0);
 }
 
-TEST(ChoosePath, PathWithoutSampleUsesInitialRtt) {
+// A path without an RTT sample counts as fast as the best sampled path, so it gets traffic (and
+// with it the samples that set its real weight) instead of starving behind its initial RTT.
+TEST(ChoosePath, PathWithoutSampleCountsAsTheBestSampledOne) {
   std::vector<Path> paths{MakePath(500), Path(1000)};
   paths[1].known = true;  // no samples: srtt = initial 1000
   std::vector<int> n = Counts(paths, 3000);
+  EXPECT_NEAR(n[0], 1500, 5);
+  EXPECT_NEAR(n[1], 1500, 5);
+  // With no sample anywhere, the configured initial RTTs are all there is.
+  std::vector<Path> none{Path(500), Path(1000)};
+  none[0].known = none[1].known = true;
+  n = Counts(none, 3000);
   EXPECT_NEAR(n[0], 2000, 5);
   EXPECT_NEAR(n[1], 1000, 5);
 }

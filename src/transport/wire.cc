@@ -55,7 +55,44 @@ void WriteCommon(Writer& w, const Common& c) {
 }
 
 size_t AckBodyLen(uint8_t n_ranges) {
-  return kCommonLen + kAckFixedLen + size_t{n_ranges} * kSackRangeLen;
+  return kCommonLen + AckBlockLen(n_ranges);
+}
+
+void WriteAckBlock(Writer& w, const AckExt& a) {
+  w.U32(a.cum_psn);
+  w.U32(a.echo_ts_us);
+  w.U16(a.ack_delay_us);
+  w.U8(a.echo_path);
+  w.U8(a.n_ranges);
+  for (uint8_t i = 0; i < a.n_ranges; ++i) {
+    w.U32(a.ranges[i].begin);
+    w.U32(a.ranges[i].end);
+  }
+}
+
+// Reads an ack block from `avail` bytes (ACK packets and data packets with kFlagAck share it).
+ParseError ReadAckBlock(Reader& r, size_t avail, AckExt& a) {
+  if (avail < kAckFixedLen) return ParseError::kTooShort;
+  a.cum_psn = r.U32();
+  a.echo_ts_us = r.U32();
+  a.ack_delay_us = r.U16();
+  a.echo_path = r.U8();
+  a.n_ranges = r.U8();
+  if (a.n_ranges > kMaxSackRanges) return ParseError::kBadField;
+  if (avail < AckBlockLen(a.n_ranges)) return ParseError::kBadLength;
+  for (uint8_t i = 0; i < a.n_ranges; ++i) {
+    a.ranges[i].begin = r.U32();
+    a.ranges[i].end = r.U32();
+    // Ranges are non-empty, above the cumulative point and ascending (serial arithmetic).
+    if (static_cast<int32_t>(a.ranges[i].end - a.ranges[i].begin) <= 0) {
+      return ParseError::kBadField;
+    }
+    if (static_cast<int32_t>(a.ranges[i].begin - a.cum_psn) <= 0) return ParseError::kBadField;
+    if (i > 0 && static_cast<int32_t>(a.ranges[i].begin - a.ranges[i - 1].end) <= 0) {
+      return ParseError::kBadField;
+    }
+  }
+  return ParseError::kNone;
 }
 
 }  // namespace
@@ -91,11 +128,15 @@ size_t SealDatagram(std::span<uint8_t> buf, size_t body_len) {
   return body_len + kCrcLen;
 }
 
-size_t EncodeDataHeader(const Common& c, const DataExt& d, std::span<uint8_t> buf) {
-  if (buf.size() < kDataHeaderLen + d.payload_len + kCrcLen) return 0;
+size_t EncodeDataHeader(const Common& c, const DataExt& d, std::span<uint8_t> buf,
+                        const AckExt* ack) {
+  if (ack != nullptr && ack->n_ranges > kMaxSackRanges) return 0;
+  const size_t header = kDataHeaderLen + (ack ? AckBlockLen(ack->n_ranges) : 0);
+  if (buf.size() < header + d.payload_len + kCrcLen) return 0;
   Writer w{buf.data()};
   Common cc = c;
   cc.type = Type::kData;
+  cc.flags = ack ? (c.flags | kFlagAck) : (c.flags & ~kFlagAck);
   WriteCommon(w, cc);
   w.U32(d.psn);
   w.U32(d.msg_id);
@@ -104,18 +145,19 @@ size_t EncodeDataHeader(const Common& c, const DataExt& d, std::span<uint8_t> bu
   w.U16(d.sq_id);
   w.U16(d.payload_len);
   w.U32(d.sq_seq);
-  return kDataHeaderLen;
+  if (ack) WriteAckBlock(w, *ack);
+  return header;
 }
 
 size_t EncodeData(const Common& c, const DataExt& d, std::span<const uint8_t> payload,
-                  std::span<uint8_t> buf) {
+                  std::span<uint8_t> buf, const AckExt* ack) {
   DataExt dd = d;
   if (payload.size() > 0xFFFF) return 0;
   dd.payload_len = static_cast<uint16_t>(payload.size());
-  if (EncodeDataHeader(c, dd, buf) == 0) return 0;
-  if (!payload.empty())
-    __builtin_memcpy(buf.data() + kDataHeaderLen, payload.data(), payload.size());
-  return SealDatagram(buf, kDataHeaderLen + payload.size());
+  const size_t header = EncodeDataHeader(c, dd, buf, ack);
+  if (header == 0) return 0;
+  if (!payload.empty()) __builtin_memcpy(buf.data() + header, payload.data(), payload.size());
+  return SealDatagram(buf, header + payload.size());
 }
 
 size_t EncodeAck(const Common& c, const AckExt& a, std::span<uint8_t> buf) {
@@ -126,15 +168,7 @@ size_t EncodeAck(const Common& c, const AckExt& a, std::span<uint8_t> buf) {
   Common cc = c;
   cc.type = Type::kAck;
   WriteCommon(w, cc);
-  w.U32(a.cum_psn);
-  w.U32(a.echo_ts_us);
-  w.U16(a.ack_delay_us);
-  w.U8(a.echo_path);
-  w.U8(a.n_ranges);
-  for (uint8_t i = 0; i < a.n_ranges; ++i) {
-    w.U32(a.ranges[i].begin);
-    w.U32(a.ranges[i].end);
-  }
+  WriteAckBlock(w, a);
   return SealDatagram(buf, body);
 }
 
@@ -221,35 +255,24 @@ ParseError Parse(std::span<const uint8_t> bytes, Packet& out) {
       d.sq_id = r.U16();
       d.payload_len = r.U16();
       d.sq_seq = r.U32();
-      if (body != kDataHeaderLen + d.payload_len) return ParseError::kBadLength;
+      size_t header = kDataHeaderLen;
+      if (c.flags & kFlagAck) {
+        const ParseError e = ReadAckBlock(r, body - kDataHeaderLen, out.ack);
+        if (e != ParseError::kNone) return e;
+        header += AckBlockLen(out.ack.n_ranges);
+      }
+      if (body != header + d.payload_len) return ParseError::kBadLength;
       // A fragment must lie inside its message; only an empty message has an empty fragment.
       if (uint64_t{d.offset} + d.payload_len > d.msg_len) return ParseError::kBadField;
       if (d.payload_len == 0 && d.msg_len != 0) return ParseError::kBadField;
-      out.payload = bytes.subspan(kDataHeaderLen, d.payload_len);
+      out.payload = bytes.subspan(header, d.payload_len);
       return ParseError::kNone;
     }
     case Type::kAck: {
       if (body < kCommonLen + kAckFixedLen) return ParseError::kTooShort;
-      AckExt& a = out.ack;
-      a.cum_psn = r.U32();
-      a.echo_ts_us = r.U32();
-      a.ack_delay_us = r.U16();
-      a.echo_path = r.U8();
-      a.n_ranges = r.U8();
-      if (a.n_ranges > kMaxSackRanges) return ParseError::kBadField;
-      if (body != AckBodyLen(a.n_ranges)) return ParseError::kBadLength;
-      for (uint8_t i = 0; i < a.n_ranges; ++i) {
-        a.ranges[i].begin = r.U32();
-        a.ranges[i].end = r.U32();
-        // Ranges are non-empty, above the cumulative point and ascending (serial arithmetic).
-        if (static_cast<int32_t>(a.ranges[i].end - a.ranges[i].begin) <= 0) {
-          return ParseError::kBadField;
-        }
-        if (static_cast<int32_t>(a.ranges[i].begin - a.cum_psn) <= 0) return ParseError::kBadField;
-        if (i > 0 && static_cast<int32_t>(a.ranges[i].begin - a.ranges[i - 1].end) <= 0) {
-          return ParseError::kBadField;
-        }
-      }
+      const ParseError e = ReadAckBlock(r, body - kCommonLen, out.ack);
+      if (e != ParseError::kNone) return e;
+      if (body != AckBodyLen(out.ack.n_ranges)) return ParseError::kBadLength;
       return ParseError::kNone;
     }
     case Type::kHello:

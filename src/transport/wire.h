@@ -38,6 +38,7 @@ enum class Type : uint8_t {
 inline constexpr uint8_t kFlagProbe = 0x01;    // kAck: this ack answers a kProbe
 inline constexpr uint8_t kFlagInOrder = 0x02;  // kData: message belongs to an in-order SQ
 inline constexpr uint8_t kFlagRetx = 0x04;     // kData: this copy is a retransmission
+inline constexpr uint8_t kFlagAck = 0x08;      // kData: an ack block follows the data header
 
 enum class NackReason : uint8_t {
   kReceiverNotReady = 1,  // no posted receive buffer: retry later, not a loss
@@ -98,7 +99,13 @@ struct ResetExt {
   uint32_t addressed_incarnation = 0;
 };
 
-// A decoded packet. `payload` points into the buffer handed to Parse.
+// Bytes of an ack block (the ACK packet's extension, or piggybacked on data with kFlagAck).
+inline constexpr size_t AckBlockLen(uint8_t n_ranges) {
+  return kAckFixedLen + size_t{n_ranges} * kSackRangeLen;
+}
+
+// A decoded packet. `payload` points into the buffer handed to Parse. A data packet with
+// kFlagAck also fills `ack`.
 struct Packet {
   Common common;
   DataExt data;
@@ -128,11 +135,14 @@ ParseError Parse(std::span<const uint8_t> bytes, Packet& out);
 
 // Encoders write header + (payload for data) + CRC into `buf` and return the datagram length,
 // or 0 if `buf` is too small. The CRC covers everything before it.
+// `ack` (optional) is piggybacked after the data header and sets kFlagAck.
 size_t EncodeData(const Common& c, const DataExt& d, std::span<const uint8_t> payload,
-                  std::span<uint8_t> buf);
-// Writes the data header only, leaving room for `d.payload_len` bytes of payload at
-// buf[kDataHeaderLen...]; the caller copies the payload in and then calls SealDatagram.
-size_t EncodeDataHeader(const Common& c, const DataExt& d, std::span<uint8_t> buf);
+                  std::span<uint8_t> buf, const AckExt* ack = nullptr);
+// Writes the data header (and the piggybacked ack block, if any) and returns its length H; the
+// caller copies `d.payload_len` bytes of payload to buf[H...] and then calls
+// SealDatagram(buf, H + payload_len).
+size_t EncodeDataHeader(const Common& c, const DataExt& d, std::span<uint8_t> buf,
+                        const AckExt* ack = nullptr);
 size_t EncodeAck(const Common& c, const AckExt& a, std::span<uint8_t> buf);
 size_t EncodeHello(const Common& c, const HelloExt& h, std::span<uint8_t> buf);
 size_t EncodeNack(const Common& c, const NackExt& n, std::span<uint8_t> buf);

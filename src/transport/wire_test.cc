@@ -115,6 +115,53 @@ TEST(Wire, HelloNackBareRoundTrip) {
   EXPECT_EQ(p.common.type, Type::kProbe);
 }
 
+TEST(Wire, DataWithPiggybackedAck) {
+  AckExt a;
+  a.cum_psn = 10;
+  a.echo_ts_us = 5;
+  a.echo_path = 1;
+  a.n_ranges = 2;
+  a.ranges[0] = {12, 14};
+  a.ranges[1] = {20, 21};
+  std::vector<uint8_t> payload(64, 0x5A), buf(512);
+  size_t n =
+      EncodeData(MakeCommon(Type::kData), DataExt{.psn = 3, .msg_len = 64}, payload, buf, &a);
+  ASSERT_EQ(n, kDataHeaderLen + AckBlockLen(2) + 64 + kCrcLen);
+  Packet p;
+  ASSERT_EQ(Parse({buf.data(), n}, p), ParseError::kNone);
+  EXPECT_TRUE(p.common.flags & kFlagAck);
+  EXPECT_EQ(p.data.psn, 3u);
+  EXPECT_EQ(p.ack.cum_psn, 10u);
+  EXPECT_EQ(p.ack.n_ranges, 2);
+  EXPECT_EQ(p.ack.ranges[1].begin, 20u);
+  ASSERT_EQ(p.payload.size(), 64u);
+  EXPECT_EQ(p.payload[63], 0x5A);
+  // Without an ack the flag is cleared even if the caller's common header had it.
+  Common c = MakeCommon(Type::kData);
+  c.flags |= kFlagAck;
+  n = EncodeData(c, DataExt{.msg_len = 64}, payload, buf);
+  ASSERT_EQ(Parse({buf.data(), n}, p), ParseError::kNone);
+  EXPECT_FALSE(p.common.flags & kFlagAck);
+}
+
+TEST(WireReject, PiggybackedAckBadRangeOrLength) {
+  AckExt a;
+  a.cum_psn = 10;
+  a.n_ranges = 1;
+  a.ranges[0] = {12, 14};
+  std::vector<uint8_t> payload(8, 1), buf(512);
+  size_t n = EncodeData(MakeCommon(Type::kData), DataExt{.msg_len = 8}, payload, buf, &a);
+  std::vector<uint8_t> b(buf.begin(), buf.begin() + n);
+  b[kDataHeaderLen + 12 + 3] = 5;  // range begin below the cumulative point
+  Reseal(b);
+  Packet p;
+  EXPECT_EQ(Parse(b, p), ParseError::kBadField);
+  std::vector<uint8_t> c(buf.begin(), buf.begin() + n);
+  c[kDataHeaderLen + 11] = 3;  // claims 3 ranges: no room for them and the payload
+  Reseal(c);
+  EXPECT_EQ(Parse(c, p), ParseError::kBadLength);
+}
+
 TEST(Wire, ResetRoundTripAndRejections) {
   std::vector<uint8_t> buf(256);
   size_t n = EncodeReset(MakeCommon(Type::kReset), {.addressed_incarnation = 0xCAFE}, buf);

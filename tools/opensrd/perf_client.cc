@@ -131,12 +131,17 @@ class PerfClient {
                      {"retransmits", report_.retransmits},
                      {"corrupt_dropped", report_.corrupt_dropped},
                      {"duplicates_dropped", report_.duplicates_dropped}};
-      j["client"] = {
-          {"retransmits", st.retransmits},         {"rto_events", st.rto_events},
-          {"corrupt_dropped", st.corrupt_dropped}, {"duplicates_dropped", st.duplicates_dropped},
-          {"rnr_received", st.rnr_received},       {"bad_echoes", bad_echoes_},
-          {"datagrams_sent", us.datagrams_sent},   {"datagrams_received", us.datagrams_received},
-          {"send_retries", us.send_retries},       {"send_errors", us.send_errors}};
+      j["client"] = {{"retransmits", st.retransmits},
+                     {"rto_events", st.rto_events},
+                     {"tail_probes", st.tail_probes},
+                     {"corrupt_dropped", st.corrupt_dropped},
+                     {"duplicates_dropped", st.duplicates_dropped},
+                     {"rnr_received", st.rnr_received},
+                     {"bad_echoes", bad_echoes_},
+                     {"datagrams_sent", us.datagrams_sent},
+                     {"datagrams_received", us.datagrams_received},
+                     {"send_retries", us.send_retries},
+                     {"send_errors", us.send_errors}};
       j["fault"] = {{"dropped", us.fault_dropped},
                     {"duplicated", us.fault_duplicated},
                     {"corrupted", us.fault_corrupted},
