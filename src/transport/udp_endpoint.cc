@@ -192,6 +192,9 @@ class UdpEndpoint::Impl {
   Result<size_t> Step() {
     size_t moved = 0;
     Micros now = Now();
+    // What the application posted since the last step goes out before we look for input: a
+    // reply should not wait behind a receive system call.
+    moved += Transmit(now);
     ReleaseHeld(now, moved);
     Result<size_t> in = Receive(now);
     if (!in.ok()) return in;

@@ -113,7 +113,7 @@ int RunDemo(const DemoOptions& o) {
         ++sent_ok;
         bytes += comps[i].length;
         last = tx.Now();
-        lat.Add(last - posted_at[comps[i].tag]);
+        lat.AddUs(last - posted_at[comps[i].tag]);
       }
     }
     while ((n = rx.endpoint().PollCompletions(rcq, comps)) > 0) {

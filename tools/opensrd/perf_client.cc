@@ -253,7 +253,7 @@ class PerfClient {
   void RunBw() {
     Endpoint& ep = udp_->endpoint();
     std::vector<std::unique_ptr<uint8_t[]>> bufs;
-    std::vector<Micros> posted_at(o_.inflight);
+    std::vector<uint64_t> posted_at_ns(o_.inflight);
     std::vector<uint32_t> free_slots;
     for (int i = 0; i < o_.inflight; ++i) {
       bufs.emplace_back(new uint8_t[size_]);
@@ -269,8 +269,8 @@ class PerfClient {
         const uint32_t slot = free_slots.back();
         FillMessage(bufs[slot].get(), size_, AppKind::kData, salt_ + seq, seq);
         const Sge sge{bufs[slot].get(), size_};
-        posted_at[slot] = udp_->Now();
-        Status s = ep.PostSend(sq_, peer_, {&sge, 1}, slot, posted_at[slot]);
+        posted_at_ns[slot] = NowNs();
+        Status s = ep.PostSend(sq_, peer_, {&sge, 1}, slot, udp_->Now());
         if (!s.ok()) {
           Error("PostSend: " + s.ToString());
           break;
@@ -297,7 +297,7 @@ class PerfClient {
           }
           ++messages_;
           bytes_ += c.length;
-          lat_.Add(now - posted_at[c.tag]);
+          lat_.AddNs(NowNs() - posted_at_ns[c.tag]);
           last_done_ = now;
         }
       }
@@ -312,11 +312,11 @@ class PerfClient {
       const uint64_t key = salt_ + seq;
       FillMessage(buf.get(), size_, AppKind::kPing, key, seq);
       const Sge sge{buf.get(), size_};
-      const Micros t0 = udp_->Now();
-      Status s = ep.PostSend(sq_, peer_, {&sge, 1}, 0, t0);
+      const uint64_t t0 = NowNs();
+      Status s = ep.PostSend(sq_, peer_, {&sge, 1}, 0, udp_->Now());
       if (!s.ok()) return Error("PostSend: " + s.ToString());
       bool sent = false, echoed = false;
-      Micros rtt = 0;
+      uint64_t rtt_ns = 0;
       while (!(sent && echoed)) {
         if (!Drive()) return;
         size_t n;
@@ -338,14 +338,14 @@ class PerfClient {
             }
             if (!CheckMessage(b, c.length, h) || h.key != key || h.seq != seq) ++bad_echoes_;
             echoed = true;
-            rtt = now - t0;
+            rtt_ns = NowNs() - t0;
             RepostRecv(c.tag);
           }
         }
       }
       ++messages_;
       bytes_ += size_;
-      lat_.Add(rtt);
+      lat_.AddNs(rtt_ns);
       last_done_ = udp_->Now();
     }
   }
