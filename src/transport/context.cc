@@ -94,15 +94,7 @@ void TransportContext::OnPeerRestart(Micros now) {
   std::sort(ids.begin(), ids.end());
   for (uint32_t id : ids) {
     const RecvMessage& m = assembling_[id];
-    Completion c{.kind = CompletionKind::kRecv,
-                 .status = Code::kPeerRestarted,
-                 .tag = m.buffer.tag,
-                 .peer = peer_.id,
-                 .sq = m.sq,
-                 .length = m.received,
-                 .sq_seq = m.sq_seq,
-                 .buffer = m.buffer.buffer};
-    ep_.CompleteRecv(m.buffer.cq, c);
+    ep_.CompleteRecv(m.buffer.cq, RecvCompletion(m, Code::kPeerRestarted, m.received));
   }
   assembling_.clear();
   // Messages held for in-order delivery arrived whole: deliver them rather than lose them.
@@ -642,15 +634,20 @@ bool TransportContext::ReserveBuffer(const wire::DataExt& d, bool in_order, Post
   return true;
 }
 
-void TransportContext::DeliverRecv(const RecvMessage& m, uint32_t msg_id) {
-  Completion c{.kind = CompletionKind::kRecv,
-               .status = m.truncated ? Code::kTruncated : Code::kOk,
-               .tag = m.buffer.tag,
-               .peer = peer_.id,
-               .sq = m.sq,
-               .length = m.len,
-               .sq_seq = m.sq_seq,
-               .buffer = m.buffer.buffer};
+Completion TransportContext::RecvCompletion(const RecvMessage& m, Code status,
+                                            uint32_t length) const {
+  return Completion{.kind = CompletionKind::kRecv,
+                    .status = status,
+                    .tag = m.buffer.tag,
+                    .peer = peer_.id,
+                    .sq = m.sq,
+                    .length = length,
+                    .sq_seq = m.sq_seq,
+                    .buffer = m.buffer.buffer};
+}
+
+void TransportContext::DeliverRecv(const RecvMessage& m) {
+  const Completion c = RecvCompletion(m, m.truncated ? Code::kTruncated : Code::kOk, m.len);
   if (!m.in_order) {
     ep_.CompleteRecv(m.buffer.cq, c);
     return;
@@ -722,7 +719,7 @@ void TransportContext::OnData(Micros now, const wire::Packet& p) {
   if (m.received >= m.len) {
     RecvMessage done = m;
     assembling_.erase(it);
-    DeliverRecv(done, d.msg_id);
+    DeliverRecv(done);
   }
   if (++ack.unacked >= ep_.cfg.ack_every) {
     ack_at_once();

@@ -133,7 +133,8 @@ class TransportContext {
   void ResetSequenceState();
   void EnsurePath(size_t path);
   bool PathValid(int path) const;
-  void DeliverRecv(const RecvMessage& m, uint32_t msg_id);
+  void DeliverRecv(const RecvMessage& m);
+  Completion RecvCompletion(const RecvMessage& m, Code status, uint32_t length) const;
   bool ReserveBuffer(const wire::DataExt& d, bool in_order, PostedRecv& out);
   void QueueAck(Micros now, const wire::Packet& p, bool immediate);
   Micros PathRto(int path) const;
