@@ -11,6 +11,8 @@ timeout 30 "$bin" perf client --connect 127.0.0.1:7200 --paths 4 --source-port-b
 jq_check "$work/bw.json" '.verified == true' "bw not verified"
 jq_check "$work/bw.json" '.errors == 0' "bw errors"
 jq_check "$work/bw.json" '.messages > 0 and .goodput_gbps > 0' "bw moved nothing"
+# Where the kernel has UDP GSO/GRO (it does on the project's machines), bulk sends use it.
+jq_check "$work/bw.json" '(.client.gso | not) or .client.gso_batches > 0' "GSO enabled but unused"
 jq_check "$work/bw.json" '(.paths | length) == 4 and all(.paths[]; .sent > 0)' "a bw path sent nothing"
 jq_check "$work/bw.json" '.paths[0].local == "127.0.0.1:7201" and .paths[3].local == "127.0.0.1:7204"' \
   "bw source ports"

@@ -3,6 +3,7 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <netinet/udp.h>
 #include <sched.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
@@ -35,6 +36,12 @@ constexpr size_t kRxBufLen = wire::kMaxDatagram + 1;
 constexpr uint32_t kSpinsPerYield = 4;
 // Offset of the path id in the common header (docs/WIRE.md).
 constexpr size_t kPathIdOffset = 5;
+// UDP GSO: at most this many datagrams and this many bytes in one send (kernel limits).
+constexpr size_t kGsoMaxSegments = 64;
+constexpr size_t kGsoMaxBytes = 65000;
+constexpr size_t kCmsgSpace = CMSG_SPACE(sizeof(uint16_t)) > CMSG_SPACE(sizeof(int))
+                                  ? CMSG_SPACE(sizeof(uint16_t))
+                                  : CMSG_SPACE(sizeof(int));
 
 Status Errno(const std::string& what) {
   return Status(Code::kIoError, what + ": " + std::strerror(errno));
@@ -94,6 +101,16 @@ class UdpEndpoint::Impl {
       fds_.push_back(fd);
       SetBuffer(fd, SO_RCVBUFFORCE, SO_RCVBUF, opts_.socket_buffer_bytes);
       SetBuffer(fd, SO_SNDBUFFORCE, SO_SNDBUF, opts_.socket_buffer_bytes);
+      if (opts_.gso) {
+        // Receive coalesced batches (split below) and send with UDP_SEGMENT; a kernel without
+        // them just leaves us on one datagram per buffer.
+        const int one = 1;
+        gro_ = setsockopt(fd, SOL_UDP, UDP_GRO, &one, sizeof one) == 0 && (i == 0 || gro_);
+        const int probe = 1400;
+        gso_ = setsockopt(fd, SOL_UDP, UDP_SEGMENT, &probe, sizeof probe) == 0 && (i == 0 || gso_);
+        const int zero = 0;
+        setsockopt(fd, SOL_UDP, UDP_SEGMENT, &zero, sizeof zero);
+      }
       sockaddr_in sa = ToSockaddr(opts_.local[i]);
       if (bind(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa) != 0) {
         return Errno("bind " + ToString(opts_.local[i]));
@@ -114,12 +131,17 @@ class UdpEndpoint::Impl {
     rx_from_.resize(kBatch);
     rx_iov_.resize(kBatch);
     rx_msgs_.resize(kBatch);
-    tx_iov_.resize(kBatch);
+    rx_cmsg_.resize(kBatch * kCmsgSpace);
+    tx_iov_.resize(kBatch * kGsoMaxSegments);
     tx_to_.resize(kBatch);
     tx_msgs_.resize(kBatch);
+    tx_cmsg_.resize(kBatch * kCmsgSpace);
+    tx_count_.resize(kBatch);
     readable_.assign(fds_.size(), true);
     return Status::Ok();
   }
+
+  bool gso_enabled() const { return gso_ && gro_; }
 
   Micros Now() const {
     timespec t;
@@ -292,6 +314,10 @@ class UdpEndpoint::Impl {
           rx_msgs_[i].msg_hdr.msg_namelen = sizeof(sockaddr_in);
           rx_msgs_[i].msg_hdr.msg_iov = &rx_iov_[i];
           rx_msgs_[i].msg_hdr.msg_iovlen = 1;
+          if (gro_) {
+            rx_msgs_[i].msg_hdr.msg_control = rx_cmsg_.data() + i * kCmsgSpace;
+            rx_msgs_[i].msg_hdr.msg_controllen = kCmsgSpace;
+          }
         }
         const int n = recvmmsg(fds_[s], rx_msgs_.data(), kBatch, MSG_DONTWAIT, nullptr);
         if (n < 0) {
@@ -308,13 +334,36 @@ class UdpEndpoint::Impl {
             ++stats_.recv_truncated;
             continue;
           }
-          Deliver(now, static_cast<uint16_t>(s), FromSockaddr(rx_from_[i]),
-                  rx_buf_.data() + i * kRxBufLen, rx_msgs_[i].msg_len);
+          uint8_t* data = rx_buf_.data() + i * kRxBufLen;
+          const size_t len = rx_msgs_[i].msg_len;
+          const size_t seg = GroSegmentSize(rx_msgs_[i].msg_hdr);
+          const NetAddr from = FromSockaddr(rx_from_[i]);
+          if (seg == 0 || seg >= len) {
+            Deliver(now, static_cast<uint16_t>(s), from, data, len);
+            continue;
+          }
+          // A GRO batch: equal segments, the last possibly shorter; each is one datagram.
+          ++stats_.gro_batches;
+          for (size_t off = 0; off < len; off += seg) {
+            Deliver(now, static_cast<uint16_t>(s), from, data + off, std::min(seg, len - off));
+          }
         }
         if (static_cast<size_t>(n) < kBatch) break;
       }
     }
     return total;
+  }
+
+  static size_t GroSegmentSize(const msghdr& h) {
+    for (cmsghdr* c = CMSG_FIRSTHDR(&h); c != nullptr;
+         c = CMSG_NXTHDR(const_cast<msghdr*>(&h), c)) {
+      if (c->cmsg_level == SOL_UDP && c->cmsg_type == UDP_GRO) {
+        int v = 0;
+        std::memcpy(&v, CMSG_DATA(c), sizeof v);
+        return v > 0 ? static_cast<size_t>(v) : 0;
+      }
+    }
+    return 0;
   }
 
   // The injector's send-side verdict on a datagram the core produced into `slot`.
@@ -380,25 +429,59 @@ class UdpEndpoint::Impl {
     return sent + pulled;  // activity, not an exact count: a pulled datagram may be sent twice
   }
 
-  // sendmmsg of everything pending, per socket. Returns datagrams handed to the kernel.
+  // sendmmsg of everything pending, per socket. With GSO, consecutive datagrams to the same
+  // address whose sizes match (the last may be shorter) leave as one UDP_SEGMENT send. Returns
+  // datagrams handed to the kernel.
   size_t Flush() {
     size_t sent = 0;
     blocked_ = false;
     for (size_t s = 0; s < fds_.size(); ++s) {
       std::deque<uint32_t>& q = pending_[s];
       while (!q.empty()) {
-        const size_t n = std::min(q.size(), kBatch);
-        for (size_t i = 0; i < n; ++i) {
-          const TxSlot& t = tx_slots_[q[i]];
-          tx_to_[i] = ToSockaddr(t.remote);
-          tx_iov_[i] = {SlotData(q[i]), t.len};
-          tx_msgs_[i] = {};
-          tx_msgs_[i].msg_hdr.msg_name = &tx_to_[i];
-          tx_msgs_[i].msg_hdr.msg_namelen = sizeof(sockaddr_in);
-          tx_msgs_[i].msg_hdr.msg_iov = &tx_iov_[i];
-          tx_msgs_[i].msg_hdr.msg_iovlen = 1;
+        size_t msgs = 0, used = 0, iovs = 0;
+        while (msgs < kBatch && used < q.size()) {
+          const TxSlot& first = tx_slots_[q[used]];
+          size_t k = 1, bytes = first.len;
+          if (gso_) {
+            while (used + k < q.size() && k < kGsoMaxSegments) {
+              const TxSlot& t = tx_slots_[q[used + k]];
+              if (!(t.remote == first.remote) || t.len > first.len ||
+                  bytes + t.len > kGsoMaxBytes) {
+                break;
+              }
+              bytes += t.len;
+              ++k;
+              if (t.len < first.len) break;  // a shorter segment ends the batch
+            }
+          }
+          mmsghdr& m = tx_msgs_[msgs];
+          m = {};
+          tx_to_[msgs] = ToSockaddr(first.remote);
+          m.msg_hdr.msg_name = &tx_to_[msgs];
+          m.msg_hdr.msg_namelen = sizeof(sockaddr_in);
+          m.msg_hdr.msg_iov = &tx_iov_[iovs];
+          m.msg_hdr.msg_iovlen = k;
+          for (size_t x = 0; x < k; ++x) {
+            tx_iov_[iovs++] = {SlotData(q[used + x]), tx_slots_[q[used + x]].len};
+          }
+          if (k > 1) {
+            uint8_t* cbuf = tx_cmsg_.data() + msgs * kCmsgSpace;
+            std::memset(cbuf, 0, kCmsgSpace);
+            m.msg_hdr.msg_control = cbuf;
+            m.msg_hdr.msg_controllen = CMSG_SPACE(sizeof(uint16_t));
+            cmsghdr* c = CMSG_FIRSTHDR(&m.msg_hdr);
+            c->cmsg_level = SOL_UDP;
+            c->cmsg_type = UDP_SEGMENT;
+            c->cmsg_len = CMSG_LEN(sizeof(uint16_t));
+            const auto seg = static_cast<uint16_t>(first.len);
+            std::memcpy(CMSG_DATA(c), &seg, sizeof seg);
+            ++stats_.gso_batches;
+          }
+          tx_count_[msgs] = k;
+          used += k;
+          ++msgs;
         }
-        const int r = sendmmsg(fds_[s], tx_msgs_.data(), static_cast<unsigned>(n), MSG_DONTWAIT);
+        const int r = sendmmsg(fds_[s], tx_msgs_.data(), static_cast<unsigned>(msgs), MSG_DONTWAIT);
         ++stats_.send_calls;
         if (r < 0) {
           if (errno == EAGAIN || errno == EWOULDBLOCK || errno == ENOBUFS || errno == EINTR) {
@@ -406,17 +489,26 @@ class UdpEndpoint::Impl {
             blocked_ = true;
             break;
           }
-          ++stats_.send_errors;  // this datagram cannot be sent (e.g. EMSGSIZE): drop it
-          free_slots_.push_back(q.front());
-          q.pop_front();
+          // This message cannot be sent (e.g. EMSGSIZE): drop its datagrams, counted.
+          for (size_t x = 0; x < tx_count_[0]; ++x) {
+            ++stats_.send_errors;
+            free_slots_.push_back(q.front());
+            q.pop_front();
+          }
           continue;
         }
         for (int i = 0; i < r; ++i) {
-          free_slots_.push_back(q.front());
-          q.pop_front();
+          for (size_t x = 0; x < tx_count_[i]; ++x) {
+            free_slots_.push_back(q.front());
+            q.pop_front();
+            ++sent;
+            ++stats_.datagrams_sent;
+          }
         }
-        sent += r;
-        stats_.datagrams_sent += r;
+        if (static_cast<size_t>(r) < msgs) {
+          blocked_ = true;  // the kernel took only part: retry the rest on the next step
+          break;
+        }
       }
     }
     return sent;
@@ -450,6 +542,11 @@ class UdpEndpoint::Impl {
   std::vector<sockaddr_in> tx_to_;
   std::vector<iovec> tx_iov_;
   std::vector<mmsghdr> tx_msgs_;
+  std::vector<uint8_t> rx_cmsg_;
+  std::vector<uint8_t> tx_cmsg_;
+  std::vector<size_t> tx_count_;  // datagrams in each tx_msgs_ entry
+  bool gso_ = false;
+  bool gro_ = false;
   std::vector<bool> readable_;
   std::priority_queue<Held, std::vector<Held>, std::greater<Held>> held_;
   uint64_t held_seq_ = 0;
@@ -487,6 +584,9 @@ NetAddr UdpEndpoint::local_address(size_t i) const {
 }
 const UdpStats& UdpEndpoint::stats() const {
   return impl_->stats_;
+}
+bool UdpEndpoint::gso_enabled() const {
+  return impl_->gso_enabled();
 }
 Result<size_t> UdpEndpoint::Poll(Micros max_wait_us) {
   return impl_->Poll(max_wait_us);

@@ -41,6 +41,9 @@ struct UdpEndpointOptions {
   // Datagrams whose wire path id is >= this are dropped on arrival (a server accepting at most N
   // paths per client). 0 = no limit.
   uint32_t max_path_id = 0;
+  // UDP GSO/GRO: consecutive datagrams to one address leave as one send, and the kernel may
+  // hand us coalesced batches, which the shell splits. Off or unsupported: one per buffer.
+  bool gso = true;
   bool inject_faults = false;
   FaultSpec fault;
   uint64_t fault_seed = 1;
@@ -57,6 +60,8 @@ struct UdpStats {
   uint64_t recv_truncated = 0;  // larger than any datagram we accept: dropped
   uint64_t path_filtered = 0;   // wire path id >= max_path_id: dropped
   uint64_t waits = 0;           // times Poll blocked in epoll_pwait2
+  uint64_t gso_batches = 0;     // sends that carried several datagrams (UDP_SEGMENT)
+  uint64_t gro_batches = 0;     // receives that carried several datagrams (UDP_GRO)
   // Fault injector, both directions.
   uint64_t fault_dropped = 0;
   uint64_t fault_duplicated = 0;
@@ -80,6 +85,7 @@ class UdpEndpoint {
   // The address socket i is bound to (with the ephemeral port filled in).
   NetAddr local_address(size_t i) const;
   const UdpStats& stats() const;
+  bool gso_enabled() const;  // the kernel took UDP_SEGMENT and UDP_GRO on every socket
 
   // One driving step: receive, run timers, transmit. If that did no work and the endpoint is
   // idle (not Busy, nothing for `spin_us`), blocks up to `max_wait_us` or until the core's next

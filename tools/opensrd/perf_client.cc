@@ -141,7 +141,10 @@ class PerfClient {
                      {"datagrams_sent", us.datagrams_sent},
                      {"datagrams_received", us.datagrams_received},
                      {"send_retries", us.send_retries},
-                     {"send_errors", us.send_errors}};
+                     {"send_errors", us.send_errors},
+                     {"gso", udp_->gso_enabled()},
+                     {"gso_batches", us.gso_batches},
+                     {"gro_batches", us.gro_batches}};
       j["fault"] = {{"dropped", us.fault_dropped},
                     {"duplicated", us.fault_duplicated},
                     {"corrupted", us.fault_corrupted},
