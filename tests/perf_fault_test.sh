@@ -22,6 +22,15 @@ jq_check "$work/f.json" \
   "blackholed path share not small"
 jq_check "$work/f.json" '.paths[0].state == "active" and .paths[2].state == "active"' \
   "lossy paths should stay active"
+# Out of order by default: under these faults later messages finish first at the server ...
+jq_check "$work/f.json" '.server.overtaken > 0' "no message was overtaken: is delivery really unordered?"
+
+# ... and --in-order delivers in posting order under the same faults.
+timeout 60 "$bin" perf client --connect 127.0.0.1:7300 --paths 4 --source-port-base 7301 \
+  --mode bw --size 65536 --duration 2 --seed 9 --in-order --fault "$fault" --json >"$work/o.json" \
+  2>"$work/o.log" || fail "in-order client exited $?"
+jq_check "$work/o.json" '.verified == true and .errors == 0 and .messages > 0' "in-order under faults"
+jq_check "$work/o.json" '.server.overtaken == 0' "in-order delivery out of order"
 
 # lat mode through the same faults.
 timeout 60 "$bin" perf client --connect 127.0.0.1:7300 --paths 4 --source-port-base 7301 \

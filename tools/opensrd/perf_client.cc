@@ -107,7 +107,8 @@ class PerfClient {
     const EndpointStats st = udp_->endpoint().stats();
     const UdpStats& us = udp_->stats();
     const bool verified = errors_ == 0 && have_report_ && report_.messages_bad == 0 &&
-                          report_.messages_ok == messages_ && bad_echoes_ == 0 && messages_ > 0;
+                          report_.messages_ok == messages_ && bad_echoes_ == 0 && messages_ > 0 &&
+                          (!o_.in_order || report_.overtaken == 0);
     const double gbps = static_cast<double>(bytes_) * 8 / secs / 1e9;
     std::vector<PathStats> paths = udp_->endpoint().path_stats(peer_);
     if (o_.json) {
@@ -128,6 +129,7 @@ class PerfClient {
       j["server"] = {{"report", have_report_},
                      {"messages_ok", report_.messages_ok},
                      {"messages_bad", report_.messages_bad},
+                     {"overtaken", report_.overtaken},
                      {"retransmits", report_.retransmits},
                      {"corrupt_dropped", report_.corrupt_dropped},
                      {"duplicates_dropped", report_.duplicates_dropped}};

@@ -43,8 +43,11 @@ struct ReportBody {
   uint64_t corrupt_dropped = 0;     // server endpoint counters (deltas since the client's first
   uint64_t duplicates_dropped = 0;  // message; endpoint-wide when clients run concurrently)
   uint64_t retransmits = 0;
+  // Data messages delivered after a message the client posted later (the client's `seq`): the
+  // transport's out-of-order delivery made visible; 0 with --in-order.
+  uint64_t overtaken = 0;
 };
-static_assert(sizeof(ReportBody) == 48);
+static_assert(sizeof(ReportBody) == 56);
 
 inline void WriteHeader(uint8_t* dst, const AppHeader& h) {
   std::memcpy(dst, &h, sizeof h);

@@ -4,6 +4,7 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstring>
@@ -30,7 +31,8 @@ constexpr uint64_t kReportTag = 1ull << 63;
 
 struct ClientTally {
   ReportBody body;
-  EndpointStats base;  // server counters when the client's first message arrived
+  EndpointStats base;     // server counters when the client's first message arrived
+  uint64_t next_seq = 0;  // one past the highest data `seq` delivered so far
 };
 
 class PerfServer {
@@ -92,7 +94,11 @@ class PerfServer {
         const bool ok = CheckMessage(buf, c.length, h);
         ++(ok ? t.body.messages_ok : t.body.messages_bad);
         if (ok) t.body.bytes_ok += c.length;
-        if (h.kind == AppKind::kData) return Repost(idx);
+        if (h.kind == AppKind::kData) {
+          if (ok && h.seq < t.next_seq) ++t.body.overtaken;
+          if (ok) t.next_seq = std::max(t.next_seq, h.seq + 1);
+          return Repost(idx);
+        }
         buf[0] = static_cast<uint8_t>(AppKind::kPong);  // echo; repost when the send completes
         const Sge sge{buf, c.length};
         Status s = ep_.PostSend(sq_, c.peer, {&sge, 1}, idx, udp_->Now());
