@@ -2,6 +2,7 @@
 // fails with a clear error after the configured timeout, and a peer that never answers does too.
 #include <gtest/gtest.h>
 
+#include <map>
 #include <vector>
 
 #include "common/pattern.h"
@@ -250,6 +251,83 @@ TEST(PingPong, AcksRideOnAnswersAndNothingIsResent) {
   EXPECT_EQ(sa.retransmits + sb.retransmits, 0u);
   EXPECT_GT(sb.acks_piggybacked, kRounds * 9u / 10);
   EXPECT_LT(sa.datagrams_out + sb.datagrams_out, 2u * kRounds * 11 / 10);
+}
+
+}  // namespace
+}  // namespace opensrd::sim
+
+namespace opensrd::sim {
+namespace {
+
+// One server endpoint serving many simulated hosts at once: every host's messages arrive exactly
+// once and intact, and the server keeps one peer (with its learned paths) per host. (Links are
+// independent per socket pair: the simulator has no shared switch yet, so this is about state
+// and correctness at scale, not about congestion.)
+TEST(ManyHosts, ServerTakesMessagesFromManyPeersAtOnce) {
+  constexpr int kHosts = 48;
+  constexpr int kPerHost = 60;
+  constexpr uint32_t kSize = 16 * 1024;
+  Network net(8);
+  HostId server = net.AddHost(0x0A00FFFE, 2000, 1, Config(0xFFFE, 99));
+  Endpoint& se = net.endpoint(server);
+  CqId scq = se.CreateCompletionQueue();
+  std::vector<std::vector<uint8_t>> rbufs(64, std::vector<uint8_t>(kSize));
+  for (size_t i = 0; i < rbufs.size(); ++i)
+    ASSERT_TRUE(se.PostRecv(scq, rbufs[i].data(), kSize, i).ok());
+  struct Client {
+    HostId host;
+    CqId cq;
+    SqId sq;
+    PeerId peer;
+    int done = 0;
+  };
+  std::vector<Client> clients(kHosts);
+  std::vector<std::vector<uint8_t>> payload(kHosts, std::vector<uint8_t>(kSize));
+  for (int h = 0; h < kHosts; ++h) {
+    Client& c = clients[h];
+    c.host = net.AddHost(0x0A000100 + h, 1000, 2, Config(0x100 + h, 1000 + h));
+    Endpoint& e = net.endpoint(c.host);
+    c.cq = e.CreateCompletionQueue();
+    c.sq = e.CreateSendQueue({.cq = c.cq}).value();
+    c.peer = e.AddPeer({{0, net.address(server, 0)}, {1, net.address(server, 0)}}, 0).value();
+    FillPattern(h, payload[h].data(), kSize);  // one pattern per host: a mix-up shows
+    Sge sge{payload[h].data(), kSize};
+    for (int m = 0; m < kPerHost; ++m) ASSERT_TRUE(e.PostSend(c.sq, c.peer, {&sge, 1}, m, 0).ok());
+    net.Kick(c.host);
+  }
+  std::map<PeerId, int> per_peer;
+  int received = 0, bad = 0, sent = 0;
+  const bool ok = net.RunUntil(
+      [&] {
+        Completion d[32];
+        size_t n;
+        while ((n = se.PollCompletions(scq, d)) > 0) {
+          for (size_t k = 0; k < n; ++k) {
+            ++received;
+            ++per_peer[d[k].peer];
+            const uint8_t* b = static_cast<const uint8_t*>(d[k].buffer);
+            // Which host sent it is not in the completion; its pattern says, and must match one.
+            bool matches = false;
+            for (int h = 0; h < kHosts && !matches; ++h) matches = CheckPattern(h, b, kSize);
+            bad += d[k].status != Code::kOk || !matches;
+            (void)se.PostRecv(scq, d[k].buffer, kSize, d[k].tag);
+          }
+        }
+        for (Client& c : clients) {
+          while ((n = net.endpoint(c.host).PollCompletions(c.cq, d)) > 0) {
+            for (size_t k = 0; k < n; ++k) sent += d[k].status == Code::kOk;
+          }
+        }
+        return received == kHosts * kPerHost && sent == kHosts * kPerHost;
+      },
+      5'000'000);
+  ASSERT_TRUE(ok) << "received " << received << " sent " << sent;
+  EXPECT_EQ(bad, 0);
+  EXPECT_EQ(se.peers().size(), static_cast<size_t>(kHosts));
+  ASSERT_EQ(per_peer.size(), static_cast<size_t>(kHosts));
+  for (const auto& [peer, count] : per_peer) EXPECT_EQ(count, kPerHost) << "peer " << peer;
+  std::printf("many hosts: %d hosts x %d messages in %lu us of simulated time, %lu events\n",
+              kHosts, kPerHost, (unsigned long)net.now(), (unsigned long)net.events());
 }
 
 }  // namespace
