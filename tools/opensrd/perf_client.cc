@@ -24,6 +24,7 @@ namespace {
 
 constexpr int kRecvBuffers = 8;
 constexpr Micros kReportWaitUs = 2'000'000;  // after the run, for the server's kReport
+constexpr Micros kLingerUs = 20'000;         // at most, after the report, to send owed acks
 
 // The source address the kernel would use toward `remote` (no packet is sent).
 Result<uint32_t> RouteSource(const NetAddr& remote) {
@@ -383,6 +384,16 @@ class PerfClient {
           }
         }
       }
+    }
+    Linger();
+  }
+
+  // Keeps driving the endpoint briefly so the acks we owe (the report's, above all) go out:
+  // otherwise the server keeps retransmitting to a port that is gone until its peer timeout.
+  void Linger() {
+    const Micros until = udp_->Now() + kLingerUs;
+    while (udp_->Now() < until && udp_->endpoint().NextTimeout() != kNever) {
+      if (!udp_->Poll(0).ok()) return;
     }
   }
 
