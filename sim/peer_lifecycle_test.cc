@@ -332,3 +332,61 @@ TEST(ManyHosts, ServerTakesMessagesFromManyPeersAtOnce) {
 
 }  // namespace
 }  // namespace opensrd::sim
+
+namespace opensrd::sim {
+namespace {
+
+// A server forgets the contexts of clients that went quiet (their memory is freed), and a client
+// that comes back after a long pause reconnects by itself: no message fails. (With the client's
+// reconnect disabled, idle_timeout_us = 0 on A, the message after the pause fails instead.)
+TEST(IdleContexts, ServerReclaimsAndQuietClientReconnectsCleanly) {
+  EndpointConfig cfg = Config(0xA, 1);
+  cfg.idle_timeout_us = 100'000;
+  Network net(4);
+  HostId a = net.AddHost(kIpA, 1000, 2, cfg);
+  EndpointConfig scfg = Config(0xB, 2);
+  scfg.idle_timeout_us = 100'000;
+  HostId b = net.AddHost(kIpB, 2000, 1, scfg);
+  Endpoint& ea = net.endpoint(a);
+  Endpoint& eb = net.endpoint(b);
+  CqId cqa = ea.CreateCompletionQueue(), cqb = eb.CreateCompletionQueue();
+  SqId sq = ea.CreateSendQueue({.cq = cqa}).value();
+  PeerId peer = ea.AddPeer({{0, net.address(b, 0)}, {1, net.address(b, 0)}}, 0).value();
+  std::vector<uint8_t> rb(4096), msg(3000, 9);
+  Sge sge{msg.data(), msg.size()};
+  int ok = 0, failed = 0;
+  auto send_one = [&] {
+    ASSERT_TRUE(eb.PostRecv(cqb, rb.data(), rb.size(), 0).ok());
+    ASSERT_TRUE(ea.PostSend(sq, peer, {&sge, 1}, 0, net.now()).ok());
+    net.Kick(a);
+    Completion c;
+    ASSERT_TRUE(net.RunUntil(
+        [&] {
+          return ea.PollCompletions(cqa, {&c, 1}) == 1;
+        },
+        net.now() + 1'000'000));
+    (c.status == Code::kOk ? ok : failed)++;
+    ASSERT_TRUE(net.RunUntil(
+        [&] {
+          return eb.PollCompletions(cqb, {&c, 1}) == 1;
+        },
+        net.now() + 1'000'000));
+  };
+  send_one();
+  EXPECT_EQ(eb.stats().contexts_live, 1u);
+  // Quiet for longer than the idle timeout: the server frees its context.
+  net.RunUntil([] { return false; }, net.now() + 300'000);
+  EXPECT_EQ(eb.stats().contexts_reclaimed, 1u);
+  EXPECT_EQ(eb.stats().contexts_live, 0u);
+  // The client comes back: it reconnects before sending, so nothing fails.
+  send_one();
+  send_one();
+  EXPECT_EQ(ok, 3);
+  EXPECT_EQ(failed, 0);
+  EXPECT_EQ(ea.stats().peer_restarts, 0u);
+  EXPECT_EQ(eb.stats().contexts_live, 1u);
+  EXPECT_EQ(ea.stats().contexts_reclaimed, 0u);  // contexts we opened are never reclaimed
+}
+
+}  // namespace
+}  // namespace opensrd::sim

@@ -80,6 +80,10 @@ struct EndpointConfig {
   Micros probe_interval_us = 2000;     // first probe of a suspect path; doubles up to max_rto
   Micros rnr_retry_us = 200;           // resend after "receiver not ready"
   Micros peer_timeout_us = 3'000'000;  // no progress for this long: work fails kTimedOut
+  // A context that a peer opened toward us and that has had no work and heard nothing for this
+  // long is reclaimed (its memory freed); 0 = never. A context we opened that has been quiet for
+  // half of it reconnects before its next message, so the peer cannot have reclaimed it.
+  Micros idle_timeout_us = 60'000'000;
   Micros handshake_retry_us = 5000;
   // Delay-based congestion control (Swift-like) with pacing.
   bool congestion_control = true;
@@ -155,6 +159,8 @@ struct EndpointStats {
   uint64_t resets_sent = 0;
   uint64_t peer_restarts = 0;
   uint64_t peer_timeouts = 0;
+  uint64_t contexts_reclaimed = 0;  // idle contexts freed (idle_timeout_us)
+  uint64_t contexts_live = 0;       // at the time of the call
   uint64_t messages_sent = 0;
   uint64_t messages_received = 0;
   uint64_t bytes_received = 0;

@@ -112,6 +112,20 @@ void TransportContext::OnPeerRestart(Micros now) {
   last_heard_ = now;
 }
 
+bool TransportContext::Idle() const {
+  if (!messages_.empty() || !assembling_.empty() || acks_pending_ > 0 || !nacks_.empty() ||
+      hello_ack_pending_ || !retx_.empty() || !rnr_wait_.empty() || snd_una_ != snd_nxt_) {
+    return false;
+  }
+  for (const AckState& a : acks_) {
+    if (a.unacked > 0) return false;
+  }
+  for (const auto& [sq, stream] : ordered_) {
+    if (!stream.held.empty()) return false;
+  }
+  return true;
+}
+
 // ---------------------------------------------------------------- application
 
 Status TransportContext::Post(SqId sq, std::span<const Sge> sgl, uint64_t tag, Micros now) {
@@ -130,6 +144,15 @@ Status TransportContext::Post(SqId sq, std::span<const Sge> sgl, uint64_t tag, M
   SendQueueState& q = ep_.sqs[sq];
   if (q.outstanding >= q.options.depth) {
     return Status(Code::kResourceExhausted, "send queue full");
+  }
+  // Quiet for half the idle timeout: the peer may reclaim its side before this message gets
+  // there. Start over with a fresh handshake (a new generation) rather than find out by RESET.
+  const Micros idle = ep_.cfg.idle_timeout_us;
+  if (idle > 0 && state_ == State::kEstablished && Idle() && now > last_heard_ + idle / 2) {
+    ResetSequenceState();
+    remote_id_ = 0;
+    state_ = State::kIdle;
+    ++generation_;
   }
   if (messages_.empty()) last_heard_ = now;  // the dead-peer clock runs only while busy
   const uint32_t id = next_msg_id_++;

@@ -58,6 +58,9 @@ class TransportContext {
   Micros NextTimeout() const;
   void HandleTimeout(Micros now);
   bool Busy() const { return !messages_.empty(); }
+  // Nothing to send, nothing in flight or half-received, no ack owed: safe to forget.
+  bool Idle() const;
+  Micros last_heard() const { return last_heard_; }
   double cwnd() const { return cc_.cwnd(); }
   // Sends a probe on `path` (a suspect path of this context's peer).
   bool EmitProbe(Micros now, int path, std::span<uint8_t> buf, Transmit& out);

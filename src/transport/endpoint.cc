@@ -77,7 +77,9 @@ class Endpoint::Impl {
 
   EndpointShared sh_;
   std::vector<std::unique_ptr<Peer>> peers_;
-  std::vector<std::unique_ptr<TransportContext>> ctxs_;  // context id = index + 1
+  std::vector<std::unique_ptr<TransportContext>> ctxs_;  // context id = index + 1; null = free
+  std::vector<uint32_t> free_ids_;
+  size_t live_ = 0;
   std::map<uint64_t, PeerId> by_node_;
   struct ControlOut {
     uint16_t local_socket;
@@ -100,10 +102,37 @@ class Endpoint::Impl {
   }
 
   TransportContext& NewContext(Peer& peer) {
-    const uint32_t id = static_cast<uint32_t>(ctxs_.size() + 1);
-    ctxs_.push_back(std::make_unique<TransportContext>(sh_, peer, id));
+    uint32_t id;
+    if (!free_ids_.empty()) {
+      // A reused id is safe: packets still addressed to the old context carry another
+      // partner's id or incarnation and are dropped as stale.
+      id = free_ids_.back();
+      free_ids_.pop_back();
+    } else {
+      id = static_cast<uint32_t>(ctxs_.size() + 1);
+      ctxs_.emplace_back();
+    }
+    ctxs_[id - 1] = std::make_unique<TransportContext>(sh_, peer, id);
     peer.contexts.push_back(id);
-    return *ctxs_.back();
+    ++live_;
+    return *ctxs_[id - 1];
+  }
+
+  // Frees contexts that peers opened toward us and that have been idle for idle_timeout_us.
+  // Contexts we opened stay: the application holds their peer id.
+  void ReclaimIdle(Micros now) {
+    const Micros idle = sh_.cfg.idle_timeout_us;
+    if (idle == 0) return;
+    for (auto& slot : ctxs_) {
+      if (!slot || !slot->peer().learns_paths || !slot->Idle()) continue;
+      if (now < slot->last_heard() + idle) continue;
+      auto& ids = slot->peer().contexts;
+      ids.erase(std::find(ids.begin(), ids.end(), slot->local_id()));
+      free_ids_.push_back(slot->local_id());
+      slot.reset();
+      --live_;
+      ++sh_.stats.contexts_reclaimed;
+    }
   }
 
   void LearnPath(Peer& peer, uint8_t path_id, uint16_t local_socket, const NetAddr& from) {
@@ -307,7 +336,7 @@ class Endpoint::Impl {
     const size_t n = ctxs_.size();
     for (size_t k = 0; k < n; ++k) {
       const size_t i = (rr_ + k) % n;
-      if (ctxs_[i]->PollTransmit(now, buf, out)) {
+      if (ctxs_[i] && ctxs_[i]->PollTransmit(now, buf, out)) {
         rr_ = (i + 1) % n;
         ++sh_.stats.datagrams_out;
         return true;
@@ -319,7 +348,12 @@ class Endpoint::Impl {
   Micros NextTimeout() const {
     if (!control_.empty()) return 0;
     Micros t = kNever;
-    for (const auto& c : ctxs_) t = std::min(t, c->NextTimeout());
+    const Micros idle = sh_.cfg.idle_timeout_us;
+    for (const auto& c : ctxs_) {
+      if (!c) continue;
+      t = std::min(t, c->NextTimeout());
+      if (idle > 0 && c->peer().learns_paths && c->Idle()) t = std::min(t, c->last_heard() + idle);
+    }
     for (const auto& peer : peers_) {
       for (const auto& path : peer->paths) {
         if (path.state == PathState::kSuspect) t = std::min(t, path.probe_due);
@@ -417,12 +451,15 @@ Micros Endpoint::NextTimeout() const {
 }
 
 void Endpoint::HandleTimeout(Micros now) {
-  for (auto& c : impl_->ctxs_) c->HandleTimeout(now);
+  for (auto& c : impl_->ctxs_) {
+    if (c) c->HandleTimeout(now);
+  }
+  impl_->ReclaimIdle(now);
 }
 
 bool Endpoint::Busy() const {
   for (const auto& c : impl_->ctxs_) {
-    if (c->Busy()) return true;
+    if (c && c->Busy()) return true;
   }
   return false;
 }
@@ -430,8 +467,11 @@ bool Endpoint::Busy() const {
 EndpointStats Endpoint::stats() const {
   EndpointStats s = impl_->sh_.stats;
   double cwnd = 0;
-  for (const auto& c : impl_->ctxs_) cwnd += c->cwnd();
+  for (const auto& c : impl_->ctxs_) {
+    if (c) cwnd += c->cwnd();
+  }
   s.cwnd_bytes = static_cast<uint64_t>(cwnd);
+  s.contexts_live = impl_->live_;
   return s;
 }
 
