@@ -513,7 +513,6 @@ void TransportContext::MarkAcked(Micros now, uint32_t psn, int ack_path, uint64_
   if (it != messages_.end() && ++it->second.packets_acked == it->second.packets_total) {
     CompleteSendMessage(s.msg_id, Code::kOk);
   }
-  last_progress_ = now;
 }
 
 void TransportContext::AdvanceUna() {

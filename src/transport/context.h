@@ -172,7 +172,6 @@ class TransportContext {
   std::vector<Micros> path_latest_acked_sent_;        // RACK reference per path
   uint64_t inflight_bytes_ = 0;
   DelayCongestion cc_;
-  Micros last_progress_ = 0;  // last ack that acknowledged something, or first send after idle
   Micros last_heard_ = 0;
   uint32_t burst_left_ = 0;
   int burst_path_ = -1;
