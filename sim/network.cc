@@ -12,15 +12,23 @@ HostId Network::AddHost(uint32_t ip, uint16_t base_port, uint16_t sockets,
   h.ip = ip;
   h.base_port = base_port;
   h.sockets = sockets;
-  h.ep = std::make_unique<Endpoint>(cfg);
+  h.ep = std::make_unique<Endpoint>(WithIdentitySeed(cfg));
   hosts_.push_back(std::move(h));
   by_ip_[ip] = static_cast<HostId>(hosts_.size() - 1);
   return static_cast<HostId>(hosts_.size() - 1);
 }
 
 void Network::RestartHost(HostId h, const EndpointConfig& cfg) {
-  hosts_[h].ep = std::make_unique<Endpoint>(cfg);
+  hosts_[h].ep = std::make_unique<Endpoint>(WithIdentitySeed(cfg));
   Schedule(h);
+}
+
+EndpointConfig Network::WithIdentitySeed(const EndpointConfig& cfg) {
+  // Simulated hosts draw identities from the network's seed, not from getrandom: a run replays
+  // exactly, and every host (and every restart of one) still gets its own identity.
+  EndpointConfig c = cfg;
+  if (c.identity_seed == 0) c.identity_seed = (seed_ * 0x9E3779B97F4A7C15ull) ^ ++identities_;
+  return c;
 }
 
 void Network::SetLink(const NetAddr& from, const NetAddr& to, const LinkConfig& cfg) {
@@ -160,7 +168,16 @@ bool Network::Step() {
 
 bool Network::RunUntil(const std::function<bool()>& done, Micros deadline) {
   while (!done()) {
-    if (now_ > deadline || !Step()) return done();
+    // Never run an event scheduled after the deadline: the clock stops at the deadline, so a
+    // test that waits "100 ms" does not jump to a timer a minute later.
+    Micros next = kNever;
+    if (!deliveries_.empty()) next = deliveries_.top().at;
+    if (!timers_.empty()) next = std::min(next, timers_.begin()->first);
+    if (next > deadline) {
+      if (deadline != kNever) now_ = std::max(now_, deadline);
+      return done();
+    }
+    if (!Step()) return done();
   }
   return true;
 }

@@ -63,7 +63,8 @@ class Network {
   // Advances to the next event time and processes everything due then. Returns false when
   // nothing is scheduled at all.
   bool Step();
-  // Steps until `done()` is true or the clock passes `deadline`; returns done().
+  // Steps until `done()` is true or the next event lies after `deadline` (the clock then stops
+  // at the deadline); returns done().
   bool RunUntil(const std::function<bool()>& done, Micros deadline);
 
   LinkStats link_stats(const NetAddr& from, const NetAddr& to) const;
@@ -95,6 +96,7 @@ class Network {
   static uint64_t Key(const NetAddr& a) { return (uint64_t{a.ip} << 16) | a.port; }
 
   Link& LinkFor(const NetAddr& from, const NetAddr& to);
+  EndpointConfig WithIdentitySeed(const EndpointConfig& cfg);
   void Drain(HostId h);
   void Schedule(HostId h);
   void Send(const NetAddr& from, const NetAddr& to, const uint8_t* data, size_t len);
@@ -104,6 +106,7 @@ class Network {
   Micros now_ = 0;
   uint64_t seq_ = 0;
   uint64_t events_ = 0;
+  uint64_t identities_ = 0;  // identity seeds handed out
   std::vector<Host> hosts_;
   std::map<uint32_t, HostId> by_ip_;  // one host per IPv4 address
   std::map<LinkKey, Link> links_;

@@ -55,13 +55,16 @@ using SqId = uint16_t;
 using CqId = uint16_t;
 
 struct EndpointConfig {
-  uint64_t node_id = 0;         // stable identity across restarts (0: derived from `seed`)
-  uint32_t incarnation = 0;     // changes on every restart (0: derived from `seed`)
-  uint64_t seed = 1;            // the endpoint's RNG (spraying choices, ids)
+  uint64_t node_id = 0;      // stable identity across restarts (0: drawn at random)
+  uint32_t incarnation = 0;  // changes on every restart (0: drawn at random)
+  uint64_t seed = 1;         // the endpoint's RNG (spraying choices)
+  // Identities (and later secrets) come from getrandom unless this is non-zero: then they derive
+  // from it, so the simulator and tests replay bit for bit. Never set it on a real network.
+  uint64_t identity_seed = 0;
   uint16_t max_payload = 1400;  // payload bytes per packet; the datagram adds 56 bytes
   uint32_t max_message = 64u << 20;
   uint32_t window_packets = 8192;  // PSN window: packets in flight per context (power of two)
-  uint32_t contexts_per_peer = 1;  // SQ s uses context s % contexts_per_peer
+  uint32_t contexts_per_peer = 1;  // SQ s uses context slot s % contexts_per_peer
   // Acks: at most every `ack_every` data packets or `ack_delay_us` after the first unacked one;
   // at once on a gap or a duplicate.
   uint32_t ack_every = 8;
@@ -119,7 +122,8 @@ struct Completion {
   PeerId peer = 0;
   SqId sq = 0;             // sending SQ (for receives: the sender's SQ id)
   uint32_t length = 0;     // message length
-  uint32_t sq_seq = 0;     // message number within its SQ
+  uint32_t sq_seq = 0;     // message number within its SQ toward this peer, counted from 0 in
+                           // every session of the context (it starts over after a reconnect)
   void* buffer = nullptr;  // receive buffer that holds the message (kRecv)
 };
 

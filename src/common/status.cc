@@ -24,6 +24,8 @@ const char* CodeName(Code c) {
       return "IO_ERROR";
     case Code::kMalformed:
       return "MALFORMED";
+    case Code::kRnrRetryExceeded:
+      return "RNR_RETRY_EXCEEDED";
   }
   return "UNKNOWN";
 }

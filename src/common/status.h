@@ -19,6 +19,7 @@ enum class Code {
   kCancelled,          // endpoint shut down with work outstanding
   kIoError,            // socket or system call failure
   kMalformed,          // bytes that do not parse
+  kRnrRetryExceeded,   // the receiver refused (no receive buffer) for the whole peer timeout
 };
 
 const char* CodeName(Code c);

@@ -22,11 +22,14 @@ TransportContext::TransportContext(EndpointShared& ep, Peer& peer, uint32_t loca
     : ep_(ep),
       peer_(peer),
       local_id_(local_id),
+      mss_(ep.cfg.max_payload),
+      window_(ep.cfg.window_packets),
       ring_(ep.cfg.window_packets),
       ring_mask_(ep.cfg.window_packets - 1),
       cc_(ep.cfg),
       srtt_us_(ep.cfg.initial_rtt_us),
-      rx_(ep.cfg.window_packets) {
+      acks_(ep.cfg.window_packets, ep.cfg.ack_every, ep.cfg.ack_delay_us),
+      assembly_(ep, peer.id) {
   EnsurePath(peer.paths.size());
 }
 
@@ -38,10 +41,11 @@ void TransportContext::EnsurePath(size_t n) {
 }
 
 bool TransportContext::PathValid(int path) const {
-  return path >= 0 && static_cast<size_t>(path) < peer_.paths.size() && peer_.paths[path].known;
+  return path >= 0 && static_cast<size_t>(path) < peer_.paths.size() && peer_.paths[path].known &&
+         peer_.paths[path].usable;
 }
 
-// ---------------------------------------------------------------- handshake
+// ---------------------------------------------------------------- lifecycle
 
 void TransportContext::Connect(Micros now) {
   if (state_ != State::kIdle) return;
@@ -49,81 +53,91 @@ void TransportContext::Connect(Micros now) {
   hello_due_ = now;
   connect_started_ = now;
   last_heard_ = now;
+  NoteProgress(now);
   hello_attempts_ = 0;
+}
+
+wire::HelloExt TransportContext::MakeHello() const {
+  // An accepting peer learns paths from packets, so it can take any path id the other side has.
+  const size_t paths = peer_.learns_paths ? kMaxPathsPerPeer : peer_.paths.size();
+  return wire::HelloExt{.node_id = ep_.cfg.node_id,
+                        .num_paths = static_cast<uint16_t>(paths),
+                        .max_payload = ep_.cfg.max_payload,
+                        .generation = generation_,
+                        .window_packets = ep_.cfg.window_packets};
+}
+
+void TransportContext::Negotiate(const wire::HelloExt& h) {
+  // Each side sends no larger payloads than the other accepts and keeps no more packets in
+  // flight than the other's receive window tracks (beyond it every packet would be refused).
+  mss_ = std::min<uint32_t>(ep_.cfg.max_payload, h.max_payload);
+  window_ = std::min<uint32_t>(ep_.cfg.window_packets, h.window_packets);
+  peer_.remote_num_paths = h.num_paths;
+  for (size_t i = 0; i < peer_.paths.size(); ++i) peer_.paths[i].usable = i < h.num_paths;
 }
 
 void TransportContext::OnHello(Micros now, const wire::Packet& p) {
   remote_id_ = p.common.src_ctx;
   remote_generation_ = p.hello.generation;
+  Negotiate(p.hello);
   state_ = State::kEstablished;
   hello_due_ = kNever;
   hello_ack_pending_ = true;
   hello_path_ = p.common.path_id;
+  hello_echo_generation_ = p.hello.generation;
   last_heard_ = now;
+  NoteProgress(now);
 }
 
 void TransportContext::OnHelloAck(Micros now, const wire::Packet& p) {
   if (state_ == State::kIdle) return;  // an answer to a handshake we gave up on
   remote_id_ = p.common.src_ctx;
+  remote_generation_ = p.hello.generation;
+  Negotiate(p.hello);
   state_ = State::kEstablished;
   hello_due_ = kNever;
   last_heard_ = now;
+  NoteProgress(now);
 }
 
 void TransportContext::ResetSequenceState() {
   for (auto& s : ring_) s = SentPacket{};
   snd_una_ = snd_nxt_ = 0;
   next_msg_id_ = 0;
+  sq_seq_.clear();
   retx_.clear();
   rnr_wait_.clear();
+  rnr_until_ = 0;
   for (auto& q : path_queue_) q.clear();
   std::fill(path_latest_acked_sent_.begin(), path_latest_acked_sent_.end(), 0);
   inflight_bytes_ = 0;
   burst_left_ = 0;
-  rx_.Reset();
-  acks_.clear();
-  acks_pending_ = 0;
-  nacks_.clear();
+  acks_.Reset();
 }
 
-void TransportContext::OnPeerRestart(Micros now) {
-  FailAll(Code::kPeerRestarted);
-  // Partly received messages cannot finish any more: hand their buffers back with the error.
-  std::vector<uint32_t> ids;
-  for (auto& [id, m] : assembling_) ids.push_back(id);
-  std::sort(ids.begin(), ids.end());
-  for (uint32_t id : ids) {
-    const RecvMessage& m = assembling_[id];
-    ep_.CompleteRecv(m.buffer.cq, RecvCompletion(m, Code::kPeerRestarted, m.received));
-  }
-  assembling_.clear();
-  // Messages held for in-order delivery arrived whole: deliver them rather than lose them.
-  for (auto& [sq, stream] : ordered_) {
-    for (auto& [seq, held] : stream.held) ep_.CompleteRecv(held.first, held.second);
-  }
-  ordered_.clear();
+void TransportContext::Close(Micros now, Code status) {
+  FailAllSends(status);
+  assembly_.Abort(status);
   ResetSequenceState();
+  if (remote_id_ != 0) {
+    last_partner_ = remote_id_;
+    last_partner_generation_ = remote_generation_;
+  }
   remote_id_ = 0;
   remote_generation_ = 0;
+  mss_ = ep_.cfg.max_payload;
+  window_ = ep_.cfg.window_packets;
   state_ = State::kIdle;
   hello_due_ = kNever;
   hello_ack_pending_ = false;
   ++generation_;
   last_heard_ = now;
+  NoteProgress(now);
 }
 
 bool TransportContext::Idle() const {
-  if (!messages_.empty() || !assembling_.empty() || acks_pending_ > 0 || !nacks_.empty() ||
-      hello_ack_pending_ || !retx_.empty() || !rnr_wait_.empty() || snd_una_ != snd_nxt_) {
-    return false;
-  }
-  for (const AckState& a : acks_) {
-    if (a.unacked > 0) return false;
-  }
-  for (const auto& [sq, stream] : ordered_) {
-    if (!stream.held.empty()) return false;
-  }
-  return true;
+  return messages_.empty() && assembly_.Idle() && acks_.Idle() && !hello_ack_pending_ &&
+         retx_.empty() && rnr_wait_.empty() && snd_una_ == snd_nxt_;
 }
 
 // ---------------------------------------------------------------- application
@@ -149,21 +163,16 @@ Status TransportContext::Post(SqId sq, std::span<const Sge> sgl, uint64_t tag, M
   // there. Start over with a fresh handshake (a new generation) rather than find out by RESET.
   const Micros idle = ep_.cfg.idle_timeout_us;
   if (idle > 0 && state_ == State::kEstablished && Idle() && now > last_heard_ + idle / 2) {
-    ResetSequenceState();
-    remote_id_ = 0;
-    state_ = State::kIdle;
-    ++generation_;
+    Close(now, Code::kOk);
   }
-  if (messages_.empty()) last_heard_ = now;  // the dead-peer clock runs only while busy
+  if (!Pending()) NoteProgress(now);  // the dead-peer clock runs only while work is pending
   const uint32_t id = next_msg_id_++;
   SendMessage& m = messages_[id];
   m.sq = sq;
-  m.sq_seq = q.next_seq++;
+  m.sq_seq = sq_seq_[sq]++;
   m.tag = tag;
   m.len = static_cast<uint32_t>(len);
   m.in_order = q.options.in_order;
-  const uint32_t mss = ep_.cfg.max_payload;
-  m.packets_total = len == 0 ? 1 : static_cast<uint32_t>((len + mss - 1) / mss);
   m.sgl.assign(sgl.begin(), sgl.end());
   m.sge_end.reserve(sgl.size());
   uint32_t end = 0;
@@ -188,7 +197,7 @@ void TransportContext::CompleteSendMessage(uint32_t msg_id, Code status) {
   messages_.erase(it);
 }
 
-void TransportContext::FailAll(Code status) {
+void TransportContext::FailAllSends(Code status) {
   std::vector<uint32_t> ids;
   ids.reserve(messages_.size());
   for (auto& [id, m] : messages_) ids.push_back(id);
@@ -279,14 +288,11 @@ bool TransportContext::SendData(Micros now, uint32_t psn, bool retx, std::span<u
   // use it for RACK (see OnAck); it still acknowledges and times.
   wire::AckExt ack;
   const wire::AckExt* piggy = nullptr;
-  int ack_path = AckPending(static_cast<uint8_t>(path)) ? path : -1;
-  for (size_t i = 0; i < acks_.size() && ack_path < 0; ++i) {
-    if (AckPending(static_cast<uint8_t>(i))) ack_path = static_cast<int>(i);
-  }
-  if (ack_path >= 0 && !acks_[ack_path].probe_reply &&
+  const int ack_path = acks_.AnyOwed(path);
+  if (ack_path >= 0 && !acks_.IsProbeReply(static_cast<uint8_t>(ack_path)) &&
       buf.size() >=
           wire::kDataHeaderLen + wire::AckBlockLen(wire::kMaxSackRanges) + s.len + wire::kCrcLen) {
-    TakeAck(now, static_cast<uint8_t>(ack_path), ack);
+    acks_.Take(now, static_cast<uint8_t>(ack_path), wire::kMaxSackRanges, ack);
     piggy = &ack;
     ++ep_.stats.acks_piggybacked;
   }
@@ -328,66 +334,26 @@ bool TransportContext::SendData(Micros now, uint32_t psn, bool retx, std::span<u
   return true;
 }
 
-TransportContext::AckState& TransportContext::AckFor(uint8_t path) {
-  if (path >= acks_.size()) acks_.resize(path + 1);
-  return acks_[path];
-}
-
-bool TransportContext::AckPending(uint8_t path) const {
-  if (path >= acks_.size()) return false;
-  const AckState& st = acks_[path];
-  return st.now || st.unacked > 0;
-}
-
-void TransportContext::TakeAck(Micros now, uint8_t path, wire::AckExt& a) {
-  AckState& st = acks_[path];
-  a = wire::AckExt{};
-  a.cum_psn = rx_.cum();
-  // Turn the fresh PSNs above the cumulative point into ascending ranges; if they need more
-  // ranges than fit, report the lowest and keep the rest for an ack right after this one.
-  const uint32_t cum = a.cum_psn;
-  auto& fresh = st.fresh;
-  std::sort(fresh.begin(), fresh.end(), [cum](uint32_t x, uint32_t y) {
-    return static_cast<int32_t>(x - cum) < static_cast<int32_t>(y - cum);
-  });
-  size_t i = 0;
-  while (i < fresh.size() && static_cast<int32_t>(fresh[i] - cum) <= 0) ++i;
-  size_t rest = fresh.size();
-  for (; i < fresh.size(); ++i) {
-    const uint32_t psn = fresh[i];
-    if (a.n_ranges > 0) {
-      wire::SackRange& last = a.ranges[a.n_ranges - 1];
-      if (psn - last.begin < last.end - last.begin) continue;  // reported twice
-      if (psn == last.end) {
-        ++last.end;
-        continue;
-      }
-    }
-    if (a.n_ranges == wire::kMaxSackRanges) {
-      rest = i;
-      break;
-    }
-    a.ranges[a.n_ranges++] = {psn, psn + 1};
-  }
-  a.echo_ts_us = st.echo_ts;
-  a.echo_path = path;
-  a.ack_delay_us = static_cast<uint16_t>(std::min<Micros>(now - st.echo_at, 0xFFFF));
-  fresh.erase(fresh.begin(), fresh.begin() + static_cast<std::ptrdiff_t>(rest));
-  st.unacked = 0;
-  st.due = kNever;
-  const bool was_pending = st.now || st.probe_reply;
-  st.probe_reply = false;
-  st.now = !fresh.empty();  // ranges left over: another ack right away
-  acks_pending_ = acks_pending_ + (st.now ? 1 : 0) - (was_pending ? 1 : 0);
-}
-
 bool TransportContext::BuildAck(Micros now, uint8_t path, std::span<uint8_t> buf, Transmit& out) {
-  if (!PathValid(path)) return false;
-  wire::Common c = MakeCommon(wire::Type::kAck, path, now);
-  if (acks_[path].probe_reply) c.flags |= wire::kFlagProbe;
+  // Acks go back on their arrival path. A path we cannot send on (the peer used a path id we
+  // have no address for) still gets its arrivals acknowledged, on another path: an ack owed
+  // forever would keep the deadline in the past and spin the driver.
+  int send_path = path;
+  if (!PathValid(send_path)) send_path = ChoosePath(peer_.paths, -1, /*avoid_loss=*/true);
+  if (send_path < 0) {
+    acks_.Drop(path);
+    return false;
+  }
+  wire::Common c = MakeCommon(wire::Type::kAck, send_path, now);
+  if (acks_.IsProbeReply(path)) c.flags |= wire::kFlagProbe;
+  // As many ranges as the buffer holds (the smallest max_payload leaves room for 9); the rest
+  // stays owed and goes in the next ack.
+  const size_t fixed = wire::kCommonLen + wire::kAckFixedLen + wire::kCrcLen;
+  const size_t max_ranges = buf.size() > fixed ? (buf.size() - fixed) / wire::kSackRangeLen : 0;
+  if (max_ranges == 0) return false;
   wire::AckExt a;
-  TakeAck(now, path, a);
-  if (!FillTransmit(path, out, wire::EncodeAck(c, a, buf))) return false;
+  acks_.Take(now, path, max_ranges, a);
+  if (!FillTransmit(send_path, out, wire::EncodeAck(c, a, buf))) return false;
   ++ep_.stats.acks_sent;
   return true;
 }
@@ -403,10 +369,8 @@ bool TransportContext::PollTransmit(Micros now, std::span<uint8_t> buf, Transmit
   if (hello_ack_pending_) {
     hello_ack_pending_ = false;
     wire::Common c = MakeCommon(wire::Type::kHelloAck, hello_path_, now);
-    wire::HelloExt h{.node_id = ep_.cfg.node_id,
-                     .num_paths = static_cast<uint16_t>(peer_.paths.size()),
-                     .max_payload = ep_.cfg.max_payload,
-                     .generation = generation_};
+    wire::HelloExt h = MakeHello();
+    h.echo_generation = hello_echo_generation_;
     if (FillTransmit(hello_path_, out, wire::EncodeHello(c, h, buf))) return true;
   }
   if (state_ == State::kConnecting && hello_due_ <= now) {
@@ -422,25 +386,23 @@ bool TransportContext::PollTransmit(Micros now, std::span<uint8_t> buf, Transmit
       wire::Common c = MakeCommon(wire::Type::kHello, path, now);
       c.dst_ctx = 0;
       c.dst_incarnation = 0;
-      wire::HelloExt h{.node_id = ep_.cfg.node_id,
-                       .num_paths = static_cast<uint16_t>(peer_.paths.size()),
-                       .max_payload = ep_.cfg.max_payload,
-                       .generation = generation_};
-      if (FillTransmit(path, out, wire::EncodeHello(c, h, buf))) return true;
+      if (FillTransmit(path, out, wire::EncodeHello(c, MakeHello(), buf))) return true;
     }
   }
-  if (!nacks_.empty()) {
-    auto [psn, reason] = nacks_.front();
-    nacks_.pop_front();
-    wire::Common c = MakeCommon(wire::Type::kNack, nack_path_, now);
-    if (FillTransmit(nack_path_, out, wire::EncodeNack(c, {.psn = psn, .reason = reason}, buf))) {
+  while (acks_.HasNack()) {
+    const AckGenerator::Nack n = acks_.PopNack();
+    int path = n.path;
+    if (!PathValid(path)) path = ChoosePath(peer_.paths, -1, /*avoid_loss=*/true);
+    if (path < 0) continue;
+    wire::Common c = MakeCommon(wire::Type::kNack, path, now);
+    if (FillTransmit(path, out, wire::EncodeNack(c, {.psn = n.psn, .reason = n.reason}, buf))) {
       return true;
     }
   }
-  for (size_t i = 0; i < acks_.size(); ++i) {
-    const AckState& st = acks_[i];
-    if (st.now || st.probe_reply || (st.unacked > 0 && st.due <= now)) {
-      if (BuildAck(now, static_cast<uint8_t>(i), buf, out)) return true;
+  for (size_t i = 0; i < acks_.paths(); ++i) {
+    if (acks_.Due(static_cast<uint8_t>(i), now) &&
+        BuildAck(now, static_cast<uint8_t>(i), buf, out)) {
+      return true;
     }
   }
   if (state_ != State::kEstablished) return false;
@@ -461,9 +423,12 @@ bool TransportContext::PollTransmit(Micros now, std::span<uint8_t> buf, Transmit
   }
 
   if (unsent_.empty() || now < rnr_until_) return false;
-  if (snd_nxt_ - snd_una_ >= ep_.cfg.window_packets) return false;
-  const uint32_t mss = ep_.cfg.max_payload;
+  if (snd_nxt_ - snd_una_ >= window_) return false;
+  const uint32_t mss = mss_;
   SendMessage& m = messages_[unsent_.front()];
+  if (m.packets_total == 0) {
+    m.packets_total = m.len == 0 ? 1 : static_cast<uint32_t>((uint64_t{m.len} + mss - 1) / mss);
+  }
   const uint16_t frag = static_cast<uint16_t>(std::min<uint32_t>(mss, m.len - m.next_offset));
   if (!cc_.WindowAllows(inflight_bytes_, frag)) return false;
   if (cc_.NextSendTime(now, frag + wire_overhead, srtt_us_) > now) return false;
@@ -588,6 +553,7 @@ void TransportContext::OnAck(Micros now, const wire::Packet& p) {
     for (uint32_t psn = b; psn != e; ++psn) MarkAcked(now, psn, rack_path, acked_bytes);
   }
   AdvanceUna();
+  if (acked_bytes > 0) NoteProgress(now);
 
   // RTT sample from the echoed timestamp, minus the time the receiver held the ack.
   Micros rtt = 0;
@@ -622,6 +588,7 @@ void TransportContext::OnNack(Micros now, const wire::Packet& p) {
   if (p.nack.reason == wire::NackReason::kReceiverNotReady) {
     // Back-pressure, not loss: park the packet and hold new messages for a while.
     ++ep_.stats.rnr_received;
+    rnr_since_progress_ = true;
     s.state = PacketState::kRnrWait;
     inflight_bytes_ -= s.len;
     rnr_until_ = now + ep_.cfg.rnr_retry_us;
@@ -633,149 +600,58 @@ void TransportContext::OnNack(Micros now, const wire::Packet& p) {
 
 // ---------------------------------------------------------------- receive
 
-bool TransportContext::ReserveBuffer(const wire::DataExt& d, bool in_order, PostedRecv& out) {
-  auto& recvs = ep_.recvs;
-  if (recvs.empty()) return false;
-  if (in_order) {
-    // Buffers go to an in-order stream's messages only while enough remain for every earlier,
-    // still unplaced message of that stream: otherwise later messages could hold all buffers
-    // while the one that must be delivered first waits forever.
-    OrderedStream& st = ordered_[d.sq_id];
-    const int32_t ahead = static_cast<int32_t>(d.sq_seq - st.lowest_unassigned);
-    if (ahead < 0) return false;
-    if (recvs.size() <= static_cast<size_t>(ahead)) return false;
-    if (ahead == 0) {
-      ++st.lowest_unassigned;
-      while (st.assigned_above.erase(st.lowest_unassigned)) ++st.lowest_unassigned;
-    } else {
-      st.assigned_above.insert(d.sq_seq);
-    }
-  }
-  // Most recently posted first: a buffer just handed back (and reposted) is still in cache. FIFO
-  // rotation through many large buffers measured 0.9 us slower per 64 B round trip: buffers
-  // of 1 MiB all start at the same cache set.
-  out = recvs.back();
-  recvs.pop_back();
-  return true;
-}
-
-Completion TransportContext::RecvCompletion(const RecvMessage& m, Code status,
-                                            uint32_t length) const {
-  return Completion{.kind = CompletionKind::kRecv,
-                    .status = status,
-                    .tag = m.buffer.tag,
-                    .peer = peer_.id,
-                    .sq = m.sq,
-                    .length = length,
-                    .sq_seq = m.sq_seq,
-                    .buffer = m.buffer.buffer};
-}
-
-void TransportContext::DeliverRecv(const RecvMessage& m) {
-  const Completion c = RecvCompletion(m, m.truncated ? Code::kTruncated : Code::kOk, m.len);
-  if (!m.in_order) {
-    ep_.CompleteRecv(m.buffer.cq, c);
-    return;
-  }
-  OrderedStream& st = ordered_[m.sq];
-  st.held.emplace(m.sq_seq, std::make_pair(m.buffer.cq, c));
-  for (auto it = st.held.begin(); it != st.held.end() && it->first == st.next_deliver;
-       it = st.held.erase(it)) {
-    ep_.CompleteRecv(it->second.first, it->second.second);
-    ++st.next_deliver;
-  }
-}
-
 void TransportContext::OnData(Micros now, const wire::Packet& p) {
   if (p.common.flags & wire::kFlagAck) OnAck(now, p);  // the piggybacked ack first
   last_heard_ = now;
   const wire::DataExt& d = p.data;
-  AckState& ack = AckFor(p.common.path_id);
-  ack.echo_ts = p.common.tx_ts_us;
-  ack.echo_at = now;
-  auto ack_at_once = [&] {
-    acks_pending_ += !ack.now && !ack.probe_reply;
-    ack.now = true;
-  };
-  switch (rx_.Check(d.psn)) {
+  const uint8_t path = p.common.path_id;
+  acks_.NoteArrival(now, path, p.common.tx_ts_us);
+  switch (acks_.Check(d.psn)) {
     case ReceiveWindow::Mark::kDuplicate:
       ++ep_.stats.duplicates_dropped;
-      ack.fresh.push_back(d.psn);  // the sender may have missed our ack: say it again
-      ack_at_once();
+      acks_.OnDuplicate(path, d.psn);
       return;
     case ReceiveWindow::Mark::kOutOfWindow:
       ++ep_.stats.out_of_window_dropped;
-      nacks_.push_back({d.psn, wire::NackReason::kOutOfWindow});
-      nack_path_ = p.common.path_id;
+      acks_.QueueNack(path, d.psn, wire::NackReason::kOutOfWindow);
       return;
     case ReceiveWindow::Mark::kNew:
       break;
   }
-  auto it = assembling_.find(d.msg_id);
-  if (it == assembling_.end()) {
-    const bool in_order = p.common.flags & wire::kFlagInOrder;
-    PostedRecv buffer;
-    if (!ReserveBuffer(d, in_order, buffer)) {
+  const bool in_order = p.common.flags & wire::kFlagInOrder;
+  switch (assembly_.Place(d, in_order, p.payload)) {
+    case MessageAssembly::Placed::kNoBuffer:
       ++ep_.stats.rnr_sent;
-      nacks_.push_back({d.psn, wire::NackReason::kReceiverNotReady});
-      nack_path_ = p.common.path_id;
+      acks_.QueueNack(path, d.psn, wire::NackReason::kReceiverNotReady);
       return;
-    }
-    RecvMessage m{.buffer = buffer,
-                  .len = d.msg_len,
-                  .sq = d.sq_id,
-                  .sq_seq = d.sq_seq,
-                  .in_order = in_order,
-                  .truncated = d.msg_len > buffer.len};
-    it = assembling_.emplace(d.msg_id, m).first;
+    case MessageAssembly::Placed::kMismatch:
+      ++ep_.stats.malformed_dropped;  // fragments of one message disagree: not ours to trust
+      return;
+    case MessageAssembly::Placed::kPlaced:
+      break;
   }
-  RecvMessage& m = it->second;
-  if (m.len != d.msg_len || m.sq != d.sq_id || m.sq_seq != d.sq_seq) {
-    ++ep_.stats.malformed_dropped;  // fragments of one message disagree: not ours to trust
-    return;
-  }
-  rx_.Insert(d.psn);
-  ack.fresh.push_back(d.psn);
-  if (!m.truncated && !p.payload.empty()) {
-    std::memcpy(static_cast<uint8_t*>(m.buffer.buffer) + d.offset, p.payload.data(),
-                p.payload.size());
-  }
-  m.received += d.payload_len;
-  if (m.received >= m.len) {
-    RecvMessage done = m;
-    assembling_.erase(it);
-    DeliverRecv(done);
-  }
-  if (++ack.unacked >= ep_.cfg.ack_every) {
-    ack_at_once();
-  } else if (ack.due == kNever) {
-    ack.due = now + ep_.cfg.ack_delay_us;
-  }
+  acks_.OnNew(now, path, d.psn);
+  NoteProgress(now);
 }
 
 void TransportContext::OnProbe(Micros now, const wire::Packet& p) {
   last_heard_ = now;
-  AckState& ack = AckFor(p.common.path_id);
-  ack.echo_ts = p.common.tx_ts_us;
-  ack.echo_at = now;
-  acks_pending_ += !ack.now && !ack.probe_reply;
-  ack.probe_reply = true;
+  acks_.NoteArrival(now, p.common.path_id, p.common.tx_ts_us);
+  acks_.OnProbe(p.common.path_id);
 }
 
 // ---------------------------------------------------------------- timers
 
 Micros TransportContext::NextTimeout() const {
-  Micros t = kNever;
-  if (hello_ack_pending_ || !nacks_.empty() || acks_pending_ > 0) return 0;
+  if (hello_ack_pending_) return 0;
+  Micros t = acks_.NextDeadline();
+  if (t == 0) return 0;
   if (state_ == State::kConnecting) {
     t = std::min({t, hello_due_, connect_started_ + ep_.cfg.peer_timeout_us});
   }
-  for (const AckState& a : acks_) {
-    if (a.unacked > 0) t = std::min(t, a.due);
-  }
   if (state_ != State::kEstablished) return t;
+  if (Pending()) t = std::min(t, last_progress_ + ep_.cfg.peer_timeout_us);
   if (!rnr_wait_.empty()) t = std::min(t, rnr_wait_.front().first);
-  if (!messages_.empty()) t = std::min(t, last_heard_ + ep_.cfg.peer_timeout_us);
   for (size_t i = 0; i < path_queue_.size(); ++i) {
     if (path_queue_[i].empty()) continue;
     const SentPacket& s = Slot(path_queue_[i].front().psn);
@@ -784,13 +660,11 @@ Micros TransportContext::NextTimeout() const {
       t = std::min(t, s.sent_at + PathPto(static_cast<int>(i)));
     }
   }
-  const bool can_send =
-      !retx_.empty() || (!unsent_.empty() && snd_nxt_ - snd_una_ < ep_.cfg.window_packets);
-  if (can_send && cc_.WindowAllows(inflight_bytes_, ep_.cfg.max_payload)) {
+  const bool can_send = !retx_.empty() || (!unsent_.empty() && snd_nxt_ - snd_una_ < window_);
+  if (can_send && cc_.WindowAllows(inflight_bytes_, mss_)) {
     // The same byte count PollTransmit asks the pacer about (or more), or this deadline could
     // say "now" while PollTransmit still waits: a busy loop in the driver.
-    t = std::min(
-        t, std::max(rnr_until_, cc_.PacedAt(ep_.cfg.max_payload + kPacketOverhead, srtt_us_)));
+    t = std::min(t, std::max(rnr_until_, cc_.PacedAt(mss_ + kPacketOverhead, srtt_us_)));
   }
   return t;
 }
@@ -798,21 +672,16 @@ Micros TransportContext::NextTimeout() const {
 void TransportContext::HandleTimeout(Micros now) {
   if (state_ == State::kConnecting && now >= connect_started_ + ep_.cfg.peer_timeout_us) {
     ++ep_.stats.peer_timeouts;
-    FailAll(Code::kTimedOut);
-    state_ = State::kIdle;
-    hello_due_ = kNever;
-    ++generation_;
+    Close(now, Code::kTimedOut);
     return;
   }
   if (state_ != State::kEstablished) return;
-  if (!messages_.empty() && now >= last_heard_ + ep_.cfg.peer_timeout_us) {
-    // Dead peer: fail everything and start over; the next post reconnects with a new
-    // generation, which makes the peer drop its half of the old sequence state.
+  if (Pending() && now >= last_progress_ + ep_.cfg.peer_timeout_us) {
+    // No progress for the whole timeout (a dead peer, or one that refuses everything): the
+    // session ends. Sends fail, half-received messages give their buffers back, and late
+    // packets of this session meet no partner (they are answered with RESET).
     ++ep_.stats.peer_timeouts;
-    FailAll(Code::kTimedOut);
-    ResetSequenceState();
-    state_ = State::kIdle;
-    ++generation_;
+    Close(now, rnr_since_progress_ ? Code::kRnrRetryExceeded : Code::kTimedOut);
     return;
   }
   while (!rnr_wait_.empty() && rnr_wait_.front().first <= now) {

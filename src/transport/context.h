@@ -1,22 +1,27 @@
 // TransportContext: the reliable-delivery state between this endpoint and one peer context,
-// both directions. The sending half packetizes messages, chooses a path per packet, keeps every
-// packet's status in a PSN-indexed ring, detects loss (per-path RACK and per-path RTO),
-// retransmits on another path and runs congestion control. The receiving half deduplicates by
-// PSN, places fragments straight into posted receive buffers, completes each message exactly
-// once, optionally in SQ order, and generates coalesced selective acks.
+// both directions, and the one place that owns the context's lifecycle.
+//
+// Split by concern as quiche splits a connection: the sending half (this file: packetization,
+// path choice, the PSN-indexed sent-packet ring, per-path RACK and RTO loss detection,
+// retransmission and congestion control), ack generation with the receive window
+// (ack_generator.h) and message assembly with in-order delivery (message_assembly.h).
+//
+// Lifecycle: kIdle (no partner) -> kConnecting (HELLO sent) -> kEstablished. Every way out of a
+// session (peer restart or reset, dead-peer timeout, handshake timeout, idle reconnect) goes
+// through one function, Close(), so the halves cannot disagree about what survives: nothing does
+// but the generation counter and the identity of the last partner (to refuse its stale HELLOs).
 // Owned by the Endpoint; not thread-safe.
 #pragma once
 #include <cstdint>
 #include <deque>
-#include <map>
-#include <set>
 #include <unordered_map>
 #include <vector>
 
 #include "opensrd/transport.h"
+#include "transport/ack_generator.h"
 #include "transport/congestion.h"
 #include "transport/endpoint_state.h"
-#include "transport/receive_window.h"
+#include "transport/message_assembly.h"
 #include "transport/wire.h"
 
 namespace opensrd {
@@ -31,16 +36,25 @@ class TransportContext {
   uint32_t remote_id() const { return remote_id_; }
   State state() const { return state_; }
   Peer& peer() { return peer_; }
+  uint32_t generation() const { return generation_; }
 
   // ---- handshake ----
   void Connect(Micros now);
-  // A kHello from the peer's context `remote_id` (incarnation `remote_inc`) maps to us.
+  // A kHello from the peer's context `src_ctx` maps to us (the endpoint checked the generation).
   void OnHello(Micros now, const wire::Packet& p);
+  // A kHelloAck answering our current generation.
   void OnHelloAck(Micros now, const wire::Packet& p);
   uint32_t remote_generation() const { return remote_generation_; }
-  // The peer lost our state (kReset) or came back with a new incarnation: everything in flight
-  // fails with kPeerRestarted and sequence state starts over.
-  void OnPeerRestart(Micros now);
+  // The partner of the last session that ended and its generation then: a HELLO from it that is
+  // not newer is a replay or a straggler.
+  uint32_t last_partner() const { return last_partner_; }
+  uint32_t last_partner_generation() const { return last_partner_generation_; }
+  void ForgetLastPartner() { last_partner_ = last_partner_generation_ = 0; }
+
+  // Ends the session (see the header comment): sends fail with `status`, partly received
+  // messages give their buffers back with `status`, sequence state starts over, the generation
+  // moves on. kOk ends a session that has nothing outstanding (idle reconnect).
+  void Close(Micros now, Code status);
 
   // ---- application ----
   Status Post(SqId sq, std::span<const Sge> sgl, uint64_t tag, Micros now);
@@ -50,7 +64,7 @@ class TransportContext {
   void OnAck(Micros now, const wire::Packet& p);
   void OnNack(Micros now, const wire::Packet& p);
   void OnProbe(Micros now, const wire::Packet& p);
-  // Any valid packet from the peer proves it alive.
+  // Any valid packet from the peer proves it alive (but not that work progresses).
   void NotePeerAlive(Micros now) { last_heard_ = now; }
 
   // ---- driving ----
@@ -73,8 +87,9 @@ class TransportContext {
     uint32_t sq_seq = 0;
     uint64_t tag = 0;
     uint32_t len = 0;
-    uint32_t next_offset = 0;  // packetization cursor
-    uint32_t packets_total = 0;
+    uint32_t next_offset = 0;    // packetization cursor
+    uint32_t packets_total = 0;  // set when packetization starts (the payload size is
+                                 // negotiated in the handshake)
     uint32_t packets_acked = 0;
     bool in_order = false;
     std::vector<Sge> sgl;
@@ -97,31 +112,12 @@ class TransportContext {
     uint16_t tx_count;
   };
 
-  struct RecvMessage {
-    PostedRecv buffer;
-    uint32_t len = 0;
-    uint32_t received = 0;
-    SqId sq = 0;
-    uint32_t sq_seq = 0;
-    bool in_order = false;
-    bool truncated = false;
-  };
-
-  // In-order delivery state of one sending SQ of the peer.
-  struct OrderedStream {
-    uint32_t next_deliver = 0;
-    uint32_t lowest_unassigned = 0;  // buffers are reserved in sequence (no deadlock)
-    std::set<uint32_t> assigned_above;
-    std::map<uint32_t, std::pair<CqId, Completion>> held;
-  };
-
   SentPacket& Slot(uint32_t psn) { return ring_[psn & ring_mask_]; }
   const SentPacket& Slot(uint32_t psn) const { return ring_[psn & ring_mask_]; }
+  void Negotiate(const wire::HelloExt& h);
+  wire::HelloExt MakeHello() const;
   bool SendData(Micros now, uint32_t psn, bool retx, std::span<uint8_t> buf, Transmit& out);
   bool BuildAck(Micros now, uint8_t path, std::span<uint8_t> buf, Transmit& out);
-  bool AckPending(uint8_t path) const;
-  // Fills `a` with what `path` owes the peer and marks it acknowledged (standalone or piggyback).
-  void TakeAck(Micros now, uint8_t path, wire::AckExt& a);
   wire::Common MakeCommon(wire::Type type, int path, Micros now) const;
   bool FillTransmit(int path, Transmit& out, size_t len) const;
   // `ack_path`: the path whose ack reported this PSN individually (-1: cumulative point).
@@ -132,18 +128,19 @@ class TransportContext {
   void DetectLossOnPath(Micros now, int path);
   void AdvanceUna();
   void CompleteSendMessage(uint32_t msg_id, Code status);
-  void FailAll(Code status);
+  void FailAllSends(Code status);
   void ResetSequenceState();
   void EnsurePath(size_t path);
   bool PathValid(int path) const;
-  void DeliverRecv(const RecvMessage& m);
-  Completion RecvCompletion(const RecvMessage& m, Code status, uint32_t length) const;
-  bool ReserveBuffer(const wire::DataExt& d, bool in_order, PostedRecv& out);
-  void QueueAck(Micros now, const wire::Packet& p, bool immediate);
   Micros PathRto(int path) const;
   Micros PathPto(int path) const;  // tail-loss probe timeout
   bool TailProbeApplies(int path) const;
-  uint64_t InflightBytes() const { return inflight_bytes_; }
+  // Work outstanding that the dead-peer timer guards: sends not complete or messages half in.
+  bool Pending() const { return !messages_.empty() || assembly_.Assembling(); }
+  void NoteProgress(Micros now) {
+    last_progress_ = now;
+    rnr_since_progress_ = false;
+  }
 
   EndpointShared& ep_;
   Peer& peer_;
@@ -154,14 +151,22 @@ class TransportContext {
   Micros connect_started_ = 0;
   bool hello_ack_pending_ = false;
   uint8_t hello_path_ = 0;
+  uint32_t hello_echo_generation_ = 0;  // the HELLO generation our pending HELLO_ACK answers
   uint32_t hello_attempts_ = 0;
-  uint32_t generation_ = 1;         // ours; bumped on every reconnect after a failure
-  uint32_t remote_generation_ = 0;  // the peer's, from its kHello
+  uint32_t generation_ = 1;         // ours; moves on with every Close()
+  uint32_t remote_generation_ = 0;  // the partner's, from its kHello
+  uint32_t last_partner_ = 0;
+  uint32_t last_partner_generation_ = 0;
+  // Negotiated in the handshake: the smaller of both sides' values.
+  uint32_t mss_;
+  uint32_t window_;
 
   // ---- sender ----
   std::unordered_map<uint32_t, SendMessage> messages_;
   std::deque<uint32_t> unsent_;  // message ids with packets not yet packetized
   uint32_t next_msg_id_ = 0;
+  // In-order numbering per SQ, per session: the receiver's streams start over with a session.
+  std::unordered_map<SqId, uint32_t> sq_seq_;
   std::vector<SentPacket> ring_;
   uint32_t ring_mask_;
   uint32_t snd_una_ = 0;                              // oldest PSN not known to be received
@@ -172,34 +177,17 @@ class TransportContext {
   std::vector<Micros> path_latest_acked_sent_;        // RACK reference per path
   uint64_t inflight_bytes_ = 0;
   DelayCongestion cc_;
-  Micros last_heard_ = 0;
+  Micros last_heard_ = 0;     // any valid packet from the partner
+  Micros last_progress_ = 0;  // handshake, new data acked, or new data received
+  bool rnr_since_progress_ = false;
   uint32_t burst_left_ = 0;
   int burst_path_ = -1;
   Micros rnr_until_ = 0;  // no new messages start before this (receiver not ready)
   Micros srtt_us_;        // context-wide smoothed RTT (for pacing and the CC's once-per-RTT rule)
 
   // ---- receiver ----
-  ReceiveWindow rx_;
-  std::unordered_map<uint32_t, RecvMessage> assembling_;
-  std::unordered_map<SqId, OrderedStream> ordered_;
-  // Acks are per arrival path and travel back on that path. Each reports exactly the PSNs that
-  // arrived on its path since its previous ack (plus the cumulative point), so every arrival is
-  // acknowledged even with hundreds of holes from cross-path reordering, and acks about one path
-  // cannot overtake each other on paths of different delay (which would fake losses).
-  struct AckState {
-    std::vector<uint32_t> fresh;  // PSNs received (or received again) since the last ack
-    uint32_t unacked = 0;
-    Micros due = kNever;
-    bool now = false;
-    bool probe_reply = false;
-    uint32_t echo_ts = 0;  // tx timestamp of the latest packet on this path
-    Micros echo_at = 0;    // when it arrived
-  };
-  std::vector<AckState> acks_;  // by wire path id
-  uint32_t acks_pending_ = 0;   // paths with `now` or `probe_reply` set
-  AckState& AckFor(uint8_t path);
-  std::deque<std::pair<uint32_t, wire::NackReason>> nacks_;  // (psn, reason) to send
-  uint8_t nack_path_ = 0;
+  AckGenerator acks_;
+  MessageAssembly assembly_;
 };
 
 }  // namespace opensrd

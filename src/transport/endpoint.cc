@@ -2,8 +2,11 @@
 // address: paths and NATs change ports), runs the handshake and restart detection, and hands the
 // application calls to the context that the (destination, SQ) pair selects.
 #include <arpa/inet.h>
+#include <sys/random.h>
 
 #include <algorithm>
+#include <cerrno>
+#include <cstring>
 #include <map>
 #include <stdexcept>
 
@@ -46,7 +49,24 @@ const char* PathStateName(PathState s) {
 }
 
 namespace {
-constexpr size_t kMaxPaths = 64;
+constexpr size_t kMaxPaths = kMaxPathsPerPeer;
+
+// Identities must differ between processes that share a configuration (two default clients of
+// one server would otherwise merge into one peer there), so they come from the kernel's CSPRNG.
+// The simulator and tests pass `identity_seed` instead, which keeps their runs reproducible.
+uint64_t RandomWord(Rng* seeded) {
+  if (seeded != nullptr) return seeded->Next();
+  uint64_t v = 0;
+  uint8_t* p = reinterpret_cast<uint8_t*>(&v);
+  size_t got = 0;
+  while (got < sizeof v) {
+    const ssize_t n = getrandom(p + got, sizeof v - got, 0);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) throw std::runtime_error(std::string("getrandom: ") + std::strerror(errno));
+    got += static_cast<size_t>(n);
+  }
+  return v;
+}
 
 void ValidateConfig(const EndpointConfig& c) {
   auto fail = [](const std::string& what) {
@@ -70,9 +90,11 @@ class Endpoint::Impl {
  public:
   explicit Impl(const EndpointConfig& cfg) : sh_(cfg) {
     ValidateConfig(cfg);
-    if (sh_.cfg.node_id == 0) sh_.cfg.node_id = sh_.rng.Next() | 1;
+    Rng seeded(cfg.identity_seed);
+    Rng* ids = cfg.identity_seed != 0 ? &seeded : nullptr;
+    if (sh_.cfg.node_id == 0) sh_.cfg.node_id = RandomWord(ids) | 1;
     sh_.incarnation = cfg.incarnation;
-    while (sh_.incarnation == 0) sh_.incarnation = static_cast<uint32_t>(sh_.rng.Next());
+    while (sh_.incarnation == 0) sh_.incarnation = static_cast<uint32_t>(RandomWord(ids));
   }
 
   EndpointShared sh_;
@@ -101,7 +123,10 @@ class Endpoint::Impl {
     return *peers_.back();
   }
 
-  TransportContext& NewContext(Peer& peer) {
+  // A new context toward `peer`, placed in `slot` (or in the first free slot if `slot` < 0 and
+  // one is free: a context the peer opened then also carries our sends, rather than us opening
+  // a second one).
+  TransportContext& NewContext(Peer& peer, int slot) {
     uint32_t id;
     if (!free_ids_.empty()) {
       // A reused id is safe: packets still addressed to the old context carry another
@@ -114,6 +139,13 @@ class Endpoint::Impl {
     }
     ctxs_[id - 1] = std::make_unique<TransportContext>(sh_, peer, id);
     peer.contexts.push_back(id);
+    if (peer.slots.empty()) peer.slots.assign(sh_.cfg.contexts_per_peer, 0);
+    if (slot < 0) {
+      auto free = std::find(peer.slots.begin(), peer.slots.end(), 0u);
+      if (free != peer.slots.end()) *free = id;
+    } else {
+      peer.slots[static_cast<size_t>(slot)] = id;
+    }
     ++live_;
     return *ctxs_[id - 1];
   }
@@ -126,8 +158,10 @@ class Endpoint::Impl {
     for (auto& slot : ctxs_) {
       if (!slot || !slot->peer().learns_paths || !slot->Idle()) continue;
       if (now < slot->last_heard() + idle) continue;
-      auto& ids = slot->peer().contexts;
+      Peer& peer = slot->peer();
+      auto& ids = peer.contexts;
       ids.erase(std::find(ids.begin(), ids.end(), slot->local_id()));
+      std::replace(peer.slots.begin(), peer.slots.end(), slot->local_id(), 0u);
       free_ids_.push_back(slot->local_id());
       slot.reset();
       --live_;
@@ -163,7 +197,9 @@ class Endpoint::Impl {
     ++sh_.stats.peer_restarts;
     for (uint32_t id : peer.contexts) {
       TransportContext* c = FindContext(id);
-      if (c != except) c->OnPeerRestart(now);
+      if (c == except) continue;
+      if (c->state() != TransportContext::State::kIdle) c->Close(now, Code::kPeerRestarted);
+      c->ForgetLastPartner();  // a new incarnation numbers its contexts and generations anew
     }
     peer.remote_incarnation = 0;
   }
@@ -198,15 +234,30 @@ class Endpoint::Impl {
         ctx = cand;
       }
     }
-    if (ctx && ctx->remote_generation() != p.hello.generation) {
-      ctx->OnPeerRestart(now);  // the peer gave up on the old sequence state: so do we
-    } else if (!ctx) {
+    // Generations only move forward: a HELLO older than the session it names is a replay or a
+    // straggler and must not tear that session down (nor revive one that ended).
+    if (ctx) {
+      const int32_t d = static_cast<int32_t>(p.hello.generation - ctx->remote_generation());
+      if (d < 0) {
+        ++sh_.stats.stale_dropped;
+        return;
+      }
+      if (d > 0) ctx->Close(now, Code::kPeerRestarted);  // the peer gave up on the old session
+    } else {
+      for (uint32_t id : peer.contexts) {
+        TransportContext* cand = FindContext(id);
+        if (cand->last_partner() == c.src_ctx &&
+            static_cast<int32_t>(p.hello.generation - cand->last_partner_generation()) <= 0) {
+          ++sh_.stats.stale_dropped;
+          return;
+        }
+      }
       // Adopt a context of ours that has no partner yet (simultaneous open), else make one.
       for (uint32_t id : peer.contexts) {
         TransportContext* cand = FindContext(id);
         if (!ctx && cand->remote_id() == 0) ctx = cand;
       }
-      if (!ctx) ctx = &NewContext(peer);
+      if (!ctx) ctx = &NewContext(peer, -1);
     }
     ctx->OnHello(now, p);
   }
@@ -216,6 +267,11 @@ class Endpoint::Impl {
     TransportContext* ctx = FindContext(c.dst_ctx);
     if (!ctx || c.dst_incarnation != sh_.incarnation) {
       ++sh_.stats.stale_dropped;
+      return;
+    }
+    if (p.hello.echo_generation != ctx->generation() ||
+        ctx->state() != TransportContext::State::kConnecting) {
+      ++sh_.stats.stale_dropped;  // answers a handshake of an earlier session, or a duplicate
       return;
     }
     Peer& peer = ctx->peer();
@@ -244,7 +300,7 @@ class Endpoint::Impl {
     if (peer.remote_incarnation != c.src_incarnation) {
       RestartPeer(peer, now, nullptr);
     } else if (ctx->state() != TransportContext::State::kIdle && ctx->remote_id() == c.src_ctx) {
-      ctx->OnPeerRestart(now);  // same incarnation, but it dropped this context
+      ctx->Close(now, Code::kPeerRestarted);  // same incarnation, but it dropped this context
     }
   }
 
@@ -401,7 +457,7 @@ Result<PeerId> Endpoint::AddPeer(const std::vector<PathSpec>& paths, Micros now)
     peer.paths.push_back(p);
   }
   for (uint32_t i = 0; i < impl_->sh_.cfg.contexts_per_peer; ++i) {
-    impl_->NewContext(peer).Connect(now);
+    impl_->NewContext(peer, static_cast<int>(i)).Connect(now);
   }
   return peer.id;
 }
@@ -412,8 +468,13 @@ Status Endpoint::PostSend(SqId sq, PeerId peer, std::span<const Sge> sgl, uint64
   if (sq >= sh.sqs.size()) return Status(Code::kNotFound, "no such send queue");
   if (peer == 0 || peer > impl_->peers_.size()) return Status(Code::kNotFound, "no such peer");
   Peer& p = *impl_->peers_[peer - 1];
-  if (p.contexts.empty()) return Status(Code::kNotFound, "peer has no transport context");
-  TransportContext* ctx = impl_->FindContext(p.contexts[sq % p.contexts.size()]);
+  if (p.slots.empty()) p.slots.assign(sh.cfg.contexts_per_peer, 0);
+  const size_t slot = sq % sh.cfg.contexts_per_peer;
+  TransportContext* ctx = impl_->FindContext(p.slots[slot]);
+  if (ctx == nullptr) {
+    if (p.paths.empty()) return Status(Code::kNotFound, "peer has no known path");
+    ctx = &impl_->NewContext(p, static_cast<int>(slot));  // reclaimed or never opened
+  }
   return ctx->Post(sq, sgl, tag, now);
 }
 

@@ -19,19 +19,25 @@ struct PostedRecv {
   uint64_t tag = 0;
 };
 
+// Path ids are one byte on the wire.
+inline constexpr size_t kMaxPathsPerPeer = 256;
+
 struct SendQueueState {
   SqOptions options;
   uint32_t outstanding = 0;  // posted, not yet completed
-  uint32_t next_seq = 0;
 };
 
 struct Peer {
   PeerId id = 0;
-  uint64_t node_id = 0;             // 0 until learned from a handshake
-  uint32_t remote_incarnation = 0;  // 0: unknown (before a handshake, after a restart)
-  bool learns_paths = false;        // accepted peers learn path addresses from packets
-  std::vector<Path> paths;          // index = wire path id
-  std::vector<uint32_t> contexts;   // local context ids, slot = sq % contexts_per_peer
+  uint64_t node_id = 0;                          // 0 until learned from a handshake
+  uint32_t remote_incarnation = 0;               // 0: unknown (before a handshake, after a restart)
+  bool learns_paths = false;                     // accepted peers learn path addresses from packets
+  uint16_t remote_num_paths = kMaxPathsPerPeer;  // from the peer's handshake
+  std::vector<Path> paths;                       // index = wire path id
+  std::vector<uint32_t> contexts;                // every local context id toward this peer
+  // The context that sends for SQ s is slots[s % contexts_per_peer] (0: none yet; one is opened
+  // on the next post). Fixed slots keep an SQ on one context however many the peer opens.
+  std::vector<uint32_t> slots;
 };
 
 struct EndpointShared {

@@ -3,6 +3,7 @@
 // endpoints are wired back to back with a tiny in-test loop (no simulator).
 #include <gtest/gtest.h>
 
+#include <set>
 #include <stdexcept>
 #include <vector>
 
@@ -54,7 +55,7 @@ TEST(EndpointApi, MisuseGetsClearErrors) {
   EXPECT_EQ(e.CreateSendQueue({.cq = cq, .depth = 0}).status().code(), Code::kInvalidArgument);
   SqId sq = e.CreateSendQueue({.cq = cq, .depth = 2}).value();
   EXPECT_EQ(e.AddPeer({}, 0).status().code(), Code::kInvalidArgument);
-  std::vector<PathSpec> too_many(65, PathSpec{0, kB});
+  std::vector<PathSpec> too_many(257, PathSpec{0, kB});
   EXPECT_EQ(e.AddPeer(too_many, 0).status().code(), Code::kInvalidArgument);
   PeerId peer = e.AddPeer({{0, kB}}, 0).value();
 
@@ -185,6 +186,74 @@ TEST(EndpointWire, EmptyMessageIsDelivered) {
   EXPECT_EQ(done.length, 0u);
   ASSERT_EQ(n.a.PollCompletions(cqa, {&done, 1}), 1u);
   EXPECT_EQ(done.tag, 5u);
+}
+
+}  // namespace
+}  // namespace opensrd
+
+namespace opensrd {
+namespace {
+
+// Issue 12, defect 5: with the smallest max_payload (64 B, a 120-byte transmit buffer), an ack
+// owing many ranges must still go out, split over several datagrams, and lose none of them.
+// Before the fix the ack needed 172 bytes, failed to encode, and its ranges were already
+// consumed: the receiver sent nothing and the sender had to time out.
+TEST(EndpointAcks, ManyRangesFitTheSmallestBuffer) {
+  EndpointConfig ca{.node_id = 1, .identity_seed = 1, .max_payload = 64};
+  EndpointConfig cb = ca;
+  cb.node_id = 2;
+  cb.identity_seed = 2;
+  cb.ack_every = 1000;  // one ack for everything, after the delay
+  cb.ack_delay_us = 100;
+  Endpoint a(ca), b(cb);
+  CqId cqa = a.CreateCompletionQueue(), cqb = b.CreateCompletionQueue();
+  SqId sq = a.CreateSendQueue({.cq = cqa}).value();
+  std::vector<uint8_t> msg(64 * 40, 7), rbuf(msg.size());
+  ASSERT_TRUE(b.PostRecv(cqb, rbuf.data(), rbuf.size(), 0).ok());
+  PeerId peer = a.AddPeer({{0, kB}}, 0).value();
+  std::vector<uint8_t> big(wire::kMaxDatagram), small(size_t{64} + 56);
+  Transmit t;
+  Micros now = 0;
+  // Handshake.
+  ASSERT_TRUE(a.PollTransmit(now, big, t));
+  b.HandleDatagram(now, 0, kA, {big.data(), t.len});
+  ASSERT_TRUE(b.PollTransmit(now, big, t));
+  a.HandleDatagram(now, 0, kB, {big.data(), t.len});
+  Sge sge{msg.data(), msg.size()};
+  ASSERT_TRUE(a.PostSend(sq, peer, {&sge, 1}, 0, now).ok());
+  // Collect A's 40 data packets (advancing time for the pacer) without delivering them.
+  std::vector<std::vector<uint8_t>> data;
+  for (int i = 0; i < 10000 && data.size() < 40; ++i) {
+    now += 1;
+    while (a.PollTransmit(now, big, t)) data.emplace_back(big.begin(), big.begin() + t.len);
+  }
+  ASSERT_EQ(data.size(), 40u);
+  // Deliver every other one: PSNs 1, 3, ..., 39 arrive, 20 ranges above the cumulative point.
+  std::set<uint32_t> delivered;
+  for (size_t i = 1; i < data.size(); i += 2) {
+    wire::Packet p;
+    ASSERT_EQ(wire::Parse(data[i], p), wire::ParseError::kNone);
+    delivered.insert(p.data.psn);
+    b.HandleDatagram(now, 0, kA, data[i]);
+  }
+  now += 200;
+  b.HandleTimeout(now);
+  std::set<uint32_t> acked;
+  int acks = 0;
+  while (b.PollTransmit(now, small, t)) {
+    wire::Packet p;
+    ASSERT_EQ(wire::Parse({small.data(), t.len}, p), wire::ParseError::kNone);
+    ASSERT_EQ(p.common.type, wire::Type::kAck);
+    ++acks;
+    for (uint8_t r = 0; r < p.ack.n_ranges; ++r) {
+      for (uint32_t psn = p.ack.ranges[r].begin; psn != p.ack.ranges[r].end; ++psn) {
+        acked.insert(psn);
+      }
+    }
+  }
+  EXPECT_GE(acks, 2);
+  EXPECT_EQ(acked, delivered);
+  EXPECT_GE(b.NextTimeout(), now) << "nothing may stay owed with a deadline in the past";
 }
 
 }  // namespace

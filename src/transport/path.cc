@@ -38,13 +38,14 @@ int ChoosePath(std::vector<Path>& paths, int exclude, bool avoid_loss) {
   // path is trusted) any known path, so traffic never stops while probes run.
   auto eligible = [&](size_t i, int pass) {
     const Path& p = paths[i];
-    if (!p.known) return false;
+    if (!p.known || !p.usable) return false;
     if (pass == 0 && static_cast<int>(i) == exclude) return false;
     return pass == 2 || p.state == PathState::kActive;
   };
   Micros best_sampled = kNever;
   for (const Path& p : paths) {
-    if (p.known && p.rtt.have_sample()) best_sampled = std::min(best_sampled, p.rtt.srtt());
+    if (p.known && p.usable && p.rtt.have_sample())
+      best_sampled = std::min(best_sampled, p.rtt.srtt());
   }
   for (int pass = 0; pass < 3; ++pass) {
     double total = 0;

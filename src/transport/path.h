@@ -47,6 +47,7 @@ struct Path {
   explicit Path(Micros initial_rtt) : rtt(initial_rtt) {}
   PathSpec spec;
   bool known = false;  // accepted peers learn a path's address from its first packet
+  bool usable = true;  // false: beyond the path count the peer announced in its handshake
   PathState state = PathState::kActive;
   RttEstimator rtt;
   Micros recent_rtt = 0;  // EWMA (gain 1/4) of RTT samples: the congestion signal

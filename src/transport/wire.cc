@@ -181,6 +181,8 @@ size_t EncodeHello(const Common& c, const HelloExt& h, std::span<uint8_t> buf) {
   w.U16(h.num_paths);
   w.U16(h.max_payload);
   w.U32(h.generation);
+  w.U32(h.echo_generation);
+  w.U32(h.window_packets);
   return SealDatagram(buf, kCommonLen + kHelloExtLen);
 }
 
@@ -283,7 +285,13 @@ ParseError Parse(std::span<const uint8_t> bytes, Packet& out) {
       h.num_paths = r.U16();
       h.max_payload = r.U16();
       h.generation = r.U32();
+      h.echo_generation = r.U32();
+      h.window_packets = r.U32();
       if (h.num_paths == 0 || h.num_paths > 256 || h.max_payload < 64) return ParseError::kBadField;
+      if (h.window_packets < 64 || h.window_packets > (1u << 20) ||
+          (h.window_packets & (h.window_packets - 1)) != 0) {
+        return ParseError::kBadField;
+      }
       if (c.src_ctx == 0 || c.src_incarnation == 0) return ParseError::kBadField;
       return ParseError::kNone;
     }

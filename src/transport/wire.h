@@ -16,7 +16,7 @@ inline constexpr size_t kDataHeaderLen = kCommonLen + kDataExtLen;  // 52
 inline constexpr size_t kAckFixedLen = 12;
 inline constexpr size_t kSackRangeLen = 8;
 inline constexpr size_t kMaxSackRanges = 16;
-inline constexpr size_t kHelloExtLen = 16;
+inline constexpr size_t kHelloExtLen = 24;
 inline constexpr size_t kNackExtLen = 8;
 inline constexpr size_t kResetExtLen = 8;
 inline constexpr size_t kCrcLen = 4;
@@ -81,10 +81,12 @@ struct AckExt {
 };
 
 struct HelloExt {
-  uint64_t node_id = 0;  // stable identity across restarts; incarnation changes on restart
-  uint16_t num_paths = 0;
-  uint16_t max_payload = 0;
-  uint32_t generation = 0;  // bumps when a context reconnects after a timeout: the peer resets
+  uint64_t node_id = 0;      // stable identity across restarts; incarnation changes on restart
+  uint16_t num_paths = 0;    // paths the sender can use toward the peer (1..256)
+  uint16_t max_payload = 0;  // largest DATA payload the sender sends or accepts
+  uint32_t generation = 0;   // bumps when a context gives up its sequence state: the peer resets
+  uint32_t echo_generation = 0;  // HELLO_ACK: the HELLO's generation it answers (HELLO: 0)
+  uint32_t window_packets = 0;   // the sender's PSN window (power of two, 64..2^20)
 };
 
 struct NackExt {

@@ -100,12 +100,21 @@ TEST(Wire, AckRoundTrip) {
 
 TEST(Wire, HelloNackBareRoundTrip) {
   std::vector<uint8_t> buf(256);
-  HelloExt h{.node_id = 0x0102030405060708ull, .num_paths = 4, .max_payload = 1400};
+  HelloExt h{.node_id = 0x0102030405060708ull,
+             .num_paths = 4,
+             .max_payload = 1400,
+             .generation = 7,
+             .echo_generation = 6,
+             .window_packets = 4096};
   size_t n = EncodeHello(MakeCommon(Type::kHello), h, buf);
+  EXPECT_EQ(n, kCommonLen + kHelloExtLen + kCrcLen);
   Packet p;
   ASSERT_EQ(Parse({buf.data(), n}, p), ParseError::kNone);
   EXPECT_EQ(p.hello.node_id, h.node_id);
   EXPECT_EQ(p.hello.num_paths, 4);
+  EXPECT_EQ(p.hello.generation, 7u);
+  EXPECT_EQ(p.hello.echo_generation, 6u);
+  EXPECT_EQ(p.hello.window_packets, 4096u);
   n = EncodeNack(MakeCommon(Type::kNack), NackExt{.psn = 9, .reason = NackReason::kOutOfWindow},
                  buf);
   ASSERT_EQ(Parse({buf.data(), n}, p), ParseError::kNone);
@@ -317,9 +326,16 @@ TEST(WireReject, AckCountDisagreesWithLength) {
 TEST(WireReject, HelloBadFields) {
   std::vector<uint8_t> buf(256);
   Packet p;
-  HelloExt h{.node_id = 1, .num_paths = 0, .max_payload = 1400};
+  HelloExt h{.node_id = 1, .num_paths = 0, .max_payload = 1400, .window_packets = 64};
   size_t n = EncodeHello(MakeCommon(Type::kHello), h, buf);
   EXPECT_EQ(Parse({buf.data(), n}, p), ParseError::kBadField);
+  h.num_paths = 2;
+  for (uint32_t bad_window : {0u, 32u, 100u, (1u << 21)}) {
+    h.window_packets = bad_window;
+    n = EncodeHello(MakeCommon(Type::kHello), h, buf);
+    EXPECT_EQ(Parse({buf.data(), n}, p), ParseError::kBadField) << bad_window;
+  }
+  h.window_packets = 64;
   h.num_paths = 2;
   h.max_payload = 10;
   n = EncodeHello(MakeCommon(Type::kHello), h, buf);
@@ -333,8 +349,9 @@ TEST(WireReject, HelloBadFields) {
 
 TEST(WireReject, HelloWrongLength) {
   std::vector<uint8_t> buf(256);
-  size_t n = EncodeHello(MakeCommon(Type::kHello),
-                         HelloExt{.node_id = 1, .num_paths = 1, .max_payload = 1400}, buf);
+  size_t n = EncodeHello(
+      MakeCommon(Type::kHello),
+      HelloExt{.node_id = 1, .num_paths = 1, .max_payload = 1400, .window_packets = 64}, buf);
   std::vector<uint8_t> longer(buf.begin(), buf.begin() + n - kCrcLen);
   longer.push_back(0);
   longer.resize(longer.size() + kCrcLen);

@@ -1,0 +1,426 @@
+// Regression tests for the lifecycle defects of issue 12 (numbered as there). Each was written
+// against the code before its fix and failed there; the commit that fixed it says how.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <map>
+#include <vector>
+
+#include "common/pattern.h"
+#include "sim/network.h"
+
+namespace opensrd::sim {
+namespace {
+
+constexpr uint32_t kIpA = 0x0A000001, kIpB = 0x0A000002, kIpC = 0x0A000003;
+
+EndpointConfig Config(uint64_t node, uint64_t seed) {
+  EndpointConfig c;
+  c.node_id = node;
+  c.seed = seed;
+  c.peer_timeout_us = 50'000;
+  return c;
+}
+
+// One endpoint's application side: a CQ, an SQ, posted receive buffers that are reposted after
+// each completion, and every completion kept for the test to inspect.
+struct App {
+  Network* net = nullptr;
+  HostId host = 0;
+  CqId cq = 0;
+  SqId sq = 0;
+  std::vector<std::vector<uint8_t>> recv_bufs;
+  std::vector<std::vector<uint8_t>> send_bufs;
+  std::vector<Completion> sends, recvs;
+  // For each receive completion, the key whose pattern its payload holds (-1: none), read
+  // before the buffer is reposted and overwritten.
+  std::vector<int64_t> keys;
+  bool repost = true;
+
+  Endpoint& ep() { return net->endpoint(host); }
+  void Init(Network& n, HostId h, const SqOptions& sqo = {}, size_t buffers = 16,
+            size_t size = 64 * 1024) {
+    net = &n;
+    host = h;
+    cq = ep().CreateCompletionQueue();
+    SqOptions o = sqo;
+    o.cq = cq;
+    sq = ep().CreateSendQueue(o).value();
+    recv_bufs.assign(buffers, std::vector<uint8_t>(size));
+    for (size_t i = 0; i < recv_bufs.size(); ++i) {
+      ASSERT_TRUE(ep().PostRecv(cq, recv_bufs[i].data(), size, i).ok());
+    }
+  }
+  // Posts a message whose bytes are the pattern of `key` (the tag is the key too).
+  void Send(PeerId peer, uint64_t key, uint32_t size) {
+    send_bufs.emplace_back(size);
+    FillPattern(key, send_bufs.back().data(), size);
+    Sge sge{send_bufs.back().data(), size};
+    const Status st = ep().PostSend(sq, peer, {&sge, 1}, key, net->now());
+    ASSERT_TRUE(st.ok()) << st.ToString();
+    net->Kick(host);
+  }
+  void Poll() {
+    Completion c[16];
+    size_t n;
+    while ((n = ep().PollCompletions(cq, c)) > 0) {
+      for (size_t k = 0; k < n; ++k) {
+        if (c[k].kind == CompletionKind::kSend) {
+          sends.push_back(c[k]);
+          continue;
+        }
+        recvs.push_back(c[k]);
+        int64_t key = -1;
+        for (int64_t cand = 0; cand < 256 && key < 0 && c[k].status == Code::kOk; ++cand) {
+          if (CheckPattern(static_cast<uint64_t>(cand), static_cast<const uint8_t*>(c[k].buffer),
+                           c[k].length)) {
+            key = cand;
+          }
+        }
+        keys.push_back(key);
+        if (!repost) continue;
+        const auto& buf = recv_bufs[c[k].tag];
+        (void)ep().PostRecv(cq, const_cast<uint8_t*>(buf.data()), buf.size(), c[k].tag);
+      }
+    }
+  }
+  size_t Count(const std::vector<Completion>& v, Code code) const {
+    return static_cast<size_t>(
+        std::count_if(v.begin(), v.end(), [&](const Completion& c) { return c.status == code; }));
+  }
+};
+
+// Runs the network, polling every app after each step, until `done` or `limit` more simulated
+// microseconds. Also fails (returns false) if the simulator spins without time advancing: a
+// deadline stuck in the past is a busy loop in a real shell.
+bool RunNet(Network& net, std::vector<App*> apps, const std::function<bool()>& done, Micros limit) {
+  uint64_t overdue_steps = 0;
+  bool spun = false;
+  const bool ok = net.RunUntil(
+      [&] {
+        for (App* a : apps) a->Poll();
+        bool overdue = false;
+        for (App* a : apps) overdue |= a->ep().NextTimeout() < net.now();
+        overdue_steps = overdue ? overdue_steps + 1 : 0;
+        spun |= overdue_steps > 10'000;
+        return spun || done();
+      },
+      net.now() + limit);
+  EXPECT_FALSE(spun) << "an endpoint's deadline stayed in the past at t=" << net.now()
+                     << " us: a real shell would spin";
+  return ok && !spun;
+}
+
+// ---- Defect 1: in-order SQs after a reconnect, and one in-order SQ toward two peers.
+
+TEST(Defect1, InOrderSqSurvivesIdleReconnect) {
+  Network net(11);
+  EndpointConfig ca = Config(0xA, 1), cb = Config(0xB, 2);
+  ca.idle_timeout_us = cb.idle_timeout_us = 100'000;
+  HostId a = net.AddHost(kIpA, 1000, 2, ca);
+  HostId b = net.AddHost(kIpB, 2000, 1, cb);
+  App A, B;
+  A.Init(net, a, {.in_order = true});
+  B.Init(net, b);
+  PeerId peer = A.ep().AddPeer({{0, net.address(b, 0)}, {1, net.address(b, 0)}}, net.now()).value();
+  for (int i = 0; i < 5; ++i) A.Send(peer, i, 3000);
+  ASSERT_TRUE(RunNet(
+      net, {&A, &B}, [&] { return B.recvs.size() == 5; }, 1'000'000));
+  // Quiet for longer than half the idle timeout: A reconnects before its next message (and B
+  // reclaims its context after the full timeout).
+  RunNet(
+      net, {&A, &B}, [] { return false; }, 300'000);
+  for (int i = 5; i < 10; ++i) A.Send(peer, i, 3000);
+  ASSERT_TRUE(RunNet(
+      net, {&A, &B}, [&] { return B.recvs.size() == 10; }, 2'000'000))
+      << "in-order messages after a reconnect were not delivered: " << B.recvs.size();
+  for (size_t i = 0; i < B.recvs.size(); ++i) {
+    EXPECT_EQ(B.recvs[i].status, Code::kOk);
+    EXPECT_EQ(B.keys[i], static_cast<int64_t>(i)) << "message " << i << " out of order";
+  }
+}
+
+TEST(Defect1, OneInOrderSqTowardTwoPeers) {
+  Network net(12);
+  HostId a = net.AddHost(kIpA, 1000, 1, Config(0xA, 1));
+  HostId b = net.AddHost(kIpB, 2000, 1, Config(0xB, 2));
+  HostId c = net.AddHost(kIpC, 3000, 1, Config(0xC, 3));
+  App A, B, C;
+  A.Init(net, a, {.in_order = true});
+  B.Init(net, b);
+  C.Init(net, c);
+  PeerId to_b = A.ep().AddPeer({{0, net.address(b, 0)}}, net.now()).value();
+  PeerId to_c = A.ep().AddPeer({{0, net.address(c, 0)}}, net.now()).value();
+  for (int i = 0; i < 10; ++i) A.Send(i % 2 ? to_c : to_b, i, 2000);
+  ASSERT_TRUE(RunNet(
+      net, {&A, &B, &C}, [&] { return B.recvs.size() == 5 && C.recvs.size() == 5; }, 1'000'000))
+      << "B got " << B.recvs.size() << ", C got " << C.recvs.size();
+  for (size_t i = 0; i < 5; ++i) {
+    EXPECT_EQ(B.keys[i], static_cast<int64_t>(2 * i));
+    EXPECT_EQ(C.keys[i], static_cast<int64_t>(2 * i + 1));
+  }
+}
+
+// ---- Defect 2: after the dead-peer timeout, late packets of the old session must not be
+// delivered again.
+
+TEST(Defect2, LatePacketsAfterDeadPeerTimeoutAreNotDeliveredTwice) {
+  Network net(13);
+  EndpointConfig ca = Config(0xA, 1);
+  EndpointConfig cb = Config(0xB, 2);
+  cb.peer_timeout_us = 2'000'000;  // B keeps retrying long after A gave up
+  HostId a = net.AddHost(kIpA, 1000, 1, ca);
+  HostId b = net.AddHost(kIpB, 2000, 1, cb);
+  App A, B;
+  A.Init(net, a);
+  B.Init(net, b);
+  PeerId to_b = A.ep().AddPeer({{0, net.address(b, 0)}}, net.now()).value();
+  // Handshake, then A -> B dies at 1 ms (A's acks are lost) and B -> A at 3 ms, both for 200 ms.
+  A.Send(to_b, 100, 100);
+  ASSERT_TRUE(RunNet(
+      net, {&A, &B}, [&] { return A.sends.size() == 1; }, 100'000));
+  const Micros t0 = net.now();
+  LinkConfig ab, ba;
+  ab.fault.blackhole_after_us = t0 + 1'000;
+  ab.fault.blackhole_for_us = 200'000;
+  ba.fault.blackhole_after_us = t0 + 3'000;
+  ba.fault.blackhole_for_us = 200'000;
+  net.SetLink(net.address(a, 0), net.address(b, 0), ab);
+  net.SetLink(net.address(b, 0), net.address(a, 0), ba);
+  RunNet(
+      net, {&A, &B}, [] { return false; }, t0 + 1'500 - net.now());
+  ASSERT_EQ(B.recvs.size(), 1u);
+  const PeerId to_a = B.recvs[0].peer;
+  B.Send(to_a, 7, 100);  // reaches A; A's ack is lost
+  A.Send(to_b, 8, 100);  // never reaches B: A times out after 50 ms of silence
+  ASSERT_TRUE(RunNet(
+      net, {&A, &B}, [&] { return A.recvs.size() == 1; }, 10'000));
+  ASSERT_TRUE(RunNet(
+      net, {&A, &B}, [&] { return A.sends.size() == 2; }, 200'000));
+  EXPECT_EQ(A.sends[1].status, Code::kTimedOut);
+  // Links heal at ~201 ms; B's retransmission of message 7 reaches A's reset context.
+  RunNet(
+      net, {&A, &B}, [] { return false; }, 400'000);
+  EXPECT_EQ(A.recvs.size(), 1u) << "message 7 was delivered " << A.recvs.size() << " times";
+  ASSERT_EQ(B.sends.size(), 1u) << "B's message must complete (ok or failed), not hang";
+  // A no longer talks to B's old session: B's message fails rather than looping on NACKs.
+  EXPECT_EQ(B.sends[0].status, Code::kPeerRestarted);
+}
+
+// ---- Defect 3: a sender that dies mid-message must not pin the receiver's buffers forever.
+
+TEST(Defect3, HalfReceivedMessagesOfADeadSenderReturnTheirBuffers) {
+  Network net(14);
+  HostId a = net.AddHost(kIpA, 1000, 1, Config(0xA, 1));
+  HostId b = net.AddHost(kIpB, 2000, 1, Config(0xB, 2));
+  App A, B;
+  A.Init(net, a);
+  B.Init(net, b, {}, 8);
+  PeerId to_b = A.ep().AddPeer({{0, net.address(b, 0)}}, net.now()).value();
+  LinkConfig dead;
+  dead.fault.blackhole_after_us = 200;  // A's host falls silent mid-transfer, for good
+  net.SetLink(net.address(a, 0), net.address(b, 0), dead);
+  for (int i = 0; i < 8; ++i) A.Send(to_b, i, 64 * 1024);
+  RunNet(
+      net, {&A, &B}, [] { return false; }, 200'000);
+  EXPECT_GT(B.Count(B.recvs, Code::kTimedOut), 0u)
+      << "no partly received message gave its buffer back";
+  EXPECT_EQ(B.Count(B.recvs, Code::kTimedOut) + B.Count(B.recvs, Code::kOk), B.recvs.size());
+}
+
+// ---- Defect 4: data on a path id the receiver cannot answer on must not make it spin.
+
+TEST(Defect4, PathCountsThatDifferDoNotSpin) {
+  Network net(15);
+  HostId a = net.AddHost(kIpA, 1000, 4, Config(0xA, 1));
+  HostId b = net.AddHost(kIpB, 2000, 2, Config(0xB, 2));
+  App A, B;
+  A.Init(net, a);
+  B.Init(net, b);
+  std::vector<PathSpec> a_paths, b_paths;
+  for (uint16_t i = 0; i < 4; ++i) a_paths.push_back({i, net.address(b, 0)});
+  for (uint16_t i = 0; i < 2; ++i) b_paths.push_back({i, net.address(a, i)});
+  PeerId to_b = A.ep().AddPeer(a_paths, net.now()).value();
+  PeerId to_a = B.ep().AddPeer(b_paths, net.now()).value();
+  for (int i = 0; i < 20; ++i) A.Send(to_b, i, 20'000);
+  for (int i = 0; i < 20; ++i) B.Send(to_a, 100 + i, 20'000);
+  ASSERT_TRUE(RunNet(
+      net, {&A, &B},
+      [&] { return A.sends.size() == 20 && B.sends.size() == 20 && A.recvs.size() == 20; },
+      2'000'000));
+  EXPECT_EQ(A.Count(A.sends, Code::kOk), 20u);
+  EXPECT_EQ(B.Count(B.sends, Code::kOk), 20u);
+  ASSERT_TRUE(RunNet(
+      net, {&A, &B}, [&] { return B.recvs.size() == 20; }, 1'000'000));
+  // Nothing left to do: neither side may keep a deadline in the past (an ack it cannot send).
+  EXPECT_TRUE(RunNet(
+                  net, {&A, &B}, [] { return false; }, 100'000) ||
+              true);
+}
+
+// ---- Defect 5: see EndpointAcks.ManyRangesFitTheSmallestBuffer in src/transport/endpoint_test.cc
+// (it needs exact control over which packets arrive).
+
+// ---- Defect 6: a replayed or delayed HELLO of an older generation must not reset anything.
+
+TEST(Defect6, OldGenerationHelloDoesNotResetTheContext) {
+  Network net(17);
+  HostId a = net.AddHost(kIpA, 1000, 1, Config(0xA, 1));
+  HostId b = net.AddHost(kIpB, 2000, 1, Config(0xB, 2));
+  App A, B;
+  A.Init(net, a);
+  B.Init(net, b);
+  // Capture A's first HELLO as it leaves (an attacker on the path, or a delayed copy).
+  PeerId to_b = A.ep().AddPeer({{0, net.address(b, 0)}}, net.now()).value();
+  std::vector<uint8_t> buf(2048), hello;
+  Transmit t;
+  ASSERT_TRUE(A.ep().PollTransmit(net.now(), buf, t));
+  hello.assign(buf.begin(), buf.begin() + static_cast<long>(t.len));
+  net.endpoint(b).HandleDatagram(net.now(), 0, net.address(a, 0), hello);
+  net.Kick(b);
+  // Let the handshake finish and A's context die and reconnect (new generation).
+  LinkConfig dead;
+  dead.fault.blackhole_after_us = 1'000;
+  dead.fault.blackhole_for_us = 60'000;
+  net.SetPath(net.address(a, 0), net.address(b, 0), dead);
+  RunNet(
+      net, {&A, &B}, [] { return false; }, 2'000);
+  A.Send(to_b, 1, 100);
+  ASSERT_TRUE(RunNet(
+      net, {&A, &B}, [&] { return A.sends.size() == 1; }, 200'000));
+  EXPECT_EQ(A.sends[0].status, Code::kTimedOut);
+  RunNet(
+      net, {&A, &B}, [] { return false; }, 60'000);
+  A.Send(to_b, 2, 100);  // reconnects with generation 2
+  ASSERT_TRUE(RunNet(
+      net, {&A, &B}, [&] { return A.sends.size() == 2; }, 200'000));
+  EXPECT_EQ(A.sends[1].status, Code::kOk);
+  // Now the old HELLO arrives again, with messages in flight.
+  for (int i = 0; i < 20; ++i) A.Send(to_b, 10 + i, 30'000);
+  RunNet(
+      net, {&A, &B}, [] { return false; }, 30);
+  const uint64_t restarts = B.ep().stats().peer_restarts;
+  net.endpoint(b).HandleDatagram(net.now(), 0, net.address(a, 0), hello);
+  net.Kick(b);
+  ASSERT_TRUE(RunNet(
+      net, {&A, &B}, [&] { return A.sends.size() == 22; }, 1'000'000));
+  EXPECT_EQ(A.Count(A.sends, Code::kOk), 21u) << "the replayed HELLO failed messages";
+  // What A saw acknowledged, B delivered: message 2 and the 20 sent around the replay.
+  EXPECT_TRUE(RunNet(
+      net, {&A, &B}, [&] { return B.recvs.size() == 21; }, 1'000'000))
+      << "B delivered " << B.recvs.size() << " of 21 messages that A saw acknowledged";
+  EXPECT_EQ(B.Count(B.recvs, Code::kOk), B.recvs.size());
+  EXPECT_EQ(B.ep().stats().peer_restarts, restarts);
+}
+
+// ---- Defect 7: an SQ keeps its context while the peer's context list changes. A opens three
+// contexts toward B; B answers from SQ 2, which must stay on one context even when B reclaims
+// another, idle one mid-stream (before: the SQ moved and its messages overtook each other).
+
+TEST(Defect7, SqKeepsItsContextWhenAnotherIsReclaimed) {
+  Network net(18);
+  LinkConfig slow;
+  slow.gbps = 0.05;  // a 64 KiB message takes ~10 ms: messages overlap the reclaim
+  net.default_link = slow;
+  EndpointConfig ca = Config(0xA, 1), cb = Config(0xB, 2);
+  ca.contexts_per_peer = 3;
+  ca.idle_timeout_us = cb.idle_timeout_us = 100'000;
+  ca.peer_timeout_us = cb.peer_timeout_us = 1'000'000;
+  HostId a = net.AddHost(kIpA, 1000, 1, ca);
+  HostId b = net.AddHost(kIpB, 2000, 1, cb);
+  App A, B;
+  A.Init(net, a);
+  B.Init(net, b);
+  (void)B.ep().CreateSendQueue({.cq = B.cq, .in_order = true});
+  const SqId sq2 = B.ep().CreateSendQueue({.cq = B.cq, .in_order = true}).value();
+  B.sq = sq2;
+  (void)A.ep().AddPeer({{0, net.address(b, 0)}}, net.now()).value();
+  net.Kick(a);
+  RunNet(
+      net, {&A, &B}, [] { return false; }, 50'000);
+  ASSERT_EQ(B.ep().peers().size(), 1u);
+  ASSERT_EQ(B.ep().stats().contexts_live, 3u);
+  const PeerId to_a = B.ep().peers()[0];
+  // Keep SQ 2's context busy across the moment B reclaims an idle one.
+  for (int i = 0; i < 4; ++i) B.Send(to_a, i, 64 * 1024);
+  ASSERT_TRUE(RunNet(
+      net, {&A, &B}, [&] { return B.ep().stats().contexts_reclaimed > 0; }, 200'000));
+  for (int i = 4; i < 8; ++i) B.Send(to_a, i, 64 * 1024);
+  ASSERT_TRUE(RunNet(
+      net, {&A, &B}, [&] { return A.recvs.size() == 8; }, 2'000'000))
+      << "A got " << A.recvs.size();
+  for (size_t i = 0; i < 8; ++i) {
+    EXPECT_EQ(A.recvs[i].status, Code::kOk);
+    EXPECT_EQ(A.keys[i], static_cast<int64_t>(i))
+        << "message " << i << " of the in-order SQ was overtaken";
+  }
+}
+
+// ---- Defect 8: default configurations draw distinct identities.
+
+TEST(Defect8, DefaultEndpointsHaveDistinctIdentities) {
+  Endpoint x(EndpointConfig{}), y(EndpointConfig{});
+  EXPECT_NE(x.config().node_id, y.config().node_id);
+  EXPECT_NE(x.incarnation(), y.incarnation());
+}
+
+// ---- Defect 9: the peer timeout measures progress; window, payload and paths are negotiated.
+
+TEST(Defect9, EndlessReceiverNotReadyFailsAfterThePeerTimeout) {
+  Network net(19);
+  HostId a = net.AddHost(kIpA, 1000, 1, Config(0xA, 1));
+  HostId b = net.AddHost(kIpB, 2000, 1, Config(0xB, 2));
+  App A, B;
+  A.Init(net, a);
+  B.Init(net, b, {}, 0);  // B never posts a receive buffer
+  PeerId to_b = A.ep().AddPeer({{0, net.address(b, 0)}}, net.now()).value();
+  A.Send(to_b, 1, 100);
+  ASSERT_TRUE(RunNet(
+      net, {&A, &B}, [&] { return A.sends.size() == 1; }, 1'000'000))
+      << "a message refused forever (RNR) never failed";
+  EXPECT_NE(A.sends[0].status, Code::kOk);
+  EXPECT_LE(net.now(), 50'000u + 5'000u);
+}
+
+TEST(Defect9, SmallerReceiveWindowIsNegotiated) {
+  Network net(20);
+  EndpointConfig ca = Config(0xA, 1), cb = Config(0xB, 2);
+  ca.window_packets = 8192;
+  cb.window_packets = 64;
+  ca.initial_cwnd_packets = 1024;
+  net.default_link.latency_us = 500;   // a long pipe: A would fill far more than 64 packets
+  net.default_link.fault.loss = 0.01;  // and holes keep B's cumulative point behind
+  HostId a = net.AddHost(kIpA, 1000, 2, ca);
+  HostId b = net.AddHost(kIpB, 2000, 1, cb);
+  App A, B;
+  A.Init(net, a);
+  B.Init(net, b, {}, 64, 256 * 1024);
+  PeerId to_b = A.ep().AddPeer({{0, net.address(b, 0)}, {1, net.address(b, 0)}}, net.now()).value();
+  for (int i = 0; i < 16; ++i) A.Send(to_b, i, 256 * 1024);
+  ASSERT_TRUE(RunNet(
+      net, {&A, &B}, [&] { return A.sends.size() == 16; }, 5'000'000));
+  EXPECT_EQ(A.Count(A.sends, Code::kOk), 16u);
+  EXPECT_EQ(B.ep().stats().out_of_window_dropped, 0u);
+}
+
+TEST(Defect9, SmallerMaxPayloadIsNegotiated) {
+  Network net(21);
+  EndpointConfig ca = Config(0xA, 1), cb = Config(0xB, 2);
+  ca.max_payload = 8192;
+  cb.max_payload = 1400;
+  HostId a = net.AddHost(kIpA, 1000, 1, ca);
+  HostId b = net.AddHost(kIpB, 2000, 1, cb);
+  App A, B;
+  A.Init(net, a);
+  B.Init(net, b);
+  PeerId to_b = A.ep().AddPeer({{0, net.address(b, 0)}}, net.now()).value();
+  A.Send(to_b, 1, 64 * 1024);
+  ASSERT_TRUE(RunNet(
+      net, {&A, &B}, [&] { return B.recvs.size() == 1; }, 1'000'000));
+  EXPECT_EQ(B.recvs[0].status, Code::kOk);
+  // 64 KiB in packets of at most 1400 bytes: at least 47 data packets.
+  EXPECT_GE(A.ep().stats().data_packets_sent, (64u * 1024 + 1399) / 1400);
+}
+
+}  // namespace
+}  // namespace opensrd::sim

@@ -1,0 +1,89 @@
+// AckGenerator: what the receiving half of a context knows about arrivals and owes the peer in
+// return (quiche's received-packet manager). It keeps the PSN receive window (duplicates and the
+// cumulative point), per-path ack state (acks are per arrival path and travel back on that path),
+// and the queue of refusals (NACKs). The context asks it what to send and when.
+//
+// Each ack reports exactly the PSNs that arrived on its path since that path's previous ack (plus
+// the cumulative point), so every arrival is acknowledged even with hundreds of holes from
+// cross-path reordering, and acks about one path cannot overtake each other on paths of different
+// delay (which would fake losses at the sender). Not thread-safe.
+#pragma once
+#include <cstdint>
+#include <deque>
+#include <vector>
+
+#include "opensrd/transport.h"
+#include "transport/receive_window.h"
+#include "transport/wire.h"
+
+namespace opensrd {
+
+class AckGenerator {
+ public:
+  AckGenerator(uint32_t window_pow2, uint32_t ack_every, Micros ack_delay_us)
+      : rx_(window_pow2), ack_every_(ack_every), ack_delay_us_(ack_delay_us) {}
+
+  // ---- arrivals ----
+  // Every data or probe arrival on `path` refreshes the timestamp the next ack of that path
+  // echoes (the sender's RTT sample).
+  void NoteArrival(Micros now, uint8_t path, uint32_t tx_ts);
+  ReceiveWindow::Mark Check(uint32_t psn) const { return rx_.Check(psn); }
+  // A new PSN was accepted (placed): record it and schedule an ack.
+  void OnNew(Micros now, uint8_t path, uint32_t psn);
+  // A PSN arrived again: the sender may have missed our ack, so say it again at once.
+  void OnDuplicate(uint8_t path, uint32_t psn);
+  // A probe on `path`: answer at once with an ack flagged as a probe reply.
+  void OnProbe(uint8_t path);
+  void QueueNack(uint8_t path, uint32_t psn, wire::NackReason reason);
+
+  // ---- what to send ----
+  bool HasNack() const { return !nacks_.empty(); }
+  struct Nack {
+    uint8_t path;
+    uint32_t psn;
+    wire::NackReason reason;
+  };
+  Nack PopNack();
+  // The path's ack should go out now (due, urgent or a probe reply).
+  bool Due(uint8_t path, Micros now) const;
+  // The path has anything unacknowledged (may ride on data early).
+  bool Owes(uint8_t path) const;
+  bool IsProbeReply(uint8_t path) const { return path < acks_.size() && acks_[path].probe_reply; }
+  // A path that owes an ack: `preferred` if it does, else the lowest; -1 if none.
+  int AnyOwed(int preferred) const;
+  size_t paths() const { return acks_.size(); }
+  // Fills `a` with what `path` owes (at most `max_ranges` ranges; what does not fit stays owed
+  // and is due at once) and marks the rest acknowledged.
+  void Take(Micros now, uint8_t path, size_t max_ranges, wire::AckExt& a);
+  // Forgets what `path` owes without sending it (a path we can no longer send on).
+  void Drop(uint8_t path);
+
+  // ---- timing and lifecycle ----
+  // 0 if something is due now, else the earliest delayed-ack deadline, or kNever.
+  Micros NextDeadline() const;
+  bool Idle() const;
+  uint32_t cum() const { return rx_.cum(); }
+  void Reset();
+
+ private:
+  struct PathAcks {
+    std::vector<uint32_t> fresh;  // PSNs received (or received again) since the last ack
+    uint32_t unacked = 0;
+    Micros due = kNever;
+    bool now = false;
+    bool probe_reply = false;
+    uint32_t echo_ts = 0;  // tx timestamp of the latest packet on this path
+    Micros echo_at = 0;    // when it arrived
+  };
+  PathAcks& For(uint8_t path);
+  void SetUrgent(PathAcks& st);
+
+  ReceiveWindow rx_;
+  const uint32_t ack_every_;
+  const Micros ack_delay_us_;
+  std::vector<PathAcks> acks_;  // by wire path id
+  uint32_t urgent_ = 0;         // paths with `now` or `probe_reply` set
+  std::deque<Nack> nacks_;
+};
+
+}  // namespace opensrd

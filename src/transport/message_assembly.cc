@@ -1,0 +1,115 @@
+#include "transport/message_assembly.h"
+
+#include <algorithm>
+#include <cstring>
+#include <vector>
+
+namespace opensrd {
+
+bool MessageAssembly::Idle() const {
+  if (!assembling_.empty()) return false;
+  for (const auto& [sq, stream] : ordered_) {
+    if (!stream.held.empty()) return false;
+  }
+  return true;
+}
+
+bool MessageAssembly::ReserveBuffer(const wire::DataExt& d, bool in_order, PostedRecv& out) {
+  auto& recvs = ep_.recvs;
+  if (recvs.empty()) return false;
+  if (in_order) {
+    OrderedStream& st = ordered_[d.sq_id];
+    const int32_t ahead = static_cast<int32_t>(d.sq_seq - st.lowest_unassigned);
+    if (ahead < 0) return false;
+    if (recvs.size() <= static_cast<size_t>(ahead)) return false;
+    if (ahead == 0) {
+      ++st.lowest_unassigned;
+      while (st.assigned_above.erase(st.lowest_unassigned)) ++st.lowest_unassigned;
+    } else {
+      st.assigned_above.insert(d.sq_seq);
+    }
+  }
+  // Most recently posted first: a buffer just handed back (and reposted) is still in cache. FIFO
+  // rotation through many large buffers measured 0.9 us slower per 64 B round trip: buffers
+  // of 1 MiB all start at the same cache set.
+  out = recvs.back();
+  recvs.pop_back();
+  return true;
+}
+
+Completion MessageAssembly::MakeCompletion(const RecvMessage& m, Code status,
+                                           uint32_t length) const {
+  return Completion{.kind = CompletionKind::kRecv,
+                    .status = status,
+                    .tag = m.buffer.tag,
+                    .peer = peer_,
+                    .sq = m.sq,
+                    .length = length,
+                    .sq_seq = m.sq_seq,
+                    .buffer = m.buffer.buffer};
+}
+
+void MessageAssembly::Deliver(const RecvMessage& m) {
+  const Completion c = MakeCompletion(m, m.truncated ? Code::kTruncated : Code::kOk, m.len);
+  if (!m.in_order) {
+    ep_.CompleteRecv(m.buffer.cq, c);
+    return;
+  }
+  OrderedStream& st = ordered_[m.sq];
+  st.held.emplace(m.sq_seq, std::make_pair(m.buffer.cq, c));
+  for (auto it = st.held.begin(); it != st.held.end() && it->first == st.next_deliver;
+       it = st.held.erase(it)) {
+    ep_.CompleteRecv(it->second.first, it->second.second);
+    ++st.next_deliver;
+  }
+}
+
+MessageAssembly::Placed MessageAssembly::Place(const wire::DataExt& d, bool in_order,
+                                               std::span<const uint8_t> payload) {
+  auto it = assembling_.find(d.msg_id);
+  if (it == assembling_.end()) {
+    PostedRecv buffer;
+    if (!ReserveBuffer(d, in_order, buffer)) return Placed::kNoBuffer;
+    RecvMessage m{.buffer = buffer,
+                  .len = d.msg_len,
+                  .sq = d.sq_id,
+                  .sq_seq = d.sq_seq,
+                  .in_order = in_order,
+                  .truncated = d.msg_len > buffer.len};
+    it = assembling_.emplace(d.msg_id, m).first;
+  }
+  RecvMessage& m = it->second;
+  if (m.len != d.msg_len || m.sq != d.sq_id || m.sq_seq != d.sq_seq) return Placed::kMismatch;
+  if (!m.truncated && !payload.empty()) {
+    std::memcpy(static_cast<uint8_t*>(m.buffer.buffer) + d.offset, payload.data(), payload.size());
+  }
+  m.received += d.payload_len;
+  if (m.received >= m.len) {
+    const RecvMessage done = m;
+    assembling_.erase(it);
+    Deliver(done);
+  }
+  return Placed::kPlaced;
+}
+
+void MessageAssembly::Abort(Code status) {
+  // In message-id order, so completions come out the same way on every run.
+  std::vector<uint32_t> ids;
+  ids.reserve(assembling_.size());
+  for (const auto& [id, m] : assembling_) ids.push_back(id);
+  std::sort(ids.begin(), ids.end());
+  for (uint32_t id : ids) {
+    const RecvMessage& m = assembling_[id];
+    ep_.CompleteRecv(m.buffer.cq, MakeCompletion(m, status, m.received));
+  }
+  assembling_.clear();
+  std::vector<SqId> sqs;
+  for (const auto& [sq, stream] : ordered_) sqs.push_back(sq);
+  std::sort(sqs.begin(), sqs.end());
+  for (SqId sq : sqs) {
+    for (auto& [seq, held] : ordered_[sq].held) ep_.CompleteRecv(held.first, held.second);
+  }
+  ordered_.clear();
+}
+
+}  // namespace opensrd
