@@ -424,3 +424,137 @@ TEST(Defect9, SmallerMaxPayloadIsNegotiated) {
 
 }  // namespace
 }  // namespace opensrd::sim
+
+namespace opensrd::sim {
+namespace {
+
+// A ping-pong of `size`-byte messages from A (4 paths) to B and back, as `perf client --mode lat`
+// runs it. Returns round-trip times; `on_round` sees the network after each round.
+struct PingPongResult {
+  std::vector<Micros> rtts;
+  EndpointStats a, b;
+  std::vector<PathStats> paths;
+  Micros first_loss_at = kNever;  // on path 3
+  Micros suspect_at = kNever;     // path 3 marked suspect
+  Micros srtt_at_first_loss = 0;  // path 0's srtt then (the fabric's RTT estimate)
+};
+
+PingPongResult PingPong(uint64_t seed, uint32_t size, int rounds, const LinkConfig& path3,
+                        const LinkConfig& others = LinkConfig{.latency_us = 5}) {
+  Network net(seed);
+  net.default_link = others;
+  HostId a = net.AddHost(kIpA, 1000, 4, Config(0xA, 1));
+  HostId b = net.AddHost(kIpB, 2000, 1, Config(0xB, 2));
+  net.SetPath(net.address(a, 3), net.address(b, 0), path3);
+  App A, B;
+  A.Init(net, a, {}, 4, size);
+  B.Init(net, b, {}, 4, size);
+  std::vector<PathSpec> paths;
+  for (uint16_t i = 0; i < 4; ++i) paths.push_back({i, net.address(b, 0)});
+  PeerId to_b = A.ep().AddPeer(paths, net.now()).value();
+  PingPongResult r;
+  size_t answered = 0;
+  for (int i = 0; i < rounds; ++i) {
+    const Micros start = net.now();
+    A.Send(to_b, i % 200, size);
+    EXPECT_TRUE(RunNet(
+        net, {&A, &B}, [&] { return B.recvs.size() > static_cast<size_t>(i); }, 1'000'000));
+    B.Send(B.recvs.back().peer, i % 200, size);
+    EXPECT_TRUE(RunNet(
+        net, {&A, &B}, [&] { return A.recvs.size() > answered; }, 1'000'000));
+    ++answered;
+    r.rtts.push_back(net.now() - start);
+    const std::vector<PathStats> ps = A.ep().path_stats(to_b);
+    if (r.first_loss_at == kNever && ps[3].lost > 0) {
+      r.first_loss_at = net.now();
+      r.srtt_at_first_loss = ps[0].srtt_us;
+    }
+    if (r.suspect_at == kNever && ps[3].state == PathState::kSuspect) r.suspect_at = net.now();
+  }
+  r.a = A.ep().stats();
+  r.b = B.ep().stats();
+  r.paths = A.ep().path_stats(to_b);
+  return r;
+}
+
+Micros P99(std::vector<Micros> v) {
+  std::sort(v.begin(), v.end());
+  return v[v.size() * 99 / 100];
+}
+
+// ---- Defect 10: a path that never delivers anything (blackholed from the start) is found out
+// as fast as one that dies mid-run, in request/response traffic where tail-loss probes rescue
+// every lost packet (so no RTO ever fires on it).
+
+TEST(Defect10, PathDeadFromTheStartIsMarkedSuspectQuickly) {
+  const PingPongResult clean = PingPong(30, 4096, 2000, LinkConfig{.latency_us = 5});
+  LinkConfig dead{.latency_us = 5};
+  dead.fault.blackhole_after_us = 0;
+  const PingPongResult r = PingPong(30, 4096, 2000, dead);
+  std::printf(
+      "blackholed path 3: p99 %lu us (lossless %lu us), path 3 %s, sent %lu lost %lu; "
+      "first loss at %lu us, suspect at %lu us, srtt %lu us\n",
+      (unsigned long)P99(r.rtts), (unsigned long)P99(clean.rtts), PathStateName(r.paths[3].state),
+      (unsigned long)r.paths[3].sent, (unsigned long)r.paths[3].lost,
+      (unsigned long)r.first_loss_at, (unsigned long)r.suspect_at,
+      (unsigned long)r.srtt_at_first_loss);
+  EXPECT_EQ(r.paths[3].state, PathState::kSuspect);
+  ASSERT_NE(r.suspect_at, kNever);
+  // Within 10 RTT estimates of the first loss (rounds are observed one round trip apart).
+  EXPECT_LE(r.suspect_at - r.first_loss_at, 10 * r.srtt_at_first_loss + P99(clean.rtts));
+  EXPECT_LE(P99(r.rtts), 3 * P99(clean.rtts));
+}
+
+// ---- Defect 11: spurious retransmissions. The receiver counts exactly the copies that arrive
+// twice (no duplication is injected here), so spurious = its duplicates_dropped.
+
+// A real host's scheduling noise: most packets on time, 2% held up 100 us (a descheduled
+// receiver on a busy 2-core machine).
+LinkConfig Noisy() {
+  LinkConfig l{.latency_us = 5};
+  l.fault.jitter_us = 2;
+  l.fault.reorder = 0.02;
+  l.fault.reorder_us = 100;
+  return l;
+}
+
+TEST(Defect11, LosslessPingPongRetransmitsAlmostNothing) {
+  const PingPongResult r = PingPong(31, 64, 5000, Noisy(), Noisy());
+  const uint64_t sent = r.a.data_packets_sent + r.b.data_packets_sent;
+  const uint64_t spurious = r.a.duplicates_dropped + r.b.duplicates_dropped;
+  std::printf("lossless ping-pong: %lu data packets, %lu retransmits, %lu spurious (%.3f%%)\n",
+              (unsigned long)sent, (unsigned long)(r.a.retransmits + r.b.retransmits),
+              (unsigned long)spurious, 100.0 * static_cast<double>(spurious) / sent);
+  EXPECT_LT(static_cast<double>(spurious), 0.01 * static_cast<double>(sent));
+}
+
+TEST(Defect11, CleanPathsDoNotLoseWhenOnePathDies) {
+  LinkConfig dies = Noisy();
+  dies.fault.blackhole_after_us = 20'000;
+  const PingPongResult r = PingPong(32, 4096, 4000, dies, Noisy());
+  uint64_t clean_lost = 0;
+  for (int i = 0; i < 3; ++i) clean_lost += r.paths[i].lost;
+  const uint64_t sent = r.a.data_packets_sent + r.b.data_packets_sent;
+  const uint64_t spurious = r.a.duplicates_dropped + r.b.duplicates_dropped;
+  std::printf("path 3 dies: clean paths 'lost' %lu, spurious %lu of %lu data packets (%.3f%%)\n",
+              (unsigned long)clean_lost, (unsigned long)spurious, (unsigned long)sent,
+              100.0 * static_cast<double>(spurious) / sent);
+  EXPECT_LT(static_cast<double>(spurious), 0.01 * static_cast<double>(sent));
+  EXPECT_LT(static_cast<double>(clean_lost), 0.01 * static_cast<double>(sent));
+}
+
+TEST(Defect11, SpuriousRetransmitsStayUnderTwiceTheInjectedLoss) {
+  LinkConfig lossy = Noisy();
+  lossy.fault.loss = 0.05;
+  const PingPongResult r = PingPong(33, 4096, 4000, lossy, Noisy());
+  const uint64_t sent = r.a.data_packets_sent + r.b.data_packets_sent;
+  const uint64_t spurious = r.a.duplicates_dropped + r.b.duplicates_dropped;
+  std::printf("5%% loss on path 3: spurious %lu of %lu data packets (%.3f%%)\n",
+              (unsigned long)spurious, (unsigned long)sent,
+              100.0 * static_cast<double>(spurious) / sent);
+  // Path 3 carries at most a quarter of the packets: the injected loss rate overall is <= 1.25%.
+  EXPECT_LT(static_cast<double>(spurious), 2 * 0.05 * 0.25 * static_cast<double>(sent));
+}
+
+}  // namespace
+}  // namespace opensrd::sim

@@ -141,6 +141,7 @@ struct PathStats {
   Micros srtt_us = 0;
   Micros min_rtt_us = 0;
   uint64_t suspect_events = 0;
+  uint64_t spurious = 0;  // acks on this path reporting a duplicate arrival
 };
 
 struct EndpointStats {
@@ -156,6 +157,9 @@ struct EndpointStats {
   uint64_t malformed_dropped = 0;  // failed to parse (any reason but checksum)
   uint64_t corrupt_dropped = 0;    // checksum mismatch
   uint64_t duplicates_dropped = 0;
+  // Acks from the peer reporting that a copy arrived twice: retransmissions that were not needed
+  // (or network duplication). The receiver's duplicates_dropped counts the copies exactly.
+  uint64_t spurious_retransmits = 0;
   uint64_t stale_dropped = 0;  // from or to another incarnation, or unknown context
   uint64_t out_of_window_dropped = 0;
   uint64_t rnr_sent = 0;

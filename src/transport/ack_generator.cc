@@ -8,6 +8,7 @@ namespace {
 // NACKs are answers to packets; a burst of refusals beyond this is not worth remembering (the
 // sender's timers cover them) and must not grow without bound under a flood.
 constexpr size_t kMaxQueuedNacks = 1024;
+constexpr size_t kMaxRetxFirst = 1024;
 }  // namespace
 
 AckGenerator::PathAcks& AckGenerator::For(uint8_t path) {
@@ -26,8 +27,15 @@ void AckGenerator::NoteArrival(Micros now, uint8_t path, uint32_t tx_ts) {
   st.echo_at = now;
 }
 
-void AckGenerator::OnNew(Micros now, uint8_t path, uint32_t psn) {
+void AckGenerator::OnNew(Micros now, uint8_t path, uint32_t psn, bool retx) {
   rx_.Insert(psn);
+  if (retx && retx_first_.insert(psn).second) {
+    retx_first_order_.push_back(psn);
+    if (retx_first_order_.size() > kMaxRetxFirst) {
+      retx_first_.erase(retx_first_order_.front());
+      retx_first_order_.pop_front();
+    }
+  }
   PathAcks& st = For(path);
   st.fresh.push_back(psn);
   if (++st.unacked >= ack_every_) {
@@ -37,9 +45,10 @@ void AckGenerator::OnNew(Micros now, uint8_t path, uint32_t psn) {
   }
 }
 
-void AckGenerator::OnDuplicate(uint8_t path, uint32_t psn) {
+void AckGenerator::OnDuplicate(uint8_t path, uint32_t psn, bool retx) {
   PathAcks& st = For(path);
   st.fresh.push_back(psn);
+  if (!retx && retx_first_.erase(psn) > 0) st.dup_seen = true;
   SetUrgent(st);
 }
 
@@ -79,7 +88,7 @@ int AckGenerator::AnyOwed(int preferred) const {
   return -1;
 }
 
-void AckGenerator::Take(Micros now, uint8_t path, size_t max_ranges, wire::AckExt& a) {
+bool AckGenerator::Take(Micros now, uint8_t path, size_t max_ranges, wire::AckExt& a) {
   PathAcks& st = For(path);
   max_ranges = std::min(max_ranges, wire::kMaxSackRanges);
   a = wire::AckExt{};
@@ -120,6 +129,9 @@ void AckGenerator::Take(Micros now, uint8_t path, size_t max_ranges, wire::AckEx
   st.probe_reply = false;
   st.now = !fresh.empty();  // ranges left over: another ack right away
   urgent_ = urgent_ + (st.now ? 1 : 0) - (was_urgent ? 1 : 0);
+  const bool dup = st.dup_seen;
+  st.dup_seen = false;
+  return dup;
 }
 
 void AckGenerator::Drop(uint8_t path) {
@@ -148,6 +160,8 @@ bool AckGenerator::Idle() const {
 
 void AckGenerator::Reset() {
   rx_.Reset();
+  retx_first_.clear();
+  retx_first_order_.clear();
   acks_.clear();
   urgent_ = 0;
   nacks_.clear();

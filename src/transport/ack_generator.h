@@ -10,6 +10,7 @@
 #pragma once
 #include <cstdint>
 #include <deque>
+#include <unordered_set>
 #include <vector>
 
 #include "opensrd/transport.h"
@@ -28,10 +29,13 @@ class AckGenerator {
   // echoes (the sender's RTT sample).
   void NoteArrival(Micros now, uint8_t path, uint32_t tx_ts);
   ReceiveWindow::Mark Check(uint32_t psn) const { return rx_.Check(psn); }
-  // A new PSN was accepted (placed): record it and schedule an ack.
-  void OnNew(Micros now, uint8_t path, uint32_t psn);
-  // A PSN arrived again: the sender may have missed our ack, so say it again at once.
-  void OnDuplicate(uint8_t path, uint32_t psn);
+  // A new PSN was accepted (placed): record it and schedule an ack. `retx`: this copy is a
+  // retransmission (kFlagRetx).
+  void OnNew(Micros now, uint8_t path, uint32_t psn, bool retx);
+  // A PSN arrived again: the sender may have missed our ack, so say it again at once. If the
+  // first copy was a retransmission and this one is not, the original was late, not lost: the
+  // ack tells the sender (kFlagDupSeen) so it can be more patient with this path.
+  void OnDuplicate(uint8_t path, uint32_t psn, bool retx);
   // A probe on `path`: answer at once with an ack flagged as a probe reply.
   void OnProbe(uint8_t path);
   void QueueNack(uint8_t path, uint32_t psn, wire::NackReason reason);
@@ -53,8 +57,9 @@ class AckGenerator {
   int AnyOwed(int preferred) const;
   size_t paths() const { return acks_.size(); }
   // Fills `a` with what `path` owes (at most `max_ranges` ranges; what does not fit stays owed
-  // and is due at once) and marks the rest acknowledged.
-  void Take(Micros now, uint8_t path, size_t max_ranges, wire::AckExt& a);
+  // and is due at once) and marks the rest acknowledged. Returns whether a duplicate arrived on
+  // the path since its previous ack (the sender learns of its spurious retransmissions).
+  bool Take(Micros now, uint8_t path, size_t max_ranges, wire::AckExt& a);
   // Forgets what `path` owes without sending it (a path we can no longer send on).
   void Drop(uint8_t path);
 
@@ -72,6 +77,7 @@ class AckGenerator {
     Micros due = kNever;
     bool now = false;
     bool probe_reply = false;
+    bool dup_seen = false;
     uint32_t echo_ts = 0;  // tx timestamp of the latest packet on this path
     Micros echo_at = 0;    // when it arrived
   };
@@ -84,6 +90,11 @@ class AckGenerator {
   std::vector<PathAcks> acks_;  // by wire path id
   uint32_t urgent_ = 0;         // paths with `now` or `probe_reply` set
   std::deque<Nack> nacks_;
+  // PSNs whose first arriving copy was a retransmission (bounded, oldest forgotten first): a
+  // later original of one of them proves the sender's loss declaration was spurious. Network
+  // duplicates are not confused with it: both of their copies carry the same retx flag.
+  std::unordered_set<uint32_t> retx_first_;
+  std::deque<uint32_t> retx_first_order_;
 };
 
 }  // namespace opensrd

@@ -230,7 +230,21 @@ bool TransportContext::FillTransmit(int path, Transmit& out, size_t len) const {
 
 Micros TransportContext::PathPto(int path) const {
   const Path& p = peer_.paths[path];
-  return std::max(2 * p.rtt.srtt() + ep_.cfg.ack_delay_us, ep_.cfg.min_pto_us);
+  // A path that has never been timed (it may never deliver at all) is judged by the fastest timed
+  // path, not by the configured initial 1 ms: with that, every packet lost on a path dead from
+  // the start waited 2 ms for its probe. The variance term keeps delay spikes from firing probes.
+  const Path* ref = &p;
+  if (!p.rtt.have_sample()) {
+    for (const Path& o : peer_.paths) {
+      if (o.rtt.have_sample() && (!ref->rtt.have_sample() || o.rtt.srtt() < ref->rtt.srtt())) {
+        ref = &o;
+      }
+    }
+  }
+  const Micros srtt = ref->rtt.srtt();
+  const Micros var = ref->rtt.have_sample() ? ref->rtt.rttvar() : srtt / 2;
+  return std::max(std::max(2 * srtt, srtt + 4 * var) + ep_.cfg.ack_delay_us, ep_.cfg.min_pto_us) *
+         p.delay_mult;
 }
 
 bool TransportContext::TailProbeApplies(int path) const {
@@ -292,7 +306,9 @@ bool TransportContext::SendData(Micros now, uint32_t psn, bool retx, std::span<u
   if (ack_path >= 0 && !acks_.IsProbeReply(static_cast<uint8_t>(ack_path)) &&
       buf.size() >=
           wire::kDataHeaderLen + wire::AckBlockLen(wire::kMaxSackRanges) + s.len + wire::kCrcLen) {
-    acks_.Take(now, static_cast<uint8_t>(ack_path), wire::kMaxSackRanges, ack);
+    if (acks_.Take(now, static_cast<uint8_t>(ack_path), wire::kMaxSackRanges, ack)) {
+      c.flags |= wire::kFlagDupSeen;
+    }
     piggy = &ack;
     ++ep_.stats.acks_piggybacked;
   }
@@ -352,7 +368,7 @@ bool TransportContext::BuildAck(Micros now, uint8_t path, std::span<uint8_t> buf
   const size_t max_ranges = buf.size() > fixed ? (buf.size() - fixed) / wire::kSackRangeLen : 0;
   if (max_ranges == 0) return false;
   wire::AckExt a;
-  acks_.Take(now, path, max_ranges, a);
+  if (acks_.Take(now, path, max_ranges, a)) c.flags |= wire::kFlagDupSeen;
   if (!FillTransmit(send_path, out, wire::EncodeAck(c, a, buf))) return false;
   ++ep_.stats.acks_sent;
   return true;
@@ -456,6 +472,10 @@ void TransportContext::MarkAcked(Micros now, uint32_t psn, int ack_path, uint64_
   if (s.path < peer_.paths.size()) {
     Path& p = peer_.paths[s.path];
     ++p.stats.acked;
+    if (p.delay_mult > 1 && ++p.clean_acks >= 512) {
+      p.delay_mult /= 2;
+      p.clean_acks = 0;
+    }
     p.loss_ewma *= 1.0 - kLossEwmaGain;
     // Only a packet sent after the path fell under suspicion proves it works now; a late ack of
     // one sent before would revive a dead path.
@@ -509,10 +529,11 @@ void TransportContext::DeclareLost(Micros now, uint32_t psn, bool timeout) {
 
 void TransportContext::DetectLossOnPath(Micros now, int path) {
   auto& q = path_queue_[path];
-  const Micros window =
-      std::max<Micros>(ep_.cfg.min_reorder_window_us,
-                       static_cast<Micros>(ep_.cfg.reorder_window_frac *
-                                           static_cast<double>(peer_.paths[path].rtt.srtt())));
+  const Path& pp = peer_.paths[path];
+  const Micros window = std::max<Micros>(ep_.cfg.min_reorder_window_us,
+                                         static_cast<Micros>(ep_.cfg.reorder_window_frac *
+                                                             static_cast<double>(pp.rtt.srtt()))) *
+                        pp.delay_mult;
   const Micros reference = path_latest_acked_sent_[path];
   while (!q.empty()) {
     const PathEntry e = q.front();
@@ -539,6 +560,15 @@ void TransportContext::OnAck(Micros now, const wire::Packet& p) {
   if (static_cast<int32_t>(a.cum_psn - snd_nxt_) > 0) {
     ++ep_.stats.malformed_dropped;
     return;
+  }
+  // The peer saw a copy arrive twice on the path this ack is about: a loss there was declared
+  // too early. Be more patient with that path's delays.
+  if ((p.common.flags & wire::kFlagDupSeen) && a.echo_path < peer_.paths.size()) {
+    Path& dp = peer_.paths[a.echo_path];
+    ++ep_.stats.spurious_retransmits;
+    ++dp.stats.spurious;
+    dp.delay_mult = std::min<uint32_t>(dp.delay_mult * 2, 16);
+    dp.clean_acks = 0;
   }
   // Ranges feed per-path RACK only when the ack arrived on the path it is about: only then is
   // it ordered with that path's other acks.
@@ -609,7 +639,7 @@ void TransportContext::OnData(Micros now, const wire::Packet& p) {
   switch (acks_.Check(d.psn)) {
     case ReceiveWindow::Mark::kDuplicate:
       ++ep_.stats.duplicates_dropped;
-      acks_.OnDuplicate(path, d.psn);
+      acks_.OnDuplicate(path, d.psn, p.common.flags & wire::kFlagRetx);
       return;
     case ReceiveWindow::Mark::kOutOfWindow:
       ++ep_.stats.out_of_window_dropped;
@@ -630,7 +660,7 @@ void TransportContext::OnData(Micros now, const wire::Packet& p) {
     case MessageAssembly::Placed::kPlaced:
       break;
   }
-  acks_.OnNew(now, path, d.psn);
+  acks_.OnNew(now, path, d.psn, p.common.flags & wire::kFlagRetx);
   NoteProgress(now);
 }
 
@@ -710,10 +740,12 @@ void TransportContext::HandleTimeout(Micros now) {
     if (TailProbeApplies(static_cast<int>(i)) &&
         Slot(q.front().psn).sent_at + PathPto(static_cast<int>(i)) <= now) {
       // Tail-loss probe: nothing sent after this packet on its path can reveal its loss, so
-      // rather than wait for the RTO, re-send it on another path. Not a timeout: the path is
-      // neither blamed nor backed off, and a spurious probe costs one duplicate.
+      // rather than wait for the RTO, re-send it on another path. The path is not backed off,
+      // but the probe counts toward suspicion: in request/response traffic probes rescue every
+      // packet of a dead path, so without this no RTO would ever mark it. An ack of any later
+      // packet on the path clears the count, so a spurious probe on a live path costs nothing.
       ++ep_.stats.tail_probes;
-      DeclareLost(now, q.front().psn, false);
+      DeclareLost(now, q.front().psn, /*timeout=*/true);
       q.pop_front();
       continue;
     }

@@ -59,6 +59,11 @@ struct Path {
   // Recent delivery ratio (EWMA over packets): weights spraying away from lossy paths.
   double loss_ewma = 0.0;
   double credit = 0.0;  // smooth weighted round-robin accumulator
+  // Patience for this path's delay spikes: scales its tail-loss probe timeout and RACK reorder
+  // window. Doubles (up to 16) each time the peer reports a copy that arrived twice on it (a
+  // loss declared too early), halves after 512 of its packets acked without one.
+  uint32_t delay_mult = 1;
+  uint32_t clean_acks = 0;
   PathStats stats;
 };
 

@@ -39,6 +39,9 @@ inline constexpr uint8_t kFlagProbe = 0x01;    // kAck: this ack answers a kProb
 inline constexpr uint8_t kFlagInOrder = 0x02;  // kData: message belongs to an in-order SQ
 inline constexpr uint8_t kFlagRetx = 0x04;     // kData: this copy is a retransmission
 inline constexpr uint8_t kFlagAck = 0x08;      // kData: an ack block follows the data header
+// kAck, or kData with kFlagAck: since the path's previous ack, an original copy arrived on it
+// after its retransmission had (the sender declared it lost too early).
+inline constexpr uint8_t kFlagDupSeen = 0x10;
 
 enum class NackReason : uint8_t {
   kReceiverNotReady = 1,  // no posted receive buffer: retry later, not a loss

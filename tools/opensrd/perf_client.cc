@@ -124,6 +124,8 @@ class PerfClient {
       j["retransmits"] = st.retransmits + report_.retransmits;
       j["corrupt_dropped"] = st.corrupt_dropped + report_.corrupt_dropped;
       j["duplicates_dropped"] = st.duplicates_dropped + report_.duplicates_dropped;
+      // Losses this client declared too early (the server saw the original after the copy).
+      j["spurious_retransmits"] = st.spurious_retransmits;
       j["errors"] = errors_;
       if (!first_error_.empty()) j["error"] = first_error_;
       j["verified"] = verified;
@@ -158,6 +160,7 @@ class PerfClient {
                       {"local", ToString(udp_->local_address(p.spec.local_socket))},
                       {"remote", ToString(p.spec.remote)},
                       {"sent", p.sent},
+                      {"spurious", p.spurious},
                       {"acked", p.acked},
                       {"retransmitted", p.retransmitted},
                       {"lost", p.lost},
