@@ -12,22 +12,24 @@ HostId Network::AddHost(uint32_t ip, uint16_t base_port, uint16_t sockets,
   h.ip = ip;
   h.base_port = base_port;
   h.sockets = sockets;
-  h.ep = std::make_unique<Endpoint>(WithIdentitySeed(cfg));
+  h.ep = std::make_unique<Endpoint>(WithIdentitySeed(cfg, ip));
   hosts_.push_back(std::move(h));
   by_ip_[ip] = static_cast<HostId>(hosts_.size() - 1);
   return static_cast<HostId>(hosts_.size() - 1);
 }
 
 void Network::RestartHost(HostId h, const EndpointConfig& cfg) {
-  hosts_[h].ep = std::make_unique<Endpoint>(WithIdentitySeed(cfg));
+  hosts_[h].ep = std::make_unique<Endpoint>(WithIdentitySeed(cfg, hosts_[h].ip));
   Schedule(h);
 }
 
-EndpointConfig Network::WithIdentitySeed(const EndpointConfig& cfg) {
-  // Simulated hosts draw identities from the network's seed, not from getrandom: a run replays
-  // exactly, and every host (and every restart of one) still gets its own identity.
+EndpointConfig Network::WithIdentitySeed(const EndpointConfig& cfg, uint32_t ip) {
+  // Simulated hosts draw identities and secrets from the network's seed, not from getrandom: a
+  // run replays exactly, and every host (and every restart of one) still gets its own identity.
+  // The static key is per host address and survives restarts, as a key file would.
   EndpointConfig c = cfg;
   if (c.identity_seed == 0) c.identity_seed = (seed_ * 0x9E3779B97F4A7C15ull) ^ ++identities_;
+  if (c.static_key_seed == 0) c.static_key_seed = (seed_ * 0xBF58476D1CE4E5B9ull) ^ ip ^ 1;
   return c;
 }
 
@@ -62,6 +64,7 @@ bool Network::FindHost(const NetAddr& a, HostId& h, uint16_t& socket) const {
 }
 
 void Network::Send(const NetAddr& from, const NetAddr& to, const uint8_t* data, size_t len) {
+  if (tap) tap(from, to, {data, len});
   Link& l = LinkFor(from, to);
   ++l.stats.packets;
   if (len > 3 && data[3] == static_cast<uint8_t>(wire::Type::kData)) ++l.stats.data_packets;
@@ -124,6 +127,14 @@ void Network::Schedule(HostId h) {
   }
   host.timer = t;
   if (t != kNever) timers_.emplace(t, h);
+}
+
+void Network::Inject(const NetAddr& from, const NetAddr& to, std::span<const uint8_t> bytes) {
+  HostId h;
+  uint16_t socket;
+  if (!FindHost(to, h, socket)) return;
+  hosts_[h].ep->HandleDatagram(now_, socket, from, bytes);
+  Kick(h);
 }
 
 void Network::Kick(HostId h) {

@@ -9,6 +9,7 @@
 #include <map>
 #include <memory>
 #include <queue>
+#include <span>
 #include <vector>
 
 #include "opensrd/transport.h"
@@ -60,6 +61,12 @@ class Network {
   Micros now() const { return now_; }
   // Call after the application posted work on a host outside an event (lets it transmit).
   void Kick(HostId h);
+  // Hands `bytes` to the host at `to` now, as if sent from `from` (an attacker's packet: `from`
+  // need not be a host). Replies to an address with no host vanish, counted in link_stats.
+  void Inject(const NetAddr& from, const NetAddr& to, std::span<const uint8_t> bytes);
+  // Sees every datagram a host sends, before links and faults (what an on-path observer
+  // captures). Tests use it to replay real packets.
+  std::function<void(const NetAddr& from, const NetAddr& to, std::span<const uint8_t> bytes)> tap;
   // Advances to the next event time and processes everything due then. Returns false when
   // nothing is scheduled at all.
   bool Step();
@@ -96,7 +103,7 @@ class Network {
   static uint64_t Key(const NetAddr& a) { return (uint64_t{a.ip} << 16) | a.port; }
 
   Link& LinkFor(const NetAddr& from, const NetAddr& to);
-  EndpointConfig WithIdentitySeed(const EndpointConfig& cfg);
+  EndpointConfig WithIdentitySeed(const EndpointConfig& cfg, uint32_t ip);
   void Drain(HostId h);
   void Schedule(HostId h);
   void Send(const NetAddr& from, const NetAddr& to, const uint8_t* data, size_t len);

@@ -61,6 +61,12 @@ struct EndpointConfig {
   // Identities (and later secrets) come from getrandom unless this is non-zero: then they derive
   // from it, so the simulator and tests replay bit for bit. Never set it on a real network.
   uint64_t identity_seed = 0;
+  // Reset tokens derive from the endpoint's static key: from this seed if non-zero (the
+  // simulator keeps it per host across restarts, as a key file would), else random per process
+  // (a restarted process then cannot reset its old sessions; peers time them out).
+  uint64_t static_key_seed = 0;
+  // A HELLO that would create state must echo a cookie (RETRY) proving its source address.
+  bool validate_addresses = true;
   uint16_t max_payload = 1400;  // payload bytes per packet; the datagram adds 56 bytes
   uint32_t max_message = 64u << 20;
   uint32_t window_packets = 8192;  // PSN window: packets in flight per context (power of two)
@@ -165,6 +171,12 @@ struct EndpointStats {
   uint64_t rnr_sent = 0;
   uint64_t rnr_received = 0;
   uint64_t resets_sent = 0;
+  uint64_t resets_received = 0;
+  uint64_t retries_sent = 0;          // RETRY answers to HELLOs without a valid cookie
+  uint64_t forged_dropped = 0;        // wrong reset token, unproven restart, bad path response
+  uint64_t path_challenges_sent = 0;  // a path seen at a new address
+  uint64_t paths_validated = 0;       // challenges answered from the new address
+  uint64_t path_migrations = 0;       // validated paths that moved to another address
   uint64_t peer_restarts = 0;
   uint64_t peer_timeouts = 0;
   uint64_t contexts_reclaimed = 0;  // idle contexts freed (idle_timeout_us)

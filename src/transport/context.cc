@@ -60,17 +60,36 @@ void TransportContext::Connect(Micros now) {
 wire::HelloExt TransportContext::MakeHello() const {
   // An accepting peer learns paths from packets, so it can take any path id the other side has.
   const size_t paths = peer_.learns_paths ? kMaxPathsPerPeer : peer_.paths.size();
-  return wire::HelloExt{.node_id = ep_.cfg.node_id,
-                        .num_paths = static_cast<uint16_t>(paths),
-                        .max_payload = ep_.cfg.max_payload,
-                        .generation = generation_,
-                        .window_packets = ep_.cfg.window_packets};
+  wire::HelloExt h{.node_id = ep_.cfg.node_id,
+                   .num_paths = static_cast<uint16_t>(paths),
+                   .max_payload = ep_.cfg.max_payload,
+                   .generation = generation_,
+                   .window_packets = ep_.cfg.window_packets};
+  ep_.secrets.ResetToken(ep_.incarnation, local_id_, h.reset_token);
+  std::memcpy(h.cookie, cookie_, sizeof cookie_);
+  return h;
+}
+
+bool TransportContext::PartnerTokenIs(const uint8_t* token) const {
+  if (!have_partner_token_) return false;
+  uint8_t diff = 0;
+  for (size_t i = 0; i < wire::kTokenLen; ++i) diff |= partner_token_[i] ^ token[i];
+  return diff == 0;
+}
+
+void TransportContext::OnRetry(Micros now, const wire::Packet& p) {
+  std::memcpy(cookie_, p.retry.cookie, sizeof cookie_);
+  // The cookie is bound to the address the HELLO came from: resend on that path, right away.
+  cookie_path_ = p.common.path_id;
+  hello_due_ = now;
 }
 
 void TransportContext::Negotiate(const wire::HelloExt& h) {
   // Each side sends no larger payloads than the other accepts and keeps no more packets in
   // flight than the other's receive window tracks (beyond it every packet would be refused).
   mss_ = std::min<uint32_t>(ep_.cfg.max_payload, h.max_payload);
+  std::memcpy(partner_token_, h.reset_token, sizeof partner_token_);
+  have_partner_token_ = true;
   window_ = std::min<uint32_t>(ep_.cfg.window_packets, h.window_packets);
   peer_.remote_num_paths = h.num_paths;
   for (size_t i = 0; i < peer_.paths.size(); ++i) peer_.paths[i].usable = i < h.num_paths;
@@ -125,6 +144,7 @@ void TransportContext::Close(Micros now, Code status) {
   }
   remote_id_ = 0;
   remote_generation_ = 0;
+  have_partner_token_ = false;
   mss_ = ep_.cfg.max_payload;
   window_ = ep_.cfg.window_packets;
   state_ = State::kIdle;
@@ -390,8 +410,13 @@ bool TransportContext::PollTransmit(Micros now, std::span<uint8_t> buf, Transmit
     if (FillTransmit(hello_path_, out, wire::EncodeHello(c, h, buf))) return true;
   }
   if (state_ == State::kConnecting && hello_due_ <= now) {
-    // Rotate the handshake over the paths so one dead path cannot stall it.
+    // Rotate the handshake over the paths so one dead path cannot stall it; with a cookie, use
+    // the path it was issued for (first).
     int path = -1;
+    if (cookie_path_ >= 0 && PathValid(cookie_path_)) {
+      path = cookie_path_;
+      cookie_path_ = -1;
+    }
     for (size_t k = 0; k < peer_.paths.size() && path < 0; ++k) {
       const int cand = static_cast<int>((hello_attempts_ + k) % peer_.paths.size());
       if (PathValid(cand)) path = cand;

@@ -50,6 +50,10 @@ class TransportContext {
   uint32_t last_partner() const { return last_partner_; }
   uint32_t last_partner_generation() const { return last_partner_generation_; }
   void ForgetLastPartner() { last_partner_ = last_partner_generation_ = 0; }
+  // The partner's reset token (from its handshake) equals `token` (constant time).
+  bool PartnerTokenIs(const uint8_t* token) const;
+  // A RETRY for our HELLO: echo its cookie in the next HELLO, at once.
+  void OnRetry(Micros now, const wire::Packet& p);
 
   // Ends the session (see the header comment): sends fail with `status`, partly received
   // messages give their buffers back with `status`, sequence state starts over, the generation
@@ -157,6 +161,10 @@ class TransportContext {
   uint32_t remote_generation_ = 0;  // the partner's, from its kHello
   uint32_t last_partner_ = 0;
   uint32_t last_partner_generation_ = 0;
+  bool have_partner_token_ = false;
+  uint8_t partner_token_[wire::kTokenLen] = {};
+  uint8_t cookie_[wire::kCookieLen] = {};  // from the peer's RETRY (zero: none yet)
+  int cookie_path_ = -1;                   // the path the RETRY answered: resend there first
   // Negotiated in the handshake: the smaller of both sides' values.
   uint32_t mss_;
   uint32_t window_;

@@ -5,6 +5,7 @@
 #include <sys/random.h>
 
 #include <algorithm>
+#include <array>
 #include <cerrno>
 #include <cstring>
 #include <map>
@@ -89,6 +90,7 @@ void ValidateConfig(const EndpointConfig& c) {
 class Endpoint::Impl {
  public:
   explicit Impl(const EndpointConfig& cfg) : sh_(cfg) {
+    // (sh_.secrets is built from identity_seed and static_key_seed in EndpointShared.)
     ValidateConfig(cfg);
     Rng seeded(cfg.identity_seed);
     Rng* ids = cfg.identity_seed != 0 ? &seeded : nullptr;
@@ -103,13 +105,31 @@ class Endpoint::Impl {
   std::vector<uint32_t> free_ids_;
   size_t live_ = 0;
   std::map<uint64_t, PeerId> by_node_;
+  // Replies the endpoint itself owes (RESET, RETRY, PATH_CHALLENGE, PATH_RESPONSE), encoded
+  // when queued. Bounded: under a flood the excess is dropped, never queued without limit.
   struct ControlOut {
     uint16_t local_socket;
     NetAddr remote;
-    wire::Common common;
-    uint32_t addressed_incarnation;
+    uint8_t len;
+    std::array<uint8_t, 64> bytes;
   };
+  static constexpr size_t kMaxControl = 1024;
   std::deque<ControlOut> control_;
+
+  // Queues a datagram built by `encode(common, buf)`; `trigger_len` is the size of the datagram
+  // that provoked it: no reply is larger than its request (no amplification).
+  template <typename Encode>
+  bool QueueControl(Micros now, uint16_t sock, const NetAddr& to, wire::Common c,
+                    size_t trigger_len, Encode encode) {
+    if (control_.size() >= kMaxControl) return false;
+    ControlOut co{sock, to, 0, {}};
+    c.tx_ts_us = static_cast<uint32_t>(now);
+    const size_t n = encode(c, std::span<uint8_t>(co.bytes));
+    if (n == 0 || n > trigger_len) return false;
+    co.len = static_cast<uint8_t>(n);
+    control_.push_back(co);
+    return true;
+  }
   size_t rr_ = 0;
 
   TransportContext* FindContext(uint32_t id) {
@@ -169,16 +189,105 @@ class Endpoint::Impl {
     }
   }
 
+  // Records (local socket, address) for `path_id` of an accepting peer, without checking: only
+  // for addresses already proven (the HELLO that passed address validation, a path response).
   void LearnPath(Peer& peer, uint8_t path_id, uint16_t local_socket, const NetAddr& from) {
     if (!peer.learns_paths || path_id >= kMaxPaths) return;
     if (path_id >= peer.paths.size()) peer.paths.resize(path_id + 1, Path(sh_.cfg.initial_rtt_us));
     Path& p = peer.paths[path_id];
+    if (p.known && !(p.spec.remote == from && p.spec.local_socket == local_socket)) {
+      ++sh_.stats.path_migrations;
+    }
     p.known = true;
     p.spec = {local_socket, from};
     p.stats.id = path_id;
+    p.challenge_pending = false;
   }
 
-  void QueueReset(uint16_t local_socket, const NetAddr& from, const wire::Common& offending) {
+  // A packet of an established session arrived on `path_id` from (sock, from). If that is not
+  // the path's validated address, the path does not move there until the peer answers a
+  // challenge sent to the new address: a packet replayed from elsewhere cannot redirect it.
+  void CheckPathAddress(Micros now, TransportContext& ctx, uint8_t path_id, uint16_t sock,
+                        const NetAddr& from, size_t trigger_len) {
+    Peer& peer = ctx.peer();
+    if (!peer.learns_paths || path_id >= kMaxPaths) return;
+    if (path_id < peer.paths.size()) {
+      const Path& p = peer.paths[path_id];
+      if (p.known && p.spec.remote == from && p.spec.local_socket == sock) return;
+    } else {
+      peer.paths.resize(path_id + 1, Path(sh_.cfg.initial_rtt_us));
+      peer.paths[path_id].stats.id = path_id;
+    }
+    Path& p = peer.paths[path_id];
+    // One challenge in flight per path, re-sent at most every handshake retry interval.
+    if (p.challenge_pending && p.challenge_addr == from && p.challenge_sock == sock &&
+        now < p.challenge_sent + sh_.cfg.handshake_retry_us) {
+      return;
+    }
+    wire::Common c;
+    c.type = wire::Type::kPathChallenge;
+    c.path_id = path_id;
+    c.dst_ctx = ctx.remote_id();
+    c.src_ctx = ctx.local_id();
+    c.src_incarnation = sh_.incarnation;
+    c.dst_incarnation = peer.remote_incarnation;
+    const uint64_t token = sh_.secrets.RandomToken();
+    if (!QueueControl(now, sock, from, c, trigger_len,
+                      [&](const wire::Common& cc, std::span<uint8_t> b) {
+                        return wire::EncodePath(cc, {.token = token}, b);
+                      })) {
+      return;
+    }
+    p.challenge_pending = true;
+    p.challenge_token = token;
+    p.challenge_addr = from;
+    p.challenge_sock = sock;
+    p.challenge_sent = now;
+    ++sh_.stats.path_challenges_sent;
+  }
+
+  void OnPathChallenge(Micros now, TransportContext& ctx, uint16_t sock, const NetAddr& from,
+                       const wire::Packet& p, size_t trigger_len) {
+    // Answer from the path the challenge names, so the answer leaves from the address the
+    // challenger wants proven. A path we have no address for: answer to where it came from.
+    Peer& peer = ctx.peer();
+    const uint8_t path = p.common.path_id;
+    uint16_t out_sock = sock;
+    NetAddr to = from;
+    if (path < peer.paths.size() && peer.paths[path].known) {
+      out_sock = peer.paths[path].spec.local_socket;
+      to = peer.paths[path].spec.remote;
+    }
+    wire::Common c;
+    c.type = wire::Type::kPathResponse;
+    c.path_id = path;
+    c.dst_ctx = ctx.remote_id();
+    c.src_ctx = ctx.local_id();
+    c.src_incarnation = sh_.incarnation;
+    c.dst_incarnation = peer.remote_incarnation;
+    QueueControl(now, out_sock, to, c, trigger_len,
+                 [&](const wire::Common& cc, std::span<uint8_t> b) {
+                   return wire::EncodePath(cc, {.token = p.path.token}, b);
+                 });
+  }
+
+  void OnPathResponse(TransportContext& ctx, uint16_t sock, const NetAddr& from,
+                      const wire::Packet& p) {
+    Peer& peer = ctx.peer();
+    const uint8_t path = p.common.path_id;
+    if (path >= peer.paths.size()) return;
+    Path& pp = peer.paths[path];
+    if (!pp.challenge_pending || pp.challenge_token != p.path.token ||
+        !(pp.challenge_addr == from) || pp.challenge_sock != sock) {
+      ++sh_.stats.forged_dropped;
+      return;
+    }
+    LearnPath(peer, path, sock, from);
+    ++sh_.stats.paths_validated;
+  }
+
+  void QueueReset(Micros now, uint16_t local_socket, const NetAddr& from,
+                  const wire::Common& offending, size_t trigger_len) {
     wire::Common c;
     c.type = wire::Type::kReset;
     c.dst_ctx = offending.src_ctx;
@@ -186,10 +295,42 @@ class Endpoint::Impl {
     c.src_incarnation = sh_.incarnation;
     c.dst_incarnation = offending.src_incarnation;
     c.path_id = offending.path_id;
-    if (control_.size() < 1024) {
-      control_.push_back({local_socket, from, c, offending.dst_incarnation});
+    wire::ResetExt r{.addressed_incarnation = offending.dst_incarnation};
+    // The token of the context the packet was addressed to, as we would have given it then:
+    // derived from the static key, so this works for contexts we no longer have.
+    sh_.secrets.ResetToken(offending.dst_incarnation, offending.dst_ctx, r.token);
+    if (QueueControl(now, local_socket, from, c, trigger_len,
+                     [&](const wire::Common& cc, std::span<uint8_t> b) {
+                       return wire::EncodeReset(cc, r, b);
+                     })) {
+      ++sh_.stats.resets_sent;
     }
-    ++sh_.stats.resets_sent;
+  }
+
+  void QueueRetry(Micros now, uint16_t sock, const NetAddr& from, const wire::Packet& p,
+                  size_t trigger_len) {
+    wire::Common c;
+    c.type = wire::Type::kRetry;
+    c.path_id = p.common.path_id;
+    c.dst_ctx = p.common.src_ctx;
+    c.dst_incarnation = p.common.src_incarnation;
+    c.src_incarnation = sh_.incarnation;
+    wire::RetryExt r;
+    sh_.secrets.MintCookie(now, CookieFor(sock, from, p), r.cookie);
+    if (QueueControl(now, sock, from, c, trigger_len,
+                     [&](const wire::Common& cc, std::span<uint8_t> b) {
+                       return wire::EncodeRetry(cc, r, b);
+                     })) {
+      ++sh_.stats.retries_sent;
+    }
+  }
+
+  static Secrets::CookieInput CookieFor(uint16_t sock, const NetAddr& from, const wire::Packet& p) {
+    return {.from = from,
+            .local_socket = sock,
+            .src_ctx = p.common.src_ctx,
+            .src_incarnation = p.common.src_incarnation,
+            .node_id = p.hello.node_id};
   }
 
   // The peer came back with a new incarnation (or forgot us): fail everything toward it.
@@ -204,10 +345,43 @@ class Endpoint::Impl {
     peer.remote_incarnation = 0;
   }
 
-  void OnHello(Micros now, uint16_t sock, const NetAddr& from, const wire::Packet& p) {
+  void OnHello(Micros now, uint16_t sock, const NetAddr& from, const wire::Packet& p, size_t len) {
     const wire::Common& c = p.common;
     PeerId pid = 0;
     if (auto it = by_node_.find(p.hello.node_id); it != by_node_.end()) pid = it->second;
+
+    // 1. A HELLO of a session we have (its partner context, same incarnation): a retransmission
+    // or a newer generation. It must carry the partner's reset token; generations only move
+    // forward (an older one is a replay or a straggler).
+    if (pid != 0 && peers_[pid - 1]->remote_incarnation == c.src_incarnation) {
+      Peer& peer = *peers_[pid - 1];
+      for (uint32_t id : peer.contexts) {
+        TransportContext* ctx = FindContext(id);
+        if (ctx->remote_id() != c.src_ctx || ctx->state() == TransportContext::State::kIdle) {
+          continue;
+        }
+        if (!ctx->PartnerTokenIs(p.hello.reset_token)) {
+          ++sh_.stats.forged_dropped;
+          return;
+        }
+        const int32_t d = static_cast<int32_t>(p.hello.generation - ctx->remote_generation());
+        if (d < 0) {
+          ++sh_.stats.stale_dropped;
+          return;
+        }
+        if (d > 0) ctx->Close(now, Code::kPeerRestarted);  // the peer gave up on the old session
+        ctx->OnHello(now, p);
+        return;
+      }
+    }
+
+    // 2. Anything else creates state (a peer, a context, a session, a new incarnation): only for
+    // an address that proved it receives what we send there (the cookie of a RETRY).
+    if (sh_.cfg.validate_addresses &&
+        !sh_.secrets.CheckCookie(now, CookieFor(sock, from, p), p.hello.cookie)) {
+      QueueRetry(now, sock, from, p, len);
+      return;
+    }
     if (pid == 0) {
       // A peer we declared ourselves (AddPeer) opening toward us at the same time.
       for (auto& peer : peers_) {
@@ -217,49 +391,55 @@ class Endpoint::Impl {
         }
       }
     }
+    if (pid != 0) {
+      Peer& peer = *peers_[pid - 1];
+      if (peer.remote_incarnation != 0 && peer.remote_incarnation != c.src_incarnation) {
+        // A restart of a peer we talk to. Only from an address the peer already used: anyone
+        // can claim a node id, and this tears down every session with it.
+        bool known_address = false;
+        for (const Path& path : peer.paths) {
+          known_address |= path.known && path.spec.remote == from;
+        }
+        if (!known_address) {
+          ++sh_.stats.forged_dropped;
+          return;
+        }
+        RestartPeer(peer, now, nullptr);
+      }
+    }
     Peer& peer = pid ? *peers_[pid - 1] : NewPeer();
     if (!pid) peer.learns_paths = true;
     peer.node_id = p.hello.node_id;
     by_node_[peer.node_id] = peer.id;
     LearnPath(peer, c.path_id, sock, from);
-    if (peer.remote_incarnation != 0 && peer.remote_incarnation != c.src_incarnation) {
-      RestartPeer(peer, now, nullptr);
-    }
     peer.remote_incarnation = c.src_incarnation;
 
     TransportContext* ctx = nullptr;
     for (uint32_t id : peer.contexts) {
       TransportContext* cand = FindContext(id);
-      if (cand->remote_id() == c.src_ctx && cand->state() != TransportContext::State::kIdle) {
-        ctx = cand;
-      }
-    }
-    // Generations only move forward: a HELLO older than the session it names is a replay or a
-    // straggler and must not tear that session down (nor revive one that ended).
-    if (ctx) {
-      const int32_t d = static_cast<int32_t>(p.hello.generation - ctx->remote_generation());
-      if (d < 0) {
-        ++sh_.stats.stale_dropped;
+      if (cand->last_partner() == c.src_ctx &&
+          static_cast<int32_t>(p.hello.generation - cand->last_partner_generation()) <= 0) {
+        ++sh_.stats.stale_dropped;  // a session with that context already ended at or after it
         return;
       }
-      if (d > 0) ctx->Close(now, Code::kPeerRestarted);  // the peer gave up on the old session
-    } else {
-      for (uint32_t id : peer.contexts) {
-        TransportContext* cand = FindContext(id);
-        if (cand->last_partner() == c.src_ctx &&
-            static_cast<int32_t>(p.hello.generation - cand->last_partner_generation()) <= 0) {
-          ++sh_.stats.stale_dropped;
-          return;
-        }
-      }
-      // Adopt a context of ours that has no partner yet (simultaneous open), else make one.
-      for (uint32_t id : peer.contexts) {
-        TransportContext* cand = FindContext(id);
-        if (!ctx && cand->remote_id() == 0) ctx = cand;
-      }
-      if (!ctx) ctx = &NewContext(peer, -1);
     }
+    // Adopt a context of ours that has no partner yet (simultaneous open), else make one.
+    for (uint32_t id : peer.contexts) {
+      TransportContext* cand = FindContext(id);
+      if (!ctx && cand->remote_id() == 0) ctx = cand;
+    }
+    if (!ctx) ctx = &NewContext(peer, -1);
     ctx->OnHello(now, p);
+  }
+
+  void OnRetry(Micros now, const wire::Packet& p) {
+    TransportContext* ctx = FindContext(p.common.dst_ctx);
+    if (!ctx || p.common.dst_incarnation != sh_.incarnation ||
+        ctx->state() != TransportContext::State::kConnecting) {
+      ++sh_.stats.stale_dropped;
+      return;
+    }
+    ctx->OnRetry(now, p);
   }
 
   void OnHelloAck(Micros now, uint16_t sock, const NetAddr& from, const wire::Packet& p) {
@@ -288,6 +468,7 @@ class Endpoint::Impl {
   }
 
   void OnReset(Micros now, const wire::Packet& p) {
+    ++sh_.stats.resets_received;
     const wire::Common& c = p.common;
     TransportContext* ctx = FindContext(c.dst_ctx);
     if (!ctx || c.dst_incarnation != sh_.incarnation) return;
@@ -295,6 +476,11 @@ class Endpoint::Impl {
     // Only a reset provoked by a packet addressed to the incarnation we talk to now counts;
     // others answer packets that were still in flight from before a restart.
     if (peer.remote_incarnation == 0 || p.reset.addressed_incarnation != peer.remote_incarnation) {
+      return;
+    }
+    // Believed only with the reset token the partner gave us for the context it resets.
+    if (ctx->remote_id() != c.src_ctx || !ctx->PartnerTokenIs(p.reset.token)) {
+      ++sh_.stats.forged_dropped;
       return;
     }
     if (peer.remote_incarnation != c.src_incarnation) {
@@ -320,29 +506,36 @@ class Endpoint::Impl {
     const wire::Common& c = p.common;
     switch (c.type) {
       case wire::Type::kHello:
-        return OnHello(now, sock, from, p);
+        return OnHello(now, sock, from, p, bytes.size());
       case wire::Type::kHelloAck:
         return OnHelloAck(now, sock, from, p);
       case wire::Type::kReset:
         return OnReset(now, p);
+      case wire::Type::kRetry:
+        return OnRetry(now, p);
       default:
         break;
     }
     TransportContext* ctx = FindContext(c.dst_ctx);
     if (!ctx || c.dst_incarnation != sh_.incarnation) {
       ++sh_.stats.stale_dropped;  // meant for a context we do not have, or our previous life
-      QueueReset(sock, from, c);
+      QueueReset(now, sock, from, c, bytes.size());
       return;
     }
     Peer& peer = ctx->peer();
     if (c.src_incarnation != peer.remote_incarnation || c.src_ctx != ctx->remote_id()) {
       ++sh_.stats.stale_dropped;
-      if (ctx->state() == TransportContext::State::kIdle) QueueReset(sock, from, c);
+      if (ctx->state() == TransportContext::State::kIdle) {
+        QueueReset(now, sock, from, c, bytes.size());
+      }
       return;
     }
-    LearnPath(peer, c.path_id, sock, from);
+    if (c.type == wire::Type::kPathResponse) return OnPathResponse(*ctx, sock, from, p);
+    CheckPathAddress(now, *ctx, c.path_id, sock, from, bytes.size());
     ctx->NotePeerAlive(now);
     switch (c.type) {
+      case wire::Type::kPathChallenge:
+        return OnPathChallenge(now, *ctx, sock, from, p, bytes.size());
       case wire::Type::kData:
         return ctx->OnData(now, p);
       case wire::Type::kAck:
@@ -376,12 +569,10 @@ class Endpoint::Impl {
       return false;
     }
     if (!control_.empty()) {
-      ControlOut co = control_.front();
+      const ControlOut& co = control_.front();
+      std::memcpy(buf.data(), co.bytes.data(), co.len);
+      out = {co.local_socket, co.remote, co.len};
       control_.pop_front();
-      co.common.tx_ts_us = static_cast<uint32_t>(now);
-      out = {
-          co.local_socket, co.remote,
-          wire::EncodeReset(co.common, {.addressed_incarnation = co.addressed_incarnation}, buf)};
       ++sh_.stats.datagrams_out;
       return true;
     }

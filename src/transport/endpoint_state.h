@@ -9,6 +9,7 @@
 #include "common/rng.h"
 #include "opensrd/transport.h"
 #include "transport/path.h"
+#include "transport/secrets.h"
 
 namespace opensrd {
 
@@ -41,7 +42,8 @@ struct Peer {
 };
 
 struct EndpointShared {
-  explicit EndpointShared(const EndpointConfig& c) : cfg(c), rng(c.seed) {}
+  explicit EndpointShared(const EndpointConfig& c)
+      : cfg(c), rng(c.seed), secrets(c.identity_seed, c.static_key_seed) {}
 
   void CompleteSend(const Completion& c) {
     stats.messages_sent += c.status == Code::kOk;
@@ -59,6 +61,7 @@ struct EndpointShared {
 
   EndpointConfig cfg;
   Rng rng;
+  Secrets secrets;
   uint32_t incarnation = 0;
   EndpointStats stats;
   std::deque<PostedRecv> recvs;

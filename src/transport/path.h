@@ -64,6 +64,13 @@ struct Path {
   // loss declared too early), halves after 512 of its packets acked without one.
   uint32_t delay_mult = 1;
   uint32_t clean_acks = 0;
+  // Address validation of an accepting peer's path: packets from another address than `spec`
+  // move the path only once a challenge sent there is answered from there.
+  bool challenge_pending = false;
+  uint64_t challenge_token = 0;
+  NetAddr challenge_addr;
+  uint16_t challenge_sock = 0;
+  Micros challenge_sent = 0;
   PathStats stats;
 };
 

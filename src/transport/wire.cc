@@ -1,5 +1,7 @@
 #include "transport/wire.h"
 
+#include <cstring>
+
 #include "common/crc32c.h"
 
 namespace opensrd::wire {
@@ -9,6 +11,10 @@ namespace {
 struct Writer {
   uint8_t* p;
   void U8(uint8_t v) { *p++ = v; }
+  void Bytes(const uint8_t* b, size_t n) {
+    std::memcpy(p, b, n);
+    p += n;
+  }
   void U16(uint16_t v) {
     U8(static_cast<uint8_t>(v >> 8));
     U8(static_cast<uint8_t>(v));
@@ -26,6 +32,10 @@ struct Writer {
 struct Reader {
   const uint8_t* p;
   uint8_t U8() { return *p++; }
+  void Bytes(uint8_t* b, size_t n) {
+    std::memcpy(b, p, n);
+    p += n;
+  }
   uint16_t U16() {
     uint16_t hi = U8();
     return static_cast<uint16_t>((hi << 8) | U8());
@@ -183,6 +193,8 @@ size_t EncodeHello(const Common& c, const HelloExt& h, std::span<uint8_t> buf) {
   w.U32(h.generation);
   w.U32(h.echo_generation);
   w.U32(h.window_packets);
+  w.Bytes(h.reset_token, kTokenLen);
+  w.Bytes(h.cookie, kCookieLen);
   return SealDatagram(buf, kCommonLen + kHelloExtLen);
 }
 
@@ -207,7 +219,27 @@ size_t EncodeReset(const Common& c, const ResetExt& r, std::span<uint8_t> buf) {
   WriteCommon(w, cc);
   w.U32(r.addressed_incarnation);
   w.U32(0);
+  w.Bytes(r.token, kTokenLen);
   return SealDatagram(buf, kCommonLen + kResetExtLen);
+}
+
+size_t EncodeRetry(const Common& c, const RetryExt& r, std::span<uint8_t> buf) {
+  if (buf.size() < kCommonLen + kRetryExtLen + kCrcLen) return 0;
+  Writer w{buf.data()};
+  Common cc = c;
+  cc.type = Type::kRetry;
+  WriteCommon(w, cc);
+  w.Bytes(r.cookie, kCookieLen);
+  return SealDatagram(buf, kCommonLen + kRetryExtLen);
+}
+
+size_t EncodePath(const Common& c, const PathExt& e, std::span<uint8_t> buf) {
+  if (c.type != Type::kPathChallenge && c.type != Type::kPathResponse) return 0;
+  if (buf.size() < kCommonLen + kPathExtLen + kCrcLen) return 0;
+  Writer w{buf.data()};
+  WriteCommon(w, c);
+  w.U64(e.token);
+  return SealDatagram(buf, kCommonLen + kPathExtLen);
 }
 
 size_t EncodeBare(const Common& c, std::span<uint8_t> buf) {
@@ -226,7 +258,7 @@ ParseError Parse(std::span<const uint8_t> bytes, Packet& out) {
   if (r.U16() != kMagic) return ParseError::kBadMagic;
   if (r.U8() != kVersion) return ParseError::kBadVersion;
   const uint8_t type = r.U8();
-  if (type < static_cast<uint8_t>(Type::kData) || type > static_cast<uint8_t>(Type::kReset)) {
+  if (type < static_cast<uint8_t>(Type::kData) || type > kMaxType) {
     return ParseError::kBadType;
   }
   // Checksum before any field is trusted: a flipped bit anywhere must not steer the parser.
@@ -287,6 +319,8 @@ ParseError Parse(std::span<const uint8_t> bytes, Packet& out) {
       h.generation = r.U32();
       h.echo_generation = r.U32();
       h.window_packets = r.U32();
+      r.Bytes(h.reset_token, kTokenLen);
+      r.Bytes(h.cookie, kCookieLen);
       if (h.num_paths == 0 || h.num_paths > 256 || h.max_payload < 64) return ParseError::kBadField;
       if (h.window_packets < 64 || h.window_packets > (1u << 20) ||
           (h.window_packets & (h.window_packets - 1)) != 0) {
@@ -311,6 +345,17 @@ ParseError Parse(std::span<const uint8_t> bytes, Packet& out) {
       if (body != kCommonLen + kResetExtLen) return ParseError::kBadLength;
       out.reset.addressed_incarnation = r.U32();
       if (r.U32() != 0) return ParseError::kBadField;  // reserved
+      r.Bytes(out.reset.token, kTokenLen);
+      return ParseError::kNone;
+    case Type::kRetry:
+      if (body != kCommonLen + kRetryExtLen) return ParseError::kBadLength;
+      if (c.dst_ctx == 0 || c.dst_incarnation == 0) return ParseError::kBadField;
+      r.Bytes(out.retry.cookie, kCookieLen);
+      return ParseError::kNone;
+    case Type::kPathChallenge:
+    case Type::kPathResponse:
+      if (body != kCommonLen + kPathExtLen) return ParseError::kBadLength;
+      out.path.token = r.U64();
       return ParseError::kNone;
   }
   return ParseError::kBadType;

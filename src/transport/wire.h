@@ -16,9 +16,13 @@ inline constexpr size_t kDataHeaderLen = kCommonLen + kDataExtLen;  // 52
 inline constexpr size_t kAckFixedLen = 12;
 inline constexpr size_t kSackRangeLen = 8;
 inline constexpr size_t kMaxSackRanges = 16;
-inline constexpr size_t kHelloExtLen = 24;
+inline constexpr size_t kTokenLen = 16;   // per-context reset token
+inline constexpr size_t kCookieLen = 24;  // address-validation cookie: 8 B time + 16 B MAC
+inline constexpr size_t kHelloExtLen = 24 + kTokenLen + kCookieLen;  // 64
 inline constexpr size_t kNackExtLen = 8;
-inline constexpr size_t kResetExtLen = 8;
+inline constexpr size_t kResetExtLen = 8 + kTokenLen;  // 24
+inline constexpr size_t kRetryExtLen = kCookieLen;
+inline constexpr size_t kPathExtLen = 8;  // PATH_CHALLENGE / PATH_RESPONSE
 inline constexpr size_t kCrcLen = 4;
 // Largest UDP payload we ever build or accept.
 inline constexpr size_t kMaxDatagram = 65507;
@@ -32,7 +36,11 @@ enum class Type : uint8_t {
   kProbe = 5,     // liveness probe for a suspect path; answered by an ack on the same path
   kNack = 6,      // a data packet refused for a named reason (receiver not ready, out of window)
   kReset = 7,     // "I have no such context / you talk to my previous incarnation"
+  kRetry = 8,     // answers a HELLO from an unvalidated address with a cookie to echo
+  kPathChallenge = 9,  // "are you at this address?": sent to a path's new address
+  kPathResponse = 10,  // echoes a challenge's token from the address it reached
 };
+inline constexpr uint8_t kMaxType = 10;
 
 // Flags byte (common header offset 4).
 inline constexpr uint8_t kFlagProbe = 0x01;    // kAck: this ack answers a kProbe
@@ -90,6 +98,10 @@ struct HelloExt {
   uint32_t generation = 0;   // bumps when a context gives up its sequence state: the peer resets
   uint32_t echo_generation = 0;  // HELLO_ACK: the HELLO's generation it answers (HELLO: 0)
   uint32_t window_packets = 0;   // the sender's PSN window (power of two, 64..2^20)
+  // The reset token of the sender's context: a RESET or a newer-generation HELLO for this
+  // context is believed only if it carries it.
+  uint8_t reset_token[kTokenLen] = {};
+  uint8_t cookie[kCookieLen] = {};  // HELLO: the cookie from a RETRY (zero before one)
 };
 
 struct NackExt {
@@ -102,6 +114,16 @@ struct ResetExt {
   // The dst_incarnation of the packet that provoked this reset: the incarnation its sender
   // believed we had. A reset about an incarnation the receiver no longer talks to is stale.
   uint32_t addressed_incarnation = 0;
+  // The reset token of the context the provoking packet was addressed to (src_ctx here).
+  uint8_t token[kTokenLen] = {};
+};
+
+struct RetryExt {
+  uint8_t cookie[kCookieLen] = {};
+};
+
+struct PathExt {
+  uint64_t token = 0;  // unpredictable; the response echoes it
 };
 
 // Bytes of an ack block (the ACK packet's extension, or piggybacked on data with kFlagAck).
@@ -118,6 +140,8 @@ struct Packet {
   HelloExt hello;
   NackExt nack;
   ResetExt reset;
+  RetryExt retry;
+  PathExt path;
   std::span<const uint8_t> payload;
 };
 
@@ -153,6 +177,9 @@ size_t EncodeHello(const Common& c, const HelloExt& h, std::span<uint8_t> buf);
 size_t EncodeNack(const Common& c, const NackExt& n, std::span<uint8_t> buf);
 size_t EncodeBare(const Common& c, std::span<uint8_t> buf);  // kProbe
 size_t EncodeReset(const Common& c, const ResetExt& r, std::span<uint8_t> buf);
+size_t EncodeRetry(const Common& c, const RetryExt& r, std::span<uint8_t> buf);
+// kPathChallenge or kPathResponse (c.type says which).
+size_t EncodePath(const Common& c, const PathExt& e, std::span<uint8_t> buf);
 // Appends the CRC over buf[0, body_len); returns body_len + kCrcLen.
 size_t SealDatagram(std::span<uint8_t> buf, size_t body_len);
 

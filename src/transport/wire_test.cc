@@ -229,7 +229,7 @@ TEST(WireReject, BadVersion) {
 TEST(WireReject, BadType) {
   auto b = MakeData();
   Packet p;
-  for (uint8_t t : {0, 8, 255}) {
+  for (uint8_t t : {0, 11, 255}) {
     b[3] = t;
     Reseal(b);
     EXPECT_EQ(Parse(b, p), ParseError::kBadType) << int(t);
