@@ -42,6 +42,13 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     case Type::kReset:
       n = EncodeReset(p.common, p.reset, out);
       break;
+    case Type::kRetry:
+      n = EncodeRetry(p.common, p.retry, out);
+      break;
+    case Type::kPathChallenge:
+    case Type::kPathResponse:
+      n = EncodePath(p.common, p.path, out);
+      break;
   }
   if (n != buf.size() || std::memcmp(out.data(), buf.data(), n) != 0) std::abort();
   return 0;

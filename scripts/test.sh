@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Builds and runs every test: release (unit, deterministic-network, CLI and real-socket
-# integration), ASan+UBSan and TSan builds of the same, and a bounded libFuzzer run per parser.
+# integration), ASan+UBSan and TSan builds of the same, and bounded libFuzzer runs from the
+# committed corpora (OPENSRD_FUZZ_SECONDS in total, default 240; see scripts/fuzz.sh).
 # Usage: scripts/test.sh [--quick]   (--quick: release build only)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -25,14 +26,8 @@ run_preset asan
 export TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1
 run_preset tsan
 
-echo "=== fuzz: build and run each target for a bounded time"
+echo "=== fuzz: build, then run the targets from their committed corpora (one shared budget)"
 cmake --preset fuzz >/dev/null
 cmake --build --preset fuzz -j "$jobs"
-fuzz_seconds=${OPENSRD_FUZZ_SECONDS:-60}
-for target in build-fuzz/bin/fuzz_*; do
-  corpus=$(mktemp -d)
-  echo "--- $(basename "$target") for ${fuzz_seconds}s"
-  "$target" -max_total_time="$fuzz_seconds" -print_final_stats=1 "$corpus" 2>&1 | tail -n 12
-  rm -rf "$corpus"
-done
+scripts/fuzz.sh build-fuzz/bin
 echo "=== all test stages passed"
