@@ -18,6 +18,7 @@
 // its completion is polled. Thread-safety: none; one thread drives an Endpoint.
 #pragma once
 
+#include <array>
 #include <cstddef>
 #include <cstdint>
 #include <limits>
@@ -50,6 +51,11 @@ struct PathSpec {
   NetAddr remote;
 };
 
+// Cluster key protection of every datagram (docs/SECURITY.md): none, authenticated (kMac), or
+// encrypted and authenticated (kAead).
+enum class KeyMode : uint8_t { kNone, kMac, kAead };
+const char* KeyModeName(KeyMode m);
+
 using PeerId = uint32_t;
 using SqId = uint16_t;
 using CqId = uint16_t;
@@ -67,6 +73,9 @@ struct EndpointConfig {
   uint64_t static_key_seed = 0;
   // A HELLO that would create state must echo a cookie (RETRY) proving its source address.
   bool validate_addresses = true;
+  // Pre-shared cluster key (from a key file; every endpoint of the cluster has the same).
+  KeyMode key_mode = KeyMode::kNone;
+  std::array<uint8_t, 32> cluster_key{};
   uint16_t max_payload = 1400;  // payload bytes per packet; the datagram adds 56 bytes
   uint32_t max_message = 64u << 20;
   uint32_t window_packets = 8192;  // PSN window: packets in flight per context (power of two)
@@ -174,6 +183,7 @@ struct EndpointStats {
   uint64_t resets_received = 0;
   uint64_t retries_sent = 0;          // RETRY answers to HELLOs without a valid cookie
   uint64_t forged_dropped = 0;        // wrong reset token, unproven restart, bad path response
+  uint64_t auth_failed = 0;           // cluster key on: datagrams whose tag did not verify
   uint64_t path_challenges_sent = 0;  // a path seen at a new address
   uint64_t paths_validated = 0;       // challenges answered from the new address
   uint64_t path_migrations = 0;       // validated paths that moved to another address
@@ -186,6 +196,11 @@ struct EndpointStats {
   uint64_t bytes_received = 0;
   uint64_t cwnd_bytes = 0;  // sum over contexts, at the time of the call
 };
+
+// The largest datagram an endpoint with this configuration sends: a full DATA packet
+// (max_payload + 56) plus the cluster key's trailer (32 bytes) when one is set. PollTransmit's
+// buffer must hold it.
+size_t MaxDatagramSize(const EndpointConfig& c);
 
 // A datagram produced by the core, to be sent from `local_socket` to `remote`.
 struct Transmit {
@@ -224,7 +239,7 @@ class Endpoint {
   // ---- I/O (the driver's side) ----
   void HandleDatagram(Micros now, uint16_t local_socket, const NetAddr& from,
                       std::span<const uint8_t> bytes);
-  // Writes the next datagram to send into `buf` (at least max_payload + 56 bytes) and returns
+  // Writes the next datagram to send into `buf` (at least MaxDatagramSize bytes) and returns
   // true, or returns false when nothing may be sent now (see NextTimeout).
   bool PollTransmit(Micros now, std::span<uint8_t> buf, Transmit& out);
   // Earliest time at which HandleTimeout has work, or kNever.

@@ -45,6 +45,23 @@ Result<NetAddr> ParseNetAddr(const std::string& host_port) {
   return NetAddr{ntohl(be), static_cast<uint16_t>(port)};
 }
 
+const char* KeyModeName(KeyMode m) {
+  switch (m) {
+    case KeyMode::kNone:
+      return "none";
+    case KeyMode::kMac:
+      return "mac";
+    case KeyMode::kAead:
+      return "aead";
+  }
+  return "?";
+}
+
+size_t MaxDatagramSize(const EndpointConfig& c) {
+  return size_t{c.max_payload} + wire::kDataHeaderLen + wire::kCrcLen +
+         (c.key_mode == KeyMode::kNone ? 0 : PacketProtection::kTrailerLen);
+}
+
 const char* PathStateName(PathState s) {
   return s == PathState::kActive ? "active" : "suspect";
 }
@@ -115,6 +132,7 @@ class Endpoint::Impl {
   };
   static constexpr size_t kMaxControl = 1024;
   std::deque<ControlOut> control_;
+  std::vector<uint8_t> opened_;  // the datagram being handled, after the cluster key's check
 
   // Queues a datagram built by `encode(common, buf)`; `trigger_len` is the size of the datagram
   // that provoked it: no reply is larger than its request (no amplification).
@@ -493,6 +511,17 @@ class Endpoint::Impl {
   void HandleDatagram(Micros now, uint16_t sock, const NetAddr& from,
                       std::span<const uint8_t> bytes) {
     ++sh_.stats.datagrams_in;
+    if (sh_.protection.mode() != KeyMode::kNone) {
+      // Checked (and decrypted) before the parser sees a byte: a datagram without the cluster
+      // key's tag has no effect at all.
+      if (opened_.size() < bytes.size()) opened_.resize(bytes.size());
+      const size_t n = sh_.protection.Open(bytes, opened_);
+      if (n == 0) {
+        ++sh_.stats.auth_failed;
+        return;
+      }
+      bytes = {opened_.data(), n};
+    }
     wire::Packet p;
     const wire::ParseError err = wire::Parse(bytes, p);
     if (err == wire::ParseError::kBadChecksum) {
@@ -565,9 +594,17 @@ class Endpoint::Impl {
   }
 
   bool PollTransmit(Micros now, std::span<uint8_t> buf, Transmit& out) {
-    if (buf.size() < size_t{sh_.cfg.max_payload} + wire::kDataHeaderLen + wire::kCrcLen) {
-      return false;
+    if (buf.size() < MaxDatagramSize(sh_.cfg)) return false;
+    const size_t overhead = sh_.protection.overhead();
+    if (!PollInner(now, buf.first(buf.size() - overhead), out)) return false;
+    if (overhead > 0) {
+      out.len = sh_.protection.Seal(buf, out.len);
+      if (out.len == 0) return false;
     }
+    return true;
+  }
+
+  bool PollInner(Micros now, std::span<uint8_t> buf, Transmit& out) {
     if (!control_.empty()) {
       const ControlOut& co = control_.front();
       std::memcpy(buf.data(), co.bytes.data(), co.len);

@@ -9,6 +9,7 @@
 #include "common/rng.h"
 #include "opensrd/transport.h"
 #include "transport/path.h"
+#include "transport/protection.h"
 #include "transport/secrets.h"
 
 namespace opensrd {
@@ -43,7 +44,10 @@ struct Peer {
 
 struct EndpointShared {
   explicit EndpointShared(const EndpointConfig& c)
-      : cfg(c), rng(c.seed), secrets(c.identity_seed, c.static_key_seed) {}
+      : cfg(c),
+        rng(c.seed),
+        secrets(c.identity_seed, c.static_key_seed),
+        protection(c.key_mode, c.cluster_key, c.identity_seed != 0 ? &rng : nullptr) {}
 
   void CompleteSend(const Completion& c) {
     stats.messages_sent += c.status == Code::kOk;
@@ -62,6 +66,7 @@ struct EndpointShared {
   EndpointConfig cfg;
   Rng rng;
   Secrets secrets;
+  PacketProtection protection;
   uint32_t incarnation = 0;
   EndpointStats stats;
   std::deque<PostedRecv> recvs;

@@ -84,7 +84,7 @@ class UdpEndpoint::Impl {
       : opts_(o),
         ep_(o.endpoint),
         injector_(o.fault, o.fault_seed),
-        tx_len_(size_t{o.endpoint.max_payload} + wire::kDataHeaderLen + wire::kCrcLen) {
+        tx_len_(MaxDatagramSize(o.endpoint)) {
     clock_gettime(CLOCK_MONOTONIC, &start_);
   }
 
