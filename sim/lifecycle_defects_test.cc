@@ -462,3 +462,55 @@ TEST(Defect11, SpuriousRetransmitsStayUnderTwiceTheInjectedLoss) {
 
 }  // namespace
 }  // namespace opensrd::sim
+
+namespace opensrd::sim {
+namespace {
+
+using namespace simtest;
+
+// Limits (issue 12): the queueing delay the congestion control allows scales with the path's
+// base RTT. On a 14 us fabric a fixed 100 us target let a single flow keep ~7 RTTs of queue in
+// the bottleneck (median srtt 111 us against a 15 us base, before); the scaled target keeps it
+// to about the base RTT.
+TEST(Limits, QueueingDelayTargetScalesWithBaseRtt) {
+  Network net(50);
+  LinkConfig fabric;
+  fabric.latency_us = 7;
+  fabric.gbps = 10;
+  fabric.queue_limit_us = 1000;
+  net.default_link = fabric;
+  EndpointConfig ca = Config(0xA, 1);
+  ca.min_target_delay_us = 5;  // a fabric: no host scheduling delay in the RTT samples
+  HostId a = net.AddHost(kIpA, 1000, 1, ca);
+  HostId b = net.AddHost(kIpB, 2000, 1, Config(0xB, 2));
+  App A, B;
+  A.Init(net, a);
+  B.Init(net, b, {}, 64, 256 * 1024);
+  PeerId to_b = A.ep().AddPeer({{0, net.address(b, 0)}}, 0).value();
+  for (int i = 0; i < 64; ++i) A.Send(to_b, i % 200, 256 * 1024);
+  // Sample the path's smoothed RTT while the transfer runs (after the first few ms).
+  std::vector<Micros> srtt;
+  const bool done = RunNet(
+      net, {&A, &B},
+      [&] {
+        if (net.now() > 2'000 && net.now() % 50 == 0) {
+          srtt.push_back(A.ep().path_stats(to_b)[0].srtt_us);
+        }
+        return A.sends.size() == 64;
+      },
+      5'000'000);
+  ASSERT_TRUE(done);
+  ASSERT_FALSE(srtt.empty());
+  std::sort(srtt.begin(), srtt.end());
+  const Micros median = srtt[srtt.size() / 2];
+  const Micros base = A.ep().path_stats(to_b)[0].min_rtt_us;
+  const EndpointStats s = A.ep().stats();
+  std::printf("14 us fabric: base RTT %lu us, median srtt %lu us under load; %.2f Gbit/s\n",
+              (unsigned long)base, (unsigned long)median,
+              64.0 * 256 * 1024 * 8 / static_cast<double>(net.now()) / 1000);
+  EXPECT_LE(median, 3 * base) << "the queue holds more than twice the base RTT";
+  EXPECT_EQ(s.retransmits, 0u);
+}
+
+}  // namespace
+}  // namespace opensrd::sim

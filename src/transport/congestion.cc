@@ -15,6 +15,8 @@ DelayCongestion::DelayCongestion(const EndpointConfig& cfg)
       min_cwnd_(2.0 * cfg.max_payload),
       max_cwnd_(static_cast<double>(cfg.window_packets) * cfg.max_payload),
       target_delay_(cfg.target_delay_us),
+      min_target_delay_(std::min(cfg.min_target_delay_us, cfg.target_delay_us)),
+      target_frac_(cfg.target_delay_frac),
       ai_(cfg.cc_ai_packets),
       beta_(cfg.cc_beta),
       max_mdf_(cfg.cc_max_mdf),
@@ -24,7 +26,12 @@ DelayCongestion::DelayCongestion(const EndpointConfig& cfg)
 void DelayCongestion::OnAck(Micros now, Micros rtt_us, Micros base_rtt_us, Micros srtt_us,
                             uint64_t acked_bytes) {
   if (!enabled_ || rtt_us == 0) return;
-  const Micros target = base_rtt_us + target_delay_;
+  // The allowance scales with the path's base RTT: a fixed 100 us would let a flow keep seven
+  // round trips of queue on a 14 us fabric.
+  const Micros allowance =
+      std::clamp(static_cast<Micros>(target_frac_ * static_cast<double>(base_rtt_us)),
+                 min_target_delay_, target_delay_);
+  const Micros target = base_rtt_us + allowance;
   if (rtt_us <= target) {
     // One `ai_` MSS per window's worth of acked bytes: additive increase per RTT.
     cwnd_ += ai_ * mss_ * static_cast<double>(acked_bytes) / cwnd_;

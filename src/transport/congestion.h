@@ -38,7 +38,9 @@ class DelayCongestion {
   double cwnd_;
   double min_cwnd_;
   double max_cwnd_;
-  Micros target_delay_;
+  Micros target_delay_;  // the cap
+  Micros min_target_delay_;
+  double target_frac_;
   double ai_;
   double beta_;
   double max_mdf_;
