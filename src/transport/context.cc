@@ -207,13 +207,14 @@ void TransportContext::CompleteSendMessage(uint32_t msg_id, Code status) {
   auto it = messages_.find(msg_id);
   if (it == messages_.end()) return;
   const SendMessage& m = it->second;
-  ep_.CompleteSend(Completion{.kind = CompletionKind::kSend,
-                              .status = status,
-                              .tag = m.tag,
-                              .peer = peer_.id,
-                              .sq = m.sq,
-                              .length = m.len,
-                              .sq_seq = m.sq_seq});
+  ep_.CompleteSend(
+      Completion{.kind = CompletionKind::kSend,
+                 .status = status == Code::kOk && m.truncated ? Code::kTruncated : status,
+                 .tag = m.tag,
+                 .peer = peer_.id,
+                 .sq = m.sq,
+                 .length = m.len,
+                 .sq_seq = m.sq_seq});
   messages_.erase(it);
 }
 
@@ -639,6 +640,12 @@ void TransportContext::OnNack(Micros now, const wire::Packet& p) {
   const uint32_t psn = p.nack.psn;
   if (!InRange(psn, snd_una_, snd_nxt_)) return;
   SentPacket& s = Slot(psn);
+  if (p.nack.reason == wire::NackReason::kTruncated) {
+    // Not a refusal: the packet was taken. The message will complete TRUNCATED.
+    auto it = messages_.find(s.msg_id);
+    if (it != messages_.end() && s.state != PacketState::kFree) it->second.truncated = true;
+    return;
+  }
   if (s.state != PacketState::kInFlight) return;
   if (p.nack.reason == wire::NackReason::kReceiverNotReady) {
     // Back-pressure, not loss: park the packet and hold new messages for a while.
@@ -674,7 +681,8 @@ void TransportContext::OnData(Micros now, const wire::Packet& p) {
       break;
   }
   const bool in_order = p.common.flags & wire::kFlagInOrder;
-  switch (assembly_.Place(d, in_order, p.payload)) {
+  bool truncated = false;
+  switch (assembly_.Place(d, in_order, p.payload, truncated)) {
     case MessageAssembly::Placed::kNoBuffer:
       ++ep_.stats.rnr_sent;
       acks_.QueueNack(path, d.psn, wire::NackReason::kReceiverNotReady);
@@ -685,6 +693,8 @@ void TransportContext::OnData(Micros now, const wire::Packet& p) {
     case MessageAssembly::Placed::kPlaced:
       break;
   }
+  // Tell the sender its message did not fit (queued before this packet's ack, on its path).
+  if (truncated) acks_.QueueNack(path, d.psn, wire::NackReason::kTruncated);
   acks_.OnNew(now, path, d.psn, p.common.flags & wire::kFlagRetx);
   NoteProgress(now);
 }

@@ -96,6 +96,7 @@ class TransportContext {
                                  // negotiated in the handshake)
     uint32_t packets_acked = 0;
     bool in_order = false;
+    bool truncated = false;  // the receiver said the message did not fit its buffer
     std::vector<Sge> sgl;
     std::vector<uint32_t> sge_end;  // prefix sums of sgl lengths
   };

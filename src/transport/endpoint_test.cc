@@ -169,6 +169,11 @@ TEST(EndpointWire, TruncatedMessageIsReportedNotOverflowed) {
   EXPECT_EQ(done.tag, 9u);
   EXPECT_EQ(done.length, 5000u);
   for (uint8_t x : small) EXPECT_EQ(x, 0xEE);  // nothing written into a too-small buffer
+  // The sender learns it too (issue 12): its completion says TRUNCATED, not OK.
+  ASSERT_EQ(n.a.PollCompletions(cqa, {&done, 1}), 1u);
+  EXPECT_EQ(done.kind, CompletionKind::kSend);
+  EXPECT_EQ(done.status, Code::kTruncated);
+  EXPECT_EQ(done.tag, 1u);
 }
 
 TEST(EndpointWire, EmptyMessageIsDelivered) {

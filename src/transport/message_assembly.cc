@@ -65,7 +65,9 @@ void MessageAssembly::Deliver(const RecvMessage& m) {
 }
 
 MessageAssembly::Placed MessageAssembly::Place(const wire::DataExt& d, bool in_order,
-                                               std::span<const uint8_t> payload) {
+                                               std::span<const uint8_t> payload,
+                                               bool& truncated_start) {
+  truncated_start = false;
   auto it = assembling_.find(d.msg_id);
   if (it == assembling_.end()) {
     PostedRecv buffer;
@@ -77,6 +79,7 @@ MessageAssembly::Placed MessageAssembly::Place(const wire::DataExt& d, bool in_o
                   .in_order = in_order,
                   .truncated = d.msg_len > buffer.len};
     it = assembling_.emplace(d.msg_id, m).first;
+    truncated_start = m.truncated;
   }
   RecvMessage& m = it->second;
   if (m.len != d.msg_len || m.sq != d.sq_id || m.sq_seq != d.sq_seq) return Placed::kMismatch;

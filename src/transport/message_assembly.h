@@ -29,7 +29,9 @@ class MessageAssembly {
     kNoBuffer,  // no receive buffer may be used for it now: refuse (receiver not ready)
     kMismatch,  // disagrees with earlier fragments of its message: drop
   };
-  Placed Place(const wire::DataExt& d, bool in_order, std::span<const uint8_t> payload);
+  // `truncated_start` is set when this fragment started a message that does not fit its buffer.
+  Placed Place(const wire::DataExt& d, bool in_order, std::span<const uint8_t> payload,
+               bool& truncated_start);
 
   // Ends the session: every partly received message gives its buffer back with `status`;
   // messages held for in-order delivery arrived whole and are delivered. Streams start over.

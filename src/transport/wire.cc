@@ -333,7 +333,7 @@ ParseError Parse(std::span<const uint8_t> bytes, Packet& out) {
       if (body != kCommonLen + kNackExtLen) return ParseError::kBadLength;
       out.nack.psn = r.U32();
       const uint8_t reason = r.U8();
-      if (reason < 1 || reason > 2) return ParseError::kBadField;
+      if (reason < 1 || reason > 3) return ParseError::kBadField;
       if (r.U8() != 0 || r.U16() != 0) return ParseError::kBadField;  // padding must be zero
       out.nack.reason = static_cast<NackReason>(reason);
       return ParseError::kNone;

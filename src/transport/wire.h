@@ -54,6 +54,7 @@ inline constexpr uint8_t kFlagDupSeen = 0x10;
 enum class NackReason : uint8_t {
   kReceiverNotReady = 1,  // no posted receive buffer: retry later, not a loss
   kOutOfWindow = 2,       // PSN beyond the receiver's tracking window
+  kTruncated = 3,         // accepted, but its message is larger than the receive buffer
 };
 
 struct Common {
