@@ -25,9 +25,6 @@ namespace {
 constexpr int kRecvBuffers = 8;
 constexpr Micros kReportWaitUs = 2'000'000;  // after the run, for the server's kReport
 constexpr Micros kLingerUs = 20'000;         // at most, after the report, to send owed acks
-// bw mode lets full-size datagrams wait this long for larger GSO sends (docs/PERF.md: at 1400 B
-// packets 10 -> 21 Gbit/s, 6.7 -> 16 datagrams per send; 20 us gained nothing, 100 us hurt 8 KiB).
-constexpr Micros kBwGsoCorkUs = 40;
 
 // The source address the kernel would use toward `remote` (no packet is sent).
 Result<uint32_t> RouteSource(const NetAddr& remote) {
@@ -61,9 +58,7 @@ class PerfClient {
         static_cast<uint16_t>(o_.max_payload ? o_.max_payload : AutoMaxPayload(remote_.ip));
     uo.endpoint.peer_timeout_us = o_.peer_timeout_ms * 1000;
     uo.endpoint.spray_burst = static_cast<uint32_t>(o_.spray_burst);
-    uo.gso_cork_us = o_.gso_cork_us >= 0 ? static_cast<Micros>(o_.gso_cork_us)
-                     : o_.mode == "bw"   ? kBwGsoCorkUs
-                                         : 0;
+    uo.gso_cork_us = static_cast<Micros>(o_.gso_cork_us);
     uo.endpoint.max_message = std::max<uint32_t>(size_, 1u << 16);
     uo.inject_faults = !fault.paths.empty();
     uo.fault = fault;
