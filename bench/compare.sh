@@ -1,12 +1,16 @@
 #!/usr/bin/env bash
 # Loopback comparison for docs/PERF.md: opensrd perf (bw, 64 B ping-pong, 5% loss on one of 4
-# paths) beside iperf3 TCP single stream and a raw UDP ping-pong (sockperf, non-blocking). Runs
-# everything in sequence (one thing at a time on a 2-core machine) and prints a table.
+# paths) beside iperf3 TCP single stream, a raw UDP GSO/GRO blast at opensrd's packet sizes
+# (bench_udp_blast, built beside the opensrd binary: the limit of a datagram transport through the
+# kernel) and a raw UDP ping-pong (sockperf, non-blocking). Runs everything in sequence (one thing
+# at a time on a 2-core machine) and prints a table.
 # Usage: bench/compare.sh [path/to/opensrd] [seconds per run, default 5]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bin=${1:-build/bin/opensrd}
 secs=${2:-5}
+blast=$(dirname "$bin")/bench_udp_blast
+[ -x "$blast" ] || { echo "needs $blast (build the release preset)"; exit 1; }
 for tool in iperf3 sockperf jq; do command -v $tool >/dev/null || { echo "needs $tool"; exit 1; }; done
 work=$(mktemp -d)
 pids=()
@@ -23,6 +27,13 @@ pids+=($!)
 sleep 0.5
 timeout $((secs + 20)) iperf3 -c 127.0.0.1 -p 5299 -t "$secs" -J >"$work/iperf.json"
 tcp_gbps=$(jq '.end.sum_received.bits_per_second / 1e9' "$work/iperf.json")
+
+for seg in 1400 8192; do
+  echo "== raw UDP GSO/GRO blast: $blast --segment $seg --duration $secs"
+  timeout $((secs + 20)) "$blast" --segment "$seg" --duration "$secs" --port 7799 >"$work/blast$seg.json"
+done
+blast1400=$(jq '.received_gbps' "$work/blast1400.json")
+blast8k=$(jq '.received_gbps' "$work/blast8192.json")
 
 echo "== raw UDP ping-pong: sockperf server --nonblocked / sockperf ping-pong --nonblocked -m 64"
 timeout $((secs + 30)) sockperf server --nonblocked -i 127.0.0.1 -p 11199 >/dev/null 2>&1 &
@@ -59,8 +70,12 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
 printf '\n%-44s %12s %12s %10s\n' "measurement" "opensrd" "baseline" "ratio"
 printf '%-44s %12.2f %12.2f %10s\n' "bw Gbit/s, 64 KiB msgs, 8 KiB packets" "$(j bw8k .goodput_gbps)" \
   "$tcp_gbps" "$(ratio "$(j bw8k .goodput_gbps)" "$tcp_gbps")"
+printf '%-44s %12.2f %12.2f %10s\n' "bw Gbit/s, 8 KiB packets (vs raw blast 8 KiB)" "$(j bw8k .goodput_gbps)" \
+  "$blast8k" "$(ratio "$(j bw8k .goodput_gbps)" "$blast8k")"
 printf '%-44s %12.2f %12.2f %10s\n' "bw Gbit/s, 64 KiB msgs, 1400 B packets" "$(j bw1400 .goodput_gbps)" \
   "$tcp_gbps" "$(ratio "$(j bw1400 .goodput_gbps)" "$tcp_gbps")"
+printf '%-44s %12.2f %12.2f %10s\n' "bw Gbit/s, 1400 B packets (vs raw blast 1400)" "$(j bw1400 .goodput_gbps)" \
+  "$blast1400" "$(ratio "$(j bw1400 .goodput_gbps)" "$blast1400")"
 printf '%-44s %12.1f %12.1f %10s\n' "64 B round trip p50 us (vs sockperf x2)" "$(j lat .lat_us.p50)" \
   "$udp_p50" "$(ratio "$(j lat .lat_us.p50)" "$udp_p50")"
 printf '%-44s %12.1f %12.1f %10s\n' "64 B round trip p99 us (vs sockperf x2)" "$(j lat .lat_us.p99)" \
@@ -73,4 +88,5 @@ printf '%-44s %12.2f %12.2f %10s\n' "bw Gbit/s, 5% loss path 1 (vs lossless)" "$
   "$(j bw8k .goodput_gbps)" "$(ratio "$(j bw_loss .goodput_gbps)" "$(j bw8k .goodput_gbps)")"
 echo
 echo "retransmits: bw8k $(j bw8k .retransmits), bw1400 $(j bw1400 .retransmits), lat $(j lat .retransmits), lat_loss $(j lat_loss .retransmits), bw_loss $(j bw_loss .retransmits)"
+echo "gso datagrams per send: bw8k $(j bw8k '.client.datagrams_sent / .client.gso_batches * 10 | round / 10'), bw1400 $(j bw1400 '.client.datagrams_sent / .client.gso_batches * 10 | round / 10')"
 echo "lat p50/p99/p99.9/max: lossless $(j lat '.lat_us|[.p50,.p99,.p999,.max]|@csv'), 5% loss $(j lat_loss '.lat_us|[.p50,.p99,.p999,.max]|@csv')"

@@ -14,7 +14,7 @@ void BM_Crc32c(benchmark::State& state) {
   for (auto _ : state) benchmark::DoNotOptimize(Crc32c(buf.data(), buf.size()));
   state.SetBytesProcessed(state.iterations() * state.range(0));
 }
-BENCHMARK(BM_Crc32c)->Arg(64)->Arg(1400)->Arg(8192);
+BENCHMARK(BM_Crc32c)->Arg(64)->Arg(256)->Arg(1400)->Arg(8192)->Arg(65536);
 
 void BM_EncodeParseData(benchmark::State& state) {
   std::vector<uint8_t> payload(state.range(0), 1), buf(wire::kMaxDatagram);

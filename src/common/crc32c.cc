@@ -1,6 +1,8 @@
 #include "common/crc32c.h"
 
-#include <array>
+#include <isa-l/crc.h>
+
+#include <climits>
 #include <cstring>
 
 #if defined(__x86_64__)
@@ -10,27 +12,12 @@
 namespace opensrd {
 namespace {
 
-constexpr uint32_t kPolyReflected = 0x82F63B78u;
-
-constexpr std::array<uint32_t, 256> MakeTable() {
-  std::array<uint32_t, 256> t{};
-  for (uint32_t i = 0; i < 256; ++i) {
-    uint32_t c = i;
-    for (int k = 0; k < 8; ++k) c = (c & 1) ? (c >> 1) ^ kPolyReflected : c >> 1;
-    t[i] = c;
-  }
-  return t;
-}
-constexpr auto kTable = MakeTable();
-
-uint32_t SoftwareCrc(const uint8_t* p, size_t len, uint32_t c) {
-  for (size_t i = 0; i < len; ++i) c = kTable[(c ^ p[i]) & 0xFF] ^ (c >> 8);
-  return c;
-}
+// Below this length one serial crc32 stream beats ISA-L, whose folding kernels need 256 bytes
+// before they start (bench_wire BM_Crc32c: 64 B 3.4 vs 5.9 ns, 256 B 8.5 vs 6.6 ns).
+constexpr size_t kIsalMinLen = 256;
 
 #if defined(__x86_64__)
-// The hardware instruction is ~20x faster than the table; per-packet CRC sits on the hot path.
-__attribute__((target("sse4.2"))) uint32_t HardwareCrc(const uint8_t* p, size_t len, uint32_t c) {
+__attribute__((target("sse4.2"))) uint32_t SerialCrc(const uint8_t* p, size_t len, uint32_t c) {
   uint64_t c64 = c;
   while (len >= 8) {
     uint64_t v;
@@ -49,15 +36,30 @@ __attribute__((target("sse4.2"))) uint32_t HardwareCrc(const uint8_t* p, size_t 
 const bool kHaveSse42 = __builtin_cpu_supports("sse4.2");
 #endif
 
+// ISA-L picks its fastest kernel for this CPU at first call (folding with PCLMULQDQ or
+// VPCLMULQDQ; a table where neither exists). It continues the raw CRC register it is given:
+// neither the initial nor the final inversion, which the caller applies.
+uint32_t IsalCrc(const uint8_t* p, size_t len, uint32_t c) {
+  // ISA-L takes a non-const pointer but only reads, and an int length.
+  auto* q = const_cast<unsigned char*>(p);
+  while (len > 0) {
+    const int n = len > static_cast<size_t>(INT_MAX) ? INT_MAX : static_cast<int>(len);
+    c = crc32_iscsi(q, n, c);
+    q += n;
+    len -= static_cast<size_t>(n);
+  }
+  return c;
+}
+
 }  // namespace
 
 uint32_t Crc32c(const void* data, size_t len, uint32_t crc) {
   const auto* p = static_cast<const uint8_t*>(data);
-  uint32_t c = ~crc;
+  const uint32_t c = ~crc;
 #if defined(__x86_64__)
-  if (kHaveSse42) return ~HardwareCrc(p, len, c);
+  if (len < kIsalMinLen && kHaveSse42) return ~SerialCrc(p, len, c);
 #endif
-  return ~SoftwareCrc(p, len, c);
+  return ~IsalCrc(p, len, c);
 }
 
 }  // namespace opensrd

@@ -1,5 +1,6 @@
-// CRC32C (Castagnoli), the checksum every opensrd packet carries. Table-driven software
-// implementation with an SSE4.2 fast path chosen at run time; pure function, thread-safe.
+// CRC32C (Castagnoli), the checksum every opensrd packet carries. ISA-L's crc32_iscsi (kernel
+// chosen for the CPU at run time) for long buffers, one SSE4.2 crc32 stream for short ones;
+// pure function, thread-safe.
 #pragma once
 #include <cstddef>
 #include <cstdint>

@@ -127,6 +127,8 @@ class UdpEndpoint::Impl {
       if (epoll_ctl(epfd_, EPOLL_CTL_ADD, fd, &ev) != 0) return Errno("epoll_ctl");
     }
     pending_.resize(fds_.size());
+    pending_since_.resize(fds_.size());
+    gso_full_ = std::min(kGsoMaxSegments, kGsoMaxBytes / tx_len_);
     tx_buf_.resize(kTxSlots * tx_len_);
     tx_slots_.resize(kTxSlots);
     for (uint32_t i = 0; i < kTxSlots; ++i) free_slots_.push_back(kTxSlots - 1 - i);
@@ -248,7 +250,7 @@ class UdpEndpoint::Impl {
         free_slots_.pop_back();
         std::memcpy(SlotData(slot), h.bytes.data(), h.bytes.size());
         tx_slots_[slot] = {h.socket, h.addr, static_cast<uint32_t>(h.bytes.size())};
-        pending_[h.socket].push_back(slot);
+        Enqueue(h.socket, slot, now);
       } else {
         // No slot free now: keep it held a little longer rather than drop it.
         h.due = now + 1;
@@ -369,11 +371,27 @@ class UdpEndpoint::Impl {
     return 0;
   }
 
+  void Enqueue(uint16_t socket, uint32_t slot, Micros now) {
+    if (pending_[socket].empty()) pending_since_[socket] = now;
+    pending_[socket].push_back(slot);
+  }
+
+  // Whether socket s's queue may wait for more datagrams to fill a larger GSO send
+  // (UdpEndpointOptions::gso_cork_us): only while it ends in a full-size datagram (bulk data; an
+  // ack, a control packet or the short last packet of a message sends the queue at once), only
+  // until one send would be full, and only for gso_cork_us after its oldest datagram came.
+  bool Corked(size_t s, Micros now) const {
+    const std::deque<uint32_t>& q = pending_[s];
+    if (!gso_ || opts_.gso_cork_us == 0 || q.empty()) return false;
+    if (tx_slots_[q.back()].len != tx_len_ || q.size() >= gso_full_) return false;
+    return now < pending_since_[s] + opts_.gso_cork_us;
+  }
+
   // The injector's send-side verdict on a datagram the core produced into `slot`.
   void Outbound(Micros now, uint32_t slot) {
     TxSlot& t = tx_slots_[slot];
     if (!opts_.inject_faults) {
-      pending_[t.socket].push_back(slot);
+      Enqueue(t.socket, slot, now);
       return;
     }
     const FaultInjector::Verdict v = injector_.Decide(t.socket, now);
@@ -394,19 +412,19 @@ class UdpEndpoint::Impl {
       free_slots_.push_back(slot);
       return;
     }
-    pending_[t.socket].push_back(slot);
+    Enqueue(t.socket, slot, now);
     if (v.copies > 1 && !free_slots_.empty()) {
       const uint32_t dup = free_slots_.back();
       free_slots_.pop_back();
       std::memcpy(SlotData(dup), p, t.len);
       tx_slots_[dup] = t;
-      pending_[t.socket].push_back(dup);
+      Enqueue(t.socket, dup, now);
     }
   }
 
   // Pulls datagrams from the core and sends them, batched per socket.
   size_t Transmit(Micros now) {
-    size_t sent = Flush();
+    size_t sent = Flush(now);
     size_t pulled = 0;
     while (pulled < kTxPerStep) {
       size_t batch = 0;
@@ -427,7 +445,7 @@ class UdpEndpoint::Impl {
       }
       if (batch == 0) break;
       pulled += batch;
-      sent += Flush();
+      sent += Flush(now);
     }
     return sent + pulled;  // activity, not an exact count: a pulled datagram may be sent twice
   }
@@ -435,10 +453,11 @@ class UdpEndpoint::Impl {
   // sendmmsg of everything pending, per socket. With GSO, consecutive datagrams to the same
   // address whose sizes match (the last may be shorter) leave as one UDP_SEGMENT send. Returns
   // datagrams handed to the kernel.
-  size_t Flush() {
+  size_t Flush(Micros now) {
     size_t sent = 0;
     blocked_ = false;
     for (size_t s = 0; s < fds_.size(); ++s) {
+      if (Corked(s, now)) continue;
       std::deque<uint32_t>& q = pending_[s];
       while (!q.empty()) {
         size_t msgs = 0, used = 0, iovs = 0;
@@ -538,6 +557,8 @@ class UdpEndpoint::Impl {
   std::vector<TxSlot> tx_slots_;
   std::vector<uint32_t> free_slots_;
   std::vector<std::deque<uint32_t>> pending_;  // per socket, slots to send in order
+  std::vector<Micros> pending_since_;          // per socket, when its queue became non-empty
+  size_t gso_full_ = 1;                        // full-size datagrams in one full GSO send
   std::vector<uint8_t> rx_buf_;
   std::vector<sockaddr_in> rx_from_;
   std::vector<iovec> rx_iov_;

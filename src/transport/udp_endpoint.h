@@ -44,6 +44,14 @@ struct UdpEndpointOptions {
   // UDP GSO/GRO: consecutive datagrams to one address leave as one send, and the kernel may
   // hand us coalesced batches, which the shell splits. Off or unsupported: one per buffer.
   bool gso = true;
+  // GSO corking, for bulk senders: a socket's queue of full-size datagrams may wait up to this
+  // long for more, so that it leaves in fewer, larger UDP_SEGMENT sends (like TCP_CORK). Acks,
+  // control packets and short datagrams (a message's last packet) are never held; a queue that
+  // would fill one send leaves at once. 0 = off: everything the core produced leaves in the
+  // same Poll step. Costs up to this much added latency per packet. Experimental: 40 us took
+  // loopback bw at 1400 B packets from ~13 to ~20 Gbit/s on an idle machine, but with another
+  // process on the cores it fell into retransmission timeouts (~1 Gbit/s); docs/PERF.md.
+  Micros gso_cork_us = 0;
   bool inject_faults = false;
   FaultSpec fault;
   uint64_t fault_seed = 1;

@@ -46,7 +46,8 @@ struct PerfClientOptions {
   uint64_t peer_timeout_ms = 3000;
   int max_payload = 0;  // payload bytes per packet; 0: AutoMaxPayload(server address)
   int spray_burst = 1;
-  uint64_t seed = 0;  // 0: from the clock (new incarnation per run)
+  int gso_cork_us = 0;  // UdpEndpointOptions::gso_cork_us (experimental, see docs/PERF.md)
+  uint64_t seed = 0;    // 0: from the clock (new incarnation per run)
 };
 int RunPerfClient(const PerfClientOptions& o);
 

@@ -76,6 +76,11 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(64, 65451));
   client_cmd->add_option("--spray-burst", client.spray_burst, "packets per path choice")
       ->check(CLI::Range(1, 1024));
+  client_cmd
+      ->add_option("--gso-cork-us", client.gso_cork_us,
+                   "hold full-size datagrams up to this long for larger GSO sends (default 0: "
+                   "off; experimental, see docs/PERF.md)")
+      ->check(CLI::Range(0, 1000));
   client_cmd->add_option("--seed", client.seed, "endpoint and fault seed (default: clock)");
 
   try {

@@ -58,6 +58,7 @@ class PerfClient {
         static_cast<uint16_t>(o_.max_payload ? o_.max_payload : AutoMaxPayload(remote_.ip));
     uo.endpoint.peer_timeout_us = o_.peer_timeout_ms * 1000;
     uo.endpoint.spray_burst = static_cast<uint32_t>(o_.spray_burst);
+    uo.gso_cork_us = static_cast<Micros>(o_.gso_cork_us);
     uo.endpoint.max_message = std::max<uint32_t>(size_, 1u << 16);
     uo.inject_faults = !fault.paths.empty();
     uo.fault = fault;
