@@ -198,6 +198,10 @@ struct EndpointStats {
   uint64_t peer_timeouts = 0;
   uint64_t contexts_reclaimed = 0;  // idle contexts freed (idle_timeout_us)
   uint64_t contexts_live = 0;       // at the time of the call
+  uint64_t peers_live = 0;          // at the time of the call
+  // Bytes the endpoint holds for its peers, contexts and queues, by its own accounting (heap
+  // allocator overhead not included), at the time of the call.
+  uint64_t memory_bytes = 0;
   uint64_t messages_sent = 0;
   uint64_t messages_received = 0;
   uint64_t bytes_received = 0;

@@ -158,6 +158,24 @@ bool AckGenerator::Idle() const {
   return true;
 }
 
+void AckGenerator::Trim() {
+  rx_.Trim();
+  std::vector<PathAcks>().swap(acks_);
+  urgent_ = 0;
+  nacks_.Release();
+  retx_first_.clear();
+  std::unordered_set<uint32_t>().swap(retx_first_);
+  retx_first_order_.Release();
+}
+
+size_t AckGenerator::MemoryBytes() const {
+  size_t n = rx_.MemoryBytes() + acks_.capacity() * sizeof(PathAcks) + nacks_.memory_bytes() +
+             retx_first_order_.memory_bytes() + retx_first_.bucket_count() * sizeof(void*) +
+             retx_first_.size() * 16;
+  for (const PathAcks& st : acks_) n += st.fresh.capacity() * sizeof(uint32_t);
+  return n;
+}
+
 void AckGenerator::Reset() {
   rx_.Reset();
   retx_first_.clear();

@@ -9,10 +9,10 @@
 // delay (which would fake losses at the sender). Not thread-safe.
 #pragma once
 #include <cstdint>
-#include <deque>
 #include <unordered_set>
 #include <vector>
 
+#include "common/ring_deque.h"
 #include "opensrd/transport.h"
 #include "transport/receive_window.h"
 #include "transport/wire.h"
@@ -43,9 +43,9 @@ class AckGenerator {
   // ---- what to send ----
   bool HasNack() const { return !nacks_.empty(); }
   struct Nack {
-    uint8_t path;
-    uint32_t psn;
-    wire::NackReason reason;
+    uint8_t path = 0;
+    uint32_t psn = 0;
+    wire::NackReason reason = wire::NackReason::kReceiverNotReady;
   };
   Nack PopNack();
   // The path's ack should go out now (due, urgent or a probe reply).
@@ -69,6 +69,9 @@ class AckGenerator {
   bool Idle() const;
   uint32_t cum() const { return rx_.cum(); }
   void Reset();
+  // Frees what idle state does not need (call only when Idle()).
+  void Trim();
+  size_t MemoryBytes() const;
 
  private:
   struct PathAcks {
@@ -89,12 +92,12 @@ class AckGenerator {
   const Micros ack_delay_us_;
   std::vector<PathAcks> acks_;  // by wire path id
   uint32_t urgent_ = 0;         // paths with `now` or `probe_reply` set
-  std::deque<Nack> nacks_;
+  RingDeque<Nack> nacks_;
   // PSNs whose first arriving copy was a retransmission (bounded, oldest forgotten first): a
   // later original of one of them proves the sender's loss declaration was spurious. Network
   // duplicates are not confused with it: both of their copies carry the same retx flag.
   std::unordered_set<uint32_t> retx_first_;
-  std::deque<uint32_t> retx_first_order_;
+  RingDeque<uint32_t> retx_first_order_;
 };
 
 }  // namespace opensrd

@@ -11,6 +11,8 @@ namespace {
 constexpr double kLossEwmaGain = 1.0 / 128;
 constexpr uint32_t kMaxRtoBackoff = 6;
 constexpr uint64_t kPacketOverhead = wire::kDataHeaderLen + wire::kCrcLen;
+// Idle this long, a context gives back the memory it held for traffic (ring, queues, bitmap).
+constexpr Micros kTrimAfterUs = 100'000;
 
 // Serial-number helpers: PSNs wrap at 2^32.
 bool InRange(uint32_t psn, uint32_t begin, uint32_t end) {
@@ -24,8 +26,6 @@ TransportContext::TransportContext(EndpointShared& ep, Peer& peer, uint32_t loca
       local_id_(local_id),
       mss_(ep.cfg.max_payload),
       window_(ep.cfg.window_packets),
-      ring_(ep.cfg.window_packets),
-      ring_mask_(ep.cfg.window_packets - 1),
       cc_(ep.cfg),
       srtt_us_(ep.cfg.initial_rtt_us),
       acks_(ep.cfg.window_packets, ep.cfg.ack_every, ep.cfg.ack_delay_us),
@@ -120,7 +120,8 @@ void TransportContext::OnHelloAck(Micros now, const wire::Packet& p) {
 }
 
 void TransportContext::ResetSequenceState() {
-  for (auto& s : ring_) s = SentPacket{};
+  std::vector<SentPacket>().swap(ring_);
+  ring_mask_ = 0;
   snd_una_ = snd_nxt_ = 0;
   next_msg_id_ = 0;
   sq_seq_.clear();
@@ -155,6 +156,47 @@ void TransportContext::Close(Micros now, Code status) {
   NoteProgress(now);
 }
 
+void TransportContext::EnsureRing() {
+  const size_t needed = static_cast<size_t>(snd_nxt_ - snd_una_) + 1;
+  if (needed <= ring_.size()) return;
+  size_t n = ring_.empty() ? 64 : ring_.size() * 2;
+  while (n < needed) n *= 2;
+  std::vector<SentPacket> grown(n);
+  for (uint32_t psn = snd_una_; psn != snd_nxt_; ++psn) grown[psn & (n - 1)] = Slot(psn);
+  ring_.swap(grown);
+  ring_mask_ = static_cast<uint32_t>(n - 1);
+  trim_pending_ = true;
+}
+
+void TransportContext::Trim() {
+  trim_pending_ = false;
+  if (!Idle()) return;
+  std::vector<SentPacket>().swap(ring_);
+  ring_mask_ = 0;
+  unsent_.Release();
+  retx_.Release();
+  rnr_wait_.Release();
+  for (auto& q : path_queue_) q.Release();
+  acks_.Trim();
+  if (messages_.empty()) std::unordered_map<uint32_t, SendMessage>().swap(messages_);
+}
+
+size_t TransportContext::MemoryBytes() const {
+  size_t n = sizeof(*this) + ring_.capacity() * sizeof(SentPacket) + unsent_.memory_bytes() +
+             retx_.memory_bytes() + rnr_wait_.memory_bytes() +
+             path_queue_.capacity() * sizeof(path_queue_[0]) +
+             path_latest_acked_sent_.capacity() * sizeof(Micros) + acks_.MemoryBytes() +
+             assembly_.MemoryBytes();
+  for (const auto& q : path_queue_) n += q.memory_bytes();
+  // Hash tables: a bucket array plus one node per entry.
+  n += messages_.bucket_count() * sizeof(void*) + sq_seq_.bucket_count() * sizeof(void*) +
+       sq_seq_.size() * 24;
+  for (const auto& [id, m] : messages_) {
+    n += sizeof(m) + 16 + m.sgl.capacity() * sizeof(Sge) + m.sge_end.capacity() * 4;
+  }
+  return n;
+}
+
 bool TransportContext::Idle() const {
   return messages_.empty() && assembly_.Idle() && acks_.Idle() && !hello_ack_pending_ &&
          retx_.empty() && rnr_wait_.empty() && snd_una_ == snd_nxt_;
@@ -186,6 +228,7 @@ Status TransportContext::Post(SqId sq, std::span<const Sge> sgl, uint64_t tag, M
     Close(now, Code::kOk);
   }
   if (!Pending()) NoteProgress(now);  // the dead-peer clock runs only while work is pending
+  NoteActivity(now);
   const uint32_t id = next_msg_id_++;
   SendMessage& m = messages_[id];
   m.sq = sq;
@@ -402,6 +445,12 @@ bool TransportContext::EmitProbe(Micros now, int path, std::span<uint8_t> buf, T
 }
 
 bool TransportContext::PollTransmit(Micros now, std::span<uint8_t> buf, Transmit& out) {
+  if (!PollTransmitInner(now, buf, out)) return false;
+  NoteActivity(now);
+  return true;
+}
+
+bool TransportContext::PollTransmitInner(Micros now, std::span<uint8_t> buf, Transmit& out) {
   // Control first: handshake, refusals, acks. They are small and unblock the peer.
   if (hello_ack_pending_) {
     hello_ack_pending_ = false;
@@ -475,6 +524,7 @@ bool TransportContext::PollTransmit(Micros now, std::span<uint8_t> buf, Transmit
   if (!cc_.WindowAllows(inflight_bytes_, frag)) return false;
   if (cc_.NextSendTime(now, frag + wire_overhead, srtt_us_) > now) return false;
   const uint32_t psn = snd_nxt_;
+  EnsureRing();
   SentPacket& s = Slot(psn);
   s = SentPacket{.msg_id = unsent_.front(), .offset = m.next_offset, .len = frag};
   if (!SendData(now, psn, false, buf, out)) {
@@ -710,6 +760,7 @@ void TransportContext::OnProbe(Micros now, const wire::Packet& p) {
 Micros TransportContext::NextTimeout() const {
   if (hello_ack_pending_) return 0;
   Micros t = acks_.NextDeadline();
+  if (trim_pending_ && Idle()) t = std::min(t, last_activity_ + kTrimAfterUs);
   if (t == 0) return 0;
   if (state_ == State::kConnecting) {
     t = std::min({t, hello_due_, connect_started_ + ep_.cfg.peer_timeout_us});
@@ -735,6 +786,7 @@ Micros TransportContext::NextTimeout() const {
 }
 
 void TransportContext::HandleTimeout(Micros now) {
+  if (trim_pending_ && now >= last_activity_ + kTrimAfterUs && Idle()) Trim();
   if (state_ == State::kConnecting && now >= connect_started_ + ep_.cfg.peer_timeout_us) {
     ++ep_.stats.peer_timeouts;
     Close(now, Code::kTimedOut);

@@ -13,10 +13,10 @@
 // Owned by the Endpoint; not thread-safe.
 #pragma once
 #include <cstdint>
-#include <deque>
 #include <unordered_map>
 #include <vector>
 
+#include "common/ring_deque.h"
 #include "opensrd/transport.h"
 #include "transport/ack_generator.h"
 #include "transport/congestion.h"
@@ -69,7 +69,10 @@ class TransportContext {
   void OnNack(Micros now, const wire::Packet& p);
   void OnProbe(Micros now, const wire::Packet& p);
   // Any valid packet from the peer proves it alive (but not that work progresses).
-  void NotePeerAlive(Micros now) { last_heard_ = now; }
+  void NotePeerAlive(Micros now) {
+    last_heard_ = now;
+    NoteActivity(now);
+  }
 
   // ---- driving ----
   bool PollTransmit(Micros now, std::span<uint8_t> buf, Transmit& out);
@@ -79,6 +82,11 @@ class TransportContext {
   // Nothing to send, nothing in flight or half-received, no ack owed: safe to forget.
   bool Idle() const;
   Micros last_heard() const { return last_heard_; }
+  // Gives back what the context held for traffic (sent-packet ring, queues, receive bitmap, ack
+  // state) once it has been idle for a while; it grows again with the next traffic.
+  void Trim();
+  // Bytes this context holds (itself and what it allocated), for EndpointStats::memory_bytes.
+  size_t MemoryBytes() const;
   double cwnd() const { return cc_.cwnd(); }
   // Sends a probe on `path` (a suspect path of this context's peer).
   bool EmitProbe(Micros now, int path, std::span<uint8_t> buf, Transmit& out);
@@ -113,10 +121,12 @@ class TransportContext {
 
   // A (psn, tx_count) entry in a path's send-order queue; stale once the packet was re-sent.
   struct PathEntry {
-    uint32_t psn;
-    uint16_t tx_count;
+    uint32_t psn = 0;
+    uint16_t tx_count = 0;
   };
 
+  // Makes room in the ring for one more PSN in flight (snd_nxt_), keeping [una, nxt).
+  void EnsureRing();
   SentPacket& Slot(uint32_t psn) { return ring_[psn & ring_mask_]; }
   const SentPacket& Slot(uint32_t psn) const { return ring_[psn & ring_mask_]; }
   void Negotiate(const wire::HelloExt& h);
@@ -142,6 +152,11 @@ class TransportContext {
   bool TailProbeApplies(int path) const;
   // Work outstanding that the dead-peer timer guards: sends not complete or messages half in.
   bool Pending() const { return !messages_.empty() || assembly_.Assembling(); }
+  void NoteActivity(Micros now) {
+    last_activity_ = now;
+    trim_pending_ = true;
+  }
+  bool PollTransmitInner(Micros now, std::span<uint8_t> buf, Transmit& out);
   void NoteProgress(Micros now) {
     last_progress_ = now;
     rnr_since_progress_ = false;
@@ -172,22 +187,26 @@ class TransportContext {
 
   // ---- sender ----
   std::unordered_map<uint32_t, SendMessage> messages_;
-  std::deque<uint32_t> unsent_;  // message ids with packets not yet packetized
+  RingDeque<uint32_t> unsent_;  // message ids with packets not yet packetized
   uint32_t next_msg_id_ = 0;
   // In-order numbering per SQ, per session: the receiver's streams start over with a session.
   std::unordered_map<SqId, uint32_t> sq_seq_;
+  // PSN-indexed, a power of two between 64 and the window, grown as packets go in flight and
+  // freed when the context goes idle (Trim): memory follows what is in flight.
   std::vector<SentPacket> ring_;
-  uint32_t ring_mask_;
-  uint32_t snd_una_ = 0;                              // oldest PSN not known to be received
-  uint32_t snd_nxt_ = 0;                              // next new PSN
-  std::deque<uint32_t> retx_;                         // PSNs declared lost, to re-send
-  std::deque<std::pair<Micros, uint32_t>> rnr_wait_;  // (resend time, psn)
-  std::vector<std::deque<PathEntry>> path_queue_;     // per path, in send order
-  std::vector<Micros> path_latest_acked_sent_;        // RACK reference per path
+  uint32_t ring_mask_ = 0;
+  uint32_t snd_una_ = 0;                             // oldest PSN not known to be received
+  uint32_t snd_nxt_ = 0;                             // next new PSN
+  RingDeque<uint32_t> retx_;                         // PSNs declared lost, to re-send
+  RingDeque<std::pair<Micros, uint32_t>> rnr_wait_;  // (resend time, psn)
+  std::vector<RingDeque<PathEntry>> path_queue_;     // per path, in send order
+  std::vector<Micros> path_latest_acked_sent_;       // RACK reference per path
   uint64_t inflight_bytes_ = 0;
   DelayCongestion cc_;
-  Micros last_heard_ = 0;     // any valid packet from the partner
-  Micros last_progress_ = 0;  // handshake, new data acked, or new data received
+  Micros last_heard_ = 0;      // any valid packet from the partner
+  Micros last_activity_ = 0;   // anything: a packet in or out, a post
+  bool trim_pending_ = false;  // holds traffic memory that Trim() would free
+  Micros last_progress_ = 0;   // handshake, new data acked, or new data received
   bool rnr_since_progress_ = false;
   uint32_t burst_left_ = 0;
   int burst_path_ = -1;

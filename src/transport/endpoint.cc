@@ -761,6 +761,19 @@ EndpointStats Endpoint::stats() const {
   }
   s.cwnd_bytes = static_cast<uint64_t>(cwnd);
   s.contexts_live = impl_->live_;
+  size_t mem = sizeof(Impl) + impl_->ctxs_.capacity() * sizeof(void*) +
+               impl_->peers_.capacity() * sizeof(void*) + impl_->by_node_.size() * 48 +
+               impl_->control_.size() * sizeof(Impl::ControlOut);
+  for (const auto& c : impl_->ctxs_) {
+    if (c) mem += c->MemoryBytes();
+  }
+  for (const auto& p : impl_->peers_) {
+    if (!p) continue;
+    ++s.peers_live;
+    mem += sizeof(Peer) + p->paths.capacity() * sizeof(Path) +
+           (p->contexts.capacity() + p->slots.capacity()) * sizeof(uint32_t);
+  }
+  s.memory_bytes = mem;
   return s;
 }
 

@@ -14,6 +14,15 @@ bool MessageAssembly::Idle() const {
   return true;
 }
 
+size_t MessageAssembly::MemoryBytes() const {
+  size_t n = assembling_.bucket_count() * sizeof(void*) + ordered_.bucket_count() * sizeof(void*) +
+             assembling_.size() * (sizeof(RecvMessage) + 16);
+  for (const auto& [sq, st] : ordered_) {
+    n += sizeof(st) + 16 + (st.assigned_above.size() + st.held.size()) * 64;
+  }
+  return n;
+}
+
 bool MessageAssembly::ReserveBuffer(const wire::DataExt& d, bool in_order, PostedRecv& out) {
   auto& recvs = ep_.recvs;
   if (recvs.empty()) return false;

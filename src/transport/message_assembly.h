@@ -40,6 +40,7 @@ class MessageAssembly {
   bool Assembling() const { return !assembling_.empty(); }
   // Nothing partly received and nothing held back.
   bool Idle() const;
+  size_t MemoryBytes() const;
 
  private:
   struct RecvMessage {
