@@ -27,7 +27,9 @@ TEST(Scale, TenThousandIdlePeersAtOneServer) {
   constexpr int kPeers = 10'000;
 #endif
   Network net(60);
-  HostId server = net.AddHost(0x0AFF0001, 2000, 1, Config(0xFFFF, 1));
+  EndpointConfig scfg = Config(0xFFFF, 1);
+  scfg.idle_timeout_us = 5'000'000;
+  HostId server = net.AddHost(0x0AFF0001, 2000, 1, scfg);
   App S;
   S.Init(net, server, {}, 64, 2048);
   std::vector<std::unique_ptr<App>> clients;
@@ -69,6 +71,16 @@ TEST(Scale, TenThousandIdlePeersAtOneServer) {
       "heap (minus the clients' own accounting); %lu events\n",
       kPeers, own, heap, (unsigned long)net.events());
   EXPECT_LE(own, 2048.0) << "an idle peer with its context costs more than 2 KiB";
+  // After the idle timeout the server forgets them: contexts and peers are freed.
+  net.RunUntil([] { return false; }, net.now() + 6'000'000);
+  const EndpointStats later = net.endpoint(server).stats();
+  EXPECT_EQ(later.contexts_live, 0u);
+  EXPECT_EQ(later.peers_live, 0u);
+  EXPECT_EQ(later.peers_freed, static_cast<uint64_t>(kPeers));
+  std::printf("after the idle timeout: %lu contexts, %lu peers, %lu bytes (%.1f per former peer)\n",
+              (unsigned long)later.contexts_live, (unsigned long)later.peers_live,
+              (unsigned long)later.memory_bytes,
+              static_cast<double>(later.memory_bytes - mem_before) / kPeers);
 }
 
 }  // namespace

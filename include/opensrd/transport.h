@@ -197,6 +197,7 @@ struct EndpointStats {
   uint64_t peer_restarts = 0;
   uint64_t peer_timeouts = 0;
   uint64_t contexts_reclaimed = 0;  // idle contexts freed (idle_timeout_us)
+  uint64_t peers_freed = 0;         // accepted peers forgotten with their last context
   uint64_t contexts_live = 0;       // at the time of the call
   uint64_t peers_live = 0;          // at the time of the call
   // Bytes the endpoint holds for its peers, contexts and queues, by its own accounting (heap

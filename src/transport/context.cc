@@ -229,6 +229,7 @@ Status TransportContext::Post(SqId sq, std::span<const Sge> sgl, uint64_t tag, M
   }
   if (!Pending()) NoteProgress(now);  // the dead-peer clock runs only while work is pending
   NoteActivity(now);
+  if (messages_.empty()) ++ep_.busy_contexts;
   const uint32_t id = next_msg_id_++;
   SendMessage& m = messages_[id];
   m.sq = sq;
@@ -596,6 +597,7 @@ void TransportContext::DeclareLost(Micros now, uint32_t psn, bool timeout) {
   ++p.consecutive_losses;
   if (p.state == PathState::kActive && p.consecutive_losses >= ep_.cfg.suspect_after_losses) {
     p.state = PathState::kSuspect;
+    ep_.suspect_peers.insert(peer_.id);
     p.suspect_since = now;
     ++p.stats.suspect_events;
     p.probe_interval = std::max(ep_.cfg.probe_interval_us, p.rtt.srtt());

@@ -134,6 +134,14 @@ class Endpoint::Impl {
   std::deque<ControlOut> control_;
   std::vector<uint8_t> opened_;  // the datagram being handled, after the cluster key's check
 
+  // Scheduling, so per-event cost does not grow with the number of contexts: a timer set ordered
+  // by deadline (each context's NextTimeout, cached in timer_at_) and a ready list of contexts
+  // that may have something to send (touched since they last had nothing).
+  std::set<std::pair<Micros, uint32_t>> timers_;
+  std::vector<Micros> timer_at_;  // by context id - 1; kNever: not in timers_
+  std::deque<uint32_t> ready_;
+  std::vector<uint8_t> in_ready_;  // by context id - 1
+
   // Queues a datagram built by `encode(common, buf)`; `trigger_len` is the size of the datagram
   // that provoked it: no reply is larger than its request (no amplification).
   template <typename Encode>
@@ -148,10 +156,45 @@ class Endpoint::Impl {
     control_.push_back(co);
     return true;
   }
-  size_t rr_ = 0;
 
   TransportContext* FindContext(uint32_t id) {
     return id >= 1 && id <= ctxs_.size() ? ctxs_[id - 1].get() : nullptr;
+  }
+
+  // Earliest time the endpoint must act for `c`: its own timers, and reclaiming it when idle.
+  Micros Deadline(TransportContext& c) const {
+    Micros t = c.NextTimeout();
+    const Micros idle = sh_.cfg.idle_timeout_us;
+    if (idle > 0 && c.peer().learns_paths && c.Idle()) t = std::min(t, c.last_heard() + idle);
+    return t;
+  }
+  void Reschedule(TransportContext& c) {
+    const size_t i = c.local_id() - 1;
+    const Micros t = Deadline(c);
+    if (t == timer_at_[i]) return;
+    if (timer_at_[i] != kNever) timers_.erase({timer_at_[i], c.local_id()});
+    timer_at_[i] = t;
+    if (t != kNever) timers_.insert({t, c.local_id()});
+  }
+  void MarkReady(TransportContext& c) {
+    const size_t i = c.local_id() - 1;
+    if (in_ready_[i]) return;
+    in_ready_[i] = 1;
+    ready_.push_back(c.local_id());
+  }
+  // Something happened to `c`: it may have something to send, and its timers may have moved.
+  void Touch(TransportContext& c) {
+    MarkReady(c);
+    Reschedule(c);
+  }
+  // Peer-level events (a path's state or address, a restart) concern all of its contexts.
+  void TouchPeer(Peer& peer) {
+    for (uint32_t id : peer.contexts) Touch(*FindContext(id));
+  }
+  void Unschedule(uint32_t id) {
+    if (timer_at_[id - 1] != kNever) timers_.erase({timer_at_[id - 1], id});
+    timer_at_[id - 1] = kNever;
+    in_ready_[id - 1] = 0;  // a stale entry in ready_ is skipped (its slot is null or reused)
   }
 
   Peer& NewPeer() {
@@ -174,6 +217,8 @@ class Endpoint::Impl {
     } else {
       id = static_cast<uint32_t>(ctxs_.size() + 1);
       ctxs_.emplace_back();
+      timer_at_.push_back(kNever);
+      in_ready_.push_back(0);
     }
     ctxs_[id - 1] = std::make_unique<TransportContext>(sh_, peer, id);
     peer.contexts.push_back(id);
@@ -188,23 +233,29 @@ class Endpoint::Impl {
     return *ctxs_[id - 1];
   }
 
-  // Frees contexts that peers opened toward us and that have been idle for idle_timeout_us.
-  // Contexts we opened stay: the application holds their peer id.
-  void ReclaimIdle(Micros now) {
+  // Frees a context a peer opened toward us once it has been idle for idle_timeout_us, and the
+  // peer with its last context. Contexts we opened stay: the application holds their peer id.
+  bool MaybeReclaim(TransportContext& c, Micros now) {
     const Micros idle = sh_.cfg.idle_timeout_us;
-    if (idle == 0) return;
-    for (auto& slot : ctxs_) {
-      if (!slot || !slot->peer().learns_paths || !slot->Idle()) continue;
-      if (now < slot->last_heard() + idle) continue;
-      Peer& peer = slot->peer();
-      auto& ids = peer.contexts;
-      ids.erase(std::find(ids.begin(), ids.end(), slot->local_id()));
-      std::replace(peer.slots.begin(), peer.slots.end(), slot->local_id(), 0u);
-      free_ids_.push_back(slot->local_id());
-      slot.reset();
-      --live_;
-      ++sh_.stats.contexts_reclaimed;
+    Peer& peer = c.peer();
+    if (idle == 0 || !peer.learns_paths || !c.Idle() || now < c.last_heard() + idle) return false;
+    const uint32_t id = c.local_id();
+    auto& ids = peer.contexts;
+    ids.erase(std::find(ids.begin(), ids.end(), id));
+    std::replace(peer.slots.begin(), peer.slots.end(), id, 0u);
+    Unschedule(id);
+    free_ids_.push_back(id);
+    ctxs_[id - 1].reset();
+    --live_;
+    ++sh_.stats.contexts_reclaimed;
+    if (ids.empty()) {
+      // Nothing left toward this peer: forget it. Its id is not reused; posting to it fails.
+      by_node_.erase(peer.node_id);
+      sh_.suspect_peers.erase(peer.id);
+      peers_[peer.id - 1].reset();
+      ++sh_.stats.peers_freed;
     }
+    return true;
   }
 
   // Records (local socket, address) for `path_id` of an accepting peer, without checking: only
@@ -389,7 +440,7 @@ class Endpoint::Impl {
         }
         if (d > 0) ctx->Close(now, Code::kPeerRestarted);  // the peer gave up on the old session
         ctx->OnHello(now, p);
-        return;
+        return TouchPeer(peer);
       }
     }
 
@@ -403,7 +454,7 @@ class Endpoint::Impl {
     if (pid == 0) {
       // A peer we declared ourselves (AddPeer) opening toward us at the same time.
       for (auto& peer : peers_) {
-        if (peer->node_id != 0) continue;
+        if (!peer || peer->node_id != 0) continue;
         for (auto& path : peer->paths) {
           if (path.known && path.spec.remote == from) pid = peer->id;
         }
@@ -448,6 +499,7 @@ class Endpoint::Impl {
     }
     if (!ctx) ctx = &NewContext(peer, -1);
     ctx->OnHello(now, p);
+    TouchPeer(peer);
   }
 
   void OnRetry(Micros now, const wire::Packet& p) {
@@ -458,6 +510,7 @@ class Endpoint::Impl {
       return;
     }
     ctx->OnRetry(now, p);
+    Touch(*ctx);
   }
 
   void OnHelloAck(Micros now, uint16_t sock, const NetAddr& from, const wire::Packet& p) {
@@ -483,6 +536,7 @@ class Endpoint::Impl {
     }
     LearnPath(peer, c.path_id, sock, from);
     ctx->OnHelloAck(now, p);
+    TouchPeer(peer);
   }
 
   void OnReset(Micros now, const wire::Packet& p) {
@@ -506,6 +560,7 @@ class Endpoint::Impl {
     } else if (ctx->state() != TransportContext::State::kIdle && ctx->remote_id() == c.src_ctx) {
       ctx->Close(now, Code::kPeerRestarted);  // same incarnation, but it dropped this context
     }
+    TouchPeer(peer);
   }
 
   void HandleDatagram(Micros now, uint16_t sock, const NetAddr& from,
@@ -559,36 +614,52 @@ class Endpoint::Impl {
       }
       return;
     }
-    if (c.type == wire::Type::kPathResponse) return OnPathResponse(*ctx, sock, from, p);
+    if (c.type == wire::Type::kPathResponse) {
+      OnPathResponse(*ctx, sock, from, p);
+      return TouchPeer(peer);
+    }
     CheckPathAddress(now, *ctx, c.path_id, sock, from, bytes.size());
     ctx->NotePeerAlive(now);
     switch (c.type) {
       case wire::Type::kPathChallenge:
-        return OnPathChallenge(now, *ctx, sock, from, p, bytes.size());
+        OnPathChallenge(now, *ctx, sock, from, p, bytes.size());
+        break;
       case wire::Type::kData:
-        return ctx->OnData(now, p);
+        ctx->OnData(now, p);
+        break;
       case wire::Type::kAck:
-        return ctx->OnAck(now, p);
+        ctx->OnAck(now, p);
+        break;
       case wire::Type::kNack:
-        return ctx->OnNack(now, p);
+        ctx->OnNack(now, p);
+        break;
       case wire::Type::kProbe:
-        return ctx->OnProbe(now, p);
+        ctx->OnProbe(now, p);
+        break;
       default:
-        return;
+        break;
     }
+    // A packet can change path state the peer's other contexts share.
+    TouchPeer(peer);
   }
 
+  // Probes of suspect paths. Only peers with a suspect path are visited (sh_.suspect_peers).
   bool PollProbe(Micros now, std::span<uint8_t> buf, Transmit& out) {
-    for (auto& peer : peers_) {
-      for (size_t i = 0; i < peer->paths.size(); ++i) {
+    for (auto it = sh_.suspect_peers.begin(); it != sh_.suspect_peers.end();) {
+      Peer* peer = peers_[*it - 1].get();
+      bool any = false;
+      for (size_t i = 0; peer && i < peer->paths.size(); ++i) {
         Path& path = peer->paths[i];
-        if (path.state != PathState::kSuspect || path.probe_due > now) continue;
+        if (path.state != PathState::kSuspect) continue;
+        any = true;
+        if (path.probe_due > now) continue;
         path.probe_due = now + path.probe_interval;
         path.probe_interval = std::min(path.probe_interval * 2, sh_.cfg.max_rto_us);
         for (uint32_t id : peer->contexts) {
           if (FindContext(id)->EmitProbe(now, static_cast<int>(i), buf, out)) return true;
         }
       }
+      it = any ? std::next(it) : sh_.suspect_peers.erase(it);
     }
     return false;
   }
@@ -617,34 +688,57 @@ class Endpoint::Impl {
       ++sh_.stats.datagrams_out;
       return true;
     }
-    const size_t n = ctxs_.size();
-    for (size_t k = 0; k < n; ++k) {
-      const size_t i = (rr_ + k) % n;
-      if (ctxs_[i] && ctxs_[i]->PollTransmit(now, buf, out)) {
-        rr_ = (i + 1) % n;
+    // Contexts that may have something to send, round robin: one that sent goes to the back,
+    // one with nothing to send leaves the list until something touches it again (its timers
+    // are rescheduled, so pacing and retransmission deadlines bring it back).
+    while (!ready_.empty()) {
+      const uint32_t id = ready_.front();
+      ready_.pop_front();
+      TransportContext* c = FindContext(id);
+      if (c == nullptr || !in_ready_[id - 1]) continue;  // reclaimed since it was queued
+      if (c->PollTransmit(now, buf, out)) {
+        ready_.push_back(id);
         ++sh_.stats.datagrams_out;
+        Reschedule(*c);
         return true;
       }
+      in_ready_[id - 1] = 0;
+      Reschedule(*c);
     }
     return false;
   }
 
   Micros NextTimeout() const {
-    if (!control_.empty()) return 0;
-    Micros t = kNever;
-    const Micros idle = sh_.cfg.idle_timeout_us;
-    for (const auto& c : ctxs_) {
-      if (!c) continue;
-      t = std::min(t, c->NextTimeout());
-      if (idle > 0 && c->peer().learns_paths && c->Idle()) t = std::min(t, c->last_heard() + idle);
-    }
-    for (const auto& peer : peers_) {
+    if (!control_.empty() || !ready_.empty()) return 0;
+    Micros t = timers_.empty() ? kNever : timers_.begin()->first;
+    for (PeerId id : sh_.suspect_peers) {
+      const Peer* peer = peers_[id - 1].get();
+      if (peer == nullptr) continue;
       for (const auto& path : peer->paths) {
         if (path.state == PathState::kSuspect) t = std::min(t, path.probe_due);
       }
     }
     return t;
   }
+
+  void HandleTimeout(Micros now) {
+    // Only contexts whose deadline has come. They are collected first: a context may still be
+    // due after its HandleTimeout (something to send now), and must not be run twice.
+    due_.clear();
+    for (auto it = timers_.begin(); it != timers_.end() && it->first <= now;) {
+      due_.push_back(it->second);
+      timer_at_[it->second - 1] = kNever;
+      it = timers_.erase(it);
+    }
+    for (uint32_t id : due_) {
+      TransportContext* c = FindContext(id);
+      if (c == nullptr) continue;
+      c->HandleTimeout(now);
+      if (MaybeReclaim(*c, now)) continue;
+      Touch(*c);
+    }
+  }
+  std::vector<uint32_t> due_;
 };
 
 Endpoint::Endpoint(const EndpointConfig& config) : impl_(std::make_unique<Impl>(config)) {}
@@ -685,7 +779,9 @@ Result<PeerId> Endpoint::AddPeer(const std::vector<PathSpec>& paths, Micros now)
     peer.paths.push_back(p);
   }
   for (uint32_t i = 0; i < impl_->sh_.cfg.contexts_per_peer; ++i) {
-    impl_->NewContext(peer, static_cast<int>(i)).Connect(now);
+    TransportContext& c = impl_->NewContext(peer, static_cast<int>(i));
+    c.Connect(now);
+    impl_->Touch(c);
   }
   return peer.id;
 }
@@ -694,7 +790,9 @@ Status Endpoint::PostSend(SqId sq, PeerId peer, std::span<const Sge> sgl, uint64
                           Micros now) {
   auto& sh = impl_->sh_;
   if (sq >= sh.sqs.size()) return Status(Code::kNotFound, "no such send queue");
-  if (peer == 0 || peer > impl_->peers_.size()) return Status(Code::kNotFound, "no such peer");
+  if (peer == 0 || peer > impl_->peers_.size() || !impl_->peers_[peer - 1]) {
+    return Status(Code::kNotFound, "no such peer (never added, or forgotten after being idle)");
+  }
   Peer& p = *impl_->peers_[peer - 1];
   if (p.slots.empty()) p.slots.assign(sh.cfg.contexts_per_peer, 0);
   const size_t slot = sq % sh.cfg.contexts_per_peer;
@@ -703,7 +801,9 @@ Status Endpoint::PostSend(SqId sq, PeerId peer, std::span<const Sge> sgl, uint64
     if (p.paths.empty()) return Status(Code::kNotFound, "peer has no known path");
     ctx = &impl_->NewContext(p, static_cast<int>(slot));  // reclaimed or never opened
   }
-  return ctx->Post(sq, sgl, tag, now);
+  const Status st = ctx->Post(sq, sgl, tag, now);
+  impl_->Touch(*ctx);
+  return st;
 }
 
 Status Endpoint::PostRecv(CqId cq, void* buffer, size_t len, uint64_t tag) {
@@ -740,17 +840,11 @@ Micros Endpoint::NextTimeout() const {
 }
 
 void Endpoint::HandleTimeout(Micros now) {
-  for (auto& c : impl_->ctxs_) {
-    if (c) c->HandleTimeout(now);
-  }
-  impl_->ReclaimIdle(now);
+  impl_->HandleTimeout(now);
 }
 
 bool Endpoint::Busy() const {
-  for (const auto& c : impl_->ctxs_) {
-    if (c && c->Busy()) return true;
-  }
-  return false;
+  return impl_->sh_.busy_contexts > 0;
 }
 
 EndpointStats Endpoint::stats() const {
@@ -779,7 +873,7 @@ EndpointStats Endpoint::stats() const {
 
 std::vector<PathStats> Endpoint::path_stats(PeerId peer) const {
   std::vector<PathStats> out;
-  if (peer == 0 || peer > impl_->peers_.size()) return out;
+  if (peer == 0 || peer > impl_->peers_.size() || !impl_->peers_[peer - 1]) return out;
   const Peer& p = *impl_->peers_[peer - 1];
   for (size_t i = 0; i < p.paths.size(); ++i) {
     PathStats s = p.paths[i].stats;
@@ -795,7 +889,9 @@ std::vector<PathStats> Endpoint::path_stats(PeerId peer) const {
 
 std::vector<PeerId> Endpoint::peers() const {
   std::vector<PeerId> out;
-  for (const auto& p : impl_->peers_) out.push_back(p->id);
+  for (const auto& p : impl_->peers_) {
+    if (p) out.push_back(p->id);
+  }
   return out;
 }
 

@@ -4,6 +4,7 @@
 #pragma once
 #include <cstdint>
 #include <deque>
+#include <set>
 #include <vector>
 
 #include "common/rng.h"
@@ -72,6 +73,10 @@ struct EndpointShared {
   std::deque<PostedRecv> recvs;
   std::vector<std::deque<Completion>> cqs;
   std::vector<SendQueueState> sqs;
+  // Contexts with messages posted and not complete (Endpoint::Busy without a scan).
+  size_t busy_contexts = 0;
+  // Peers with a suspect path (probes are due on them); the endpoint visits only these.
+  std::set<PeerId> suspect_peers;
 };
 
 }  // namespace opensrd

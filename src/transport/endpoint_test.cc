@@ -232,6 +232,7 @@ TEST(EndpointAcks, ManyRangesFitTheSmallestBuffer) {
   std::vector<std::vector<uint8_t>> data;
   for (int i = 0; i < 10000 && data.size() < 40; ++i) {
     now += 1;
+    if (a.NextTimeout() <= now) a.HandleTimeout(now);
     while (a.PollTransmit(now, big, t)) data.emplace_back(big.begin(), big.begin() + t.len);
   }
   ASSERT_EQ(data.size(), 40u);
