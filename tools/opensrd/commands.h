@@ -28,6 +28,8 @@ struct PerfServerOptions {
   int buffers = 128;             // receive buffers posted
   int max_payload = 0;           // payload bytes per packet this end sends; 0: AutoMaxPayload(bind)
   bool quiet = false;
+  std::string key_file;  // cluster key (docs/SECURITY.md); empty: none
+  std::string key_mode;  // mac (default with a key) | aead
 };
 int RunPerfServer(const PerfServerOptions& o);
 
@@ -46,8 +48,10 @@ struct PerfClientOptions {
   uint64_t peer_timeout_ms = 3000;
   int max_payload = 0;  // payload bytes per packet; 0: AutoMaxPayload(server address)
   int spray_burst = 1;
-  int gso_cork_us = 0;  // UdpEndpointOptions::gso_cork_us (experimental, see docs/PERF.md)
-  uint64_t seed = 0;    // 0: from the clock (new incarnation per run)
+  int gso_cork_us = 0;   // UdpEndpointOptions::gso_cork_us (experimental, see docs/PERF.md)
+  uint64_t seed = 0;     // 0: from the clock (new incarnation per run)
+  std::string key_file;  // cluster key (docs/SECURITY.md); empty: none
+  std::string key_mode;  // mac (default with a key) | aead
 };
 int RunPerfClient(const PerfClientOptions& o);
 

@@ -31,7 +31,7 @@ int main(int argc, char** argv) {
       "server", "Serve perf clients until killed; verifies every byte it receives");
   server_cmd->add_option("--bind", server.bind, "HOST:PORT to listen on")->required();
   server_cmd->add_option("--paths", server.paths, "paths accepted per client")
-      ->check(CLI::Range(1, 64));
+      ->check(CLI::Range(1, 256));
   server_cmd->add_option("--max-size", server.max_size, "largest message accepted (bytes)")
       ->check(CLI::Range(72u, 64u << 20));
   server_cmd->add_option("--buffers", server.buffers, "receive buffers posted")
@@ -41,12 +41,15 @@ int main(int argc, char** argv) {
                    "payload bytes per packet sent (default: 8192 on loopback, else 1400)")
       ->check(CLI::Range(64, 65451));
   server_cmd->add_flag("--quiet", server.quiet, "no per-client lines on stderr");
+  server_cmd->add_option("--key-file", server.key_file,
+                         "cluster key file (32 bytes or 64 hex digits): every packet protected");
+  server_cmd->add_option("--key-mode", server.key_mode, "mac (default) or aead");
 
   PerfClientOptions client;
   auto* client_cmd = perf_cmd->add_subcommand("client", "Run a bw or lat test against a server");
   client_cmd->add_option("--connect", client.connect, "server HOST:PORT")->required();
   client_cmd->add_option("--paths", client.paths, "paths (path i sends from source port base+i)")
-      ->check(CLI::Range(1, 64));
+      ->check(CLI::Range(1, 256));
   client_cmd
       ->add_option("--source-port-base", client.source_port_base,
                    "first local UDP port (default: ephemeral ports)")
@@ -82,6 +85,9 @@ int main(int argc, char** argv) {
                    "off; experimental, see docs/PERF.md)")
       ->check(CLI::Range(0, 1000));
   client_cmd->add_option("--seed", client.seed, "endpoint and fault seed (default: clock)");
+  client_cmd->add_option("--key-file", client.key_file,
+                         "cluster key file (32 bytes or 64 hex digits): every packet protected");
+  client_cmd->add_option("--key-mode", client.key_mode, "mac (default) or aead");
 
   try {
     app.parse(argc, argv);

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "tools/opensrd/commands.h"
+#include "tools/opensrd/key_file.h"
 #include "tools/opensrd/latency.h"
 #include "tools/opensrd/perf_protocol.h"
 #include "transport/udp_endpoint.h"
@@ -46,8 +47,10 @@ class PerfClient {
  public:
   PerfClient(const PerfClientOptions& o, NetAddr remote) : o_(o), remote_(remote) {}
 
-  Status Setup(const FaultSpec& fault, uint32_t source_ip) {
+  Status Setup(const FaultSpec& fault, uint32_t source_ip, const EndpointConfig& key_cfg) {
     UdpEndpointOptions uo;
+    uo.endpoint.key_mode = key_cfg.key_mode;
+    uo.endpoint.cluster_key = key_cfg.cluster_key;
     uint64_t seed = o_.seed;
     if (seed == 0) {
       seed = static_cast<uint64_t>(std::chrono::steady_clock::now().time_since_epoch().count()) ^
@@ -127,6 +130,8 @@ class PerfClient {
       j["duplicates_dropped"] = st.duplicates_dropped + report_.duplicates_dropped;
       // Losses this client declared too early (the server saw the original after the copy).
       j["spurious_retransmits"] = st.spurious_retransmits;
+      j["key_mode"] = KeyModeName(udp_->endpoint().config().key_mode);
+      j["auth_failed"] = st.auth_failed;
       j["errors"] = errors_;
       if (!first_error_.empty()) j["error"] = first_error_;
       j["verified"] = verified;
@@ -439,6 +444,10 @@ int RunPerfClient(const PerfClientOptions& o) {
     }
   }
   if (o.mode != "bw" && o.mode != "lat") return Usage("--mode must be bw or lat");
+  EndpointConfig key_cfg;
+  if (Status k = ApplyKeyOptions(o.key_file, o.key_mode, key_cfg); !k.ok()) {
+    return Usage(k.message());
+  }
   const uint32_t size = o.size ? o.size : (o.mode == "lat" ? 64 : 65536);
   if (size < kAppHeaderLen) {
     return Usage("--size must be at least " + std::to_string(kAppHeaderLen) + " (the perf header)");
@@ -455,7 +464,7 @@ int RunPerfClient(const PerfClientOptions& o) {
   if (opts.count == 0 && opts.duration_s <= 0) opts.duration_s = 3;
   PerfClient client(opts, *remote);
   client.set_size(size);
-  Status s = client.Setup(*fault, *source);
+  Status s = client.Setup(*fault, *source, key_cfg);
   if (!s.ok()) {
     std::fprintf(stderr, "opensrd perf client: %s\n", s.ToString().c_str());
     return 1;

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "tools/opensrd/commands.h"
+#include "tools/opensrd/key_file.h"
 #include "tools/opensrd/perf_protocol.h"
 #include "transport/udp_endpoint.h"
 
@@ -175,6 +176,10 @@ int RunPerfServer(const PerfServerOptions& o) {
     return 2;
   }
   UdpEndpointOptions uo;
+  if (Status k = ApplyKeyOptions(o.key_file, o.key_mode, uo.endpoint); !k.ok()) {
+    std::fprintf(stderr, "opensrd perf server: %s\n", k.message().c_str());
+    return 2;
+  }
   uo.local = {*bind};
   uo.max_path_id = static_cast<uint32_t>(o.paths);
   uo.endpoint.max_payload =
