@@ -38,8 +38,10 @@ size_t PacketProtection::Seal(std::span<uint8_t> buf, size_t len) {
   uint8_t* tag = nonce + kNonceLen;
   unsigned long long tag_len = 0;
   if (mode_ == KeyMode::kMac) {
+    // Nothing to encrypt, but libsodium declares the message pointers non-null.
+    uint8_t none = 0;
     crypto_aead_xchacha20poly1305_ietf_encrypt_detached(
-        nullptr, tag, &tag_len, nullptr, 0, buf.data(), len + kNonceLen, nullptr, n24, key_.data());
+        &none, tag, &tag_len, &none, 0, buf.data(), len + kNonceLen, nullptr, n24, key_.data());
   } else {
     // Encrypt [28, len) in place; associated data: the clear header and the nonce.
     uint8_t ad[kClearLen + kNonceLen];
@@ -66,8 +68,9 @@ size_t PacketProtection::Open(std::span<const uint8_t> in, std::span<uint8_t> ou
   uint8_t n24[24];
   Nonce24(nonce, n24);
   if (mode_ == KeyMode::kMac) {
+    uint8_t none = 0;  // no ciphertext, but the pointer must not be null (libsodium's nonnull)
     if (crypto_aead_xchacha20poly1305_ietf_decrypt_detached(
-            nullptr, nullptr, nullptr, 0, tag, in.data(), len + kNonceLen, n24, key_.data()) != 0) {
+            &none, nullptr, &none, 0, tag, in.data(), len + kNonceLen, n24, key_.data()) != 0) {
       return 0;
     }
     std::memcpy(out.data(), in.data(), len);
