@@ -7,19 +7,14 @@
 
 #include "common/pattern.h"
 #include "sim/network.h"
+#include "sim/test_app.h"
 
 namespace opensrd::sim {
 namespace {
 
-constexpr uint32_t kIpA = 0x0A000001, kIpB = 0x0A000002;
-
-EndpointConfig Config(uint64_t node, uint64_t seed) {
-  EndpointConfig c;
-  c.node_id = node;
-  c.seed = seed;
-  c.peer_timeout_us = 50'000;
-  return c;
-}
+using simtest::Config;
+using simtest::kIpA;
+using simtest::kIpB;
 
 // Host A sends fixed-size messages to host B over 2 paths; B verifies and reposts buffers.
 struct Pair {

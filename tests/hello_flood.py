@@ -5,29 +5,14 @@ HELLO flood as far as loopback allows (the sources are real, but none ever answe
 Every 100th source waits briefly for the answer; prints how many answers of each packet type
 came back (a server doing address validation answers RETRY, type 8).
 Usage: hello_flood.py HOST PORT N"""
+import os
 import socket
 import struct
 import sys
 
-
-def crc32c_table():
-    t = []
-    for i in range(256):
-        c = i
-        for _ in range(8):
-            c = (c >> 1) ^ (0x82F63B78 if c & 1 else 0)
-        t.append(c)
-    return t
-
-
-TABLE = crc32c_table()
-
-
-def crc32c(data):
-    c = 0xFFFFFFFF
-    for b in data:
-        c = TABLE[(c ^ b) & 0xFF] ^ (c >> 8)
-    return c ^ 0xFFFFFFFF
+# One CRC32C in Python for the project: the corpus builder's.
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "fuzz"))
+from corpus_seeds import crc32c  # noqa: E402
 
 
 def hello(i):

@@ -273,6 +273,18 @@ class Endpoint::Impl {
     p.challenge_pending = false;
   }
 
+  // The common header of a packet the endpoint sends itself within `ctx`'s session.
+  wire::Common SessionCommon(TransportContext& ctx, wire::Type type, uint8_t path) const {
+    wire::Common c;
+    c.type = type;
+    c.path_id = path;
+    c.dst_ctx = ctx.remote_id();
+    c.src_ctx = ctx.local_id();
+    c.src_incarnation = sh_.incarnation;
+    c.dst_incarnation = ctx.peer().remote_incarnation;
+    return c;
+  }
+
   // A packet of an established session arrived on `path_id` from (sock, from). If that is not
   // the path's validated address, the path does not move there until the peer answers a
   // challenge sent to the new address: a packet replayed from elsewhere cannot redirect it.
@@ -293,13 +305,7 @@ class Endpoint::Impl {
         now < p.challenge_sent + sh_.cfg.handshake_retry_us) {
       return;
     }
-    wire::Common c;
-    c.type = wire::Type::kPathChallenge;
-    c.path_id = path_id;
-    c.dst_ctx = ctx.remote_id();
-    c.src_ctx = ctx.local_id();
-    c.src_incarnation = sh_.incarnation;
-    c.dst_incarnation = peer.remote_incarnation;
+    const wire::Common c = SessionCommon(ctx, wire::Type::kPathChallenge, path_id);
     const uint64_t token = sh_.secrets.RandomToken();
     if (!QueueControl(now, sock, from, c, trigger_len,
                       [&](const wire::Common& cc, std::span<uint8_t> b) {
@@ -327,13 +333,7 @@ class Endpoint::Impl {
       out_sock = peer.paths[path].spec.local_socket;
       to = peer.paths[path].spec.remote;
     }
-    wire::Common c;
-    c.type = wire::Type::kPathResponse;
-    c.path_id = path;
-    c.dst_ctx = ctx.remote_id();
-    c.src_ctx = ctx.local_id();
-    c.src_incarnation = sh_.incarnation;
-    c.dst_incarnation = peer.remote_incarnation;
+    const wire::Common c = SessionCommon(ctx, wire::Type::kPathResponse, path);
     QueueControl(now, out_sock, to, c, trigger_len,
                  [&](const wire::Common& cc, std::span<uint8_t> b) {
                    return wire::EncodePath(cc, {.token = p.path.token}, b);
