@@ -9,6 +9,7 @@
 #include "common/pattern.h"
 #include "sim/network.h"
 #include "sim/test_app.h"
+#include "transport/wire.h"
 
 namespace opensrd::sim {
 namespace {
@@ -510,6 +511,65 @@ TEST(Limits, QueueingDelayTargetScalesWithBaseRtt) {
               64.0 * 256 * 1024 * 8 / static_cast<double>(net.now()) / 1000);
   EXPECT_LE(median, 3 * base) << "the queue holds more than twice the base RTT";
   EXPECT_EQ(s.retransmits, 0u);
+}
+
+}  // namespace
+}  // namespace opensrd::sim
+
+namespace opensrd::sim {
+namespace {
+
+using namespace simtest;
+
+// Defect 3, second half: one peer must not be able to take the whole shared receive pool. A
+// hostile (or broken) peer starts 16 large messages with one fragment each and sends nothing
+// more: before, they took every posted buffer until the peer's timeout (2 s here) and every
+// other peer was refused (receiver not ready) meanwhile.
+TEST(Defect3, OnePeerCannotTakeTheWholeReceivePool) {
+  Network net(52);
+  EndpointConfig cs = Config(0x5, 1);
+  cs.peer_timeout_us = 2'000'000;
+  HostId server = net.AddHost(kIpB, 2000, 1, cs);
+  HostId a = net.AddHost(kIpA, 1000, 1, Config(0xA, 2));
+  HostId c = net.AddHost(kIpC, 3000, 1, Config(0xC, 3));
+  App S, A, C;
+  S.Init(net, server, {}, 16, 256 * 1024);
+  A.Init(net, a);
+  C.Init(net, c);
+  std::vector<uint8_t> last_data;
+  net.tap = [&](const NetAddr& from, const NetAddr&, std::span<const uint8_t> bytes) {
+    if (from.ip == kIpA && bytes.size() > 3 && bytes[3] == 1)
+      last_data.assign(bytes.begin(), bytes.end());
+  };
+  PeerId a_to_s = A.ep().AddPeer({{0, net.address(server, 0)}}, 0).value();
+  PeerId c_to_s = C.ep().AddPeer({{0, net.address(server, 0)}}, 0).value();
+  A.Send(a_to_s, 0, 1000);
+  ASSERT_TRUE(RunNet(
+      net, {&S, &A, &C}, [&] { return A.sends.size() == 1; }, 100'000));
+  wire::Packet d;
+  ASSERT_EQ(wire::Parse(last_data, d), wire::ParseError::kNone);
+  // A's session, hostile from now on: 16 first fragments of 256 KiB messages, nothing after.
+  for (uint32_t i = 0; i < 16; ++i) {
+    wire::DataExt x = d.data;
+    x.psn = d.data.psn + 1 + i;
+    x.msg_id = 1000 + i;
+    x.msg_len = 256 * 1024;
+    x.offset = 0;
+    x.payload_len = 64;
+    x.sq_seq = 1000 + i;
+    std::vector<uint8_t> payload(64, 1), buf(256);
+    wire::Common cc = d.common;
+    cc.flags = 0;
+    buf.resize(wire::EncodeData(cc, x, payload, buf));
+    net.Inject(net.address(a, 0), net.address(server, 0), buf);
+  }
+  // C now sends small messages: they must get buffers long before A's timeout.
+  for (int i = 0; i < 20; ++i) C.Send(c_to_s, 100 + i, 1000);
+  const bool served = RunNet(
+      net, {&S, &A, &C}, [&] { return C.sends.size() == 20; }, 100'000);
+  EXPECT_TRUE(served) << "C completed " << C.sends.size() << " of 20 while A's half messages "
+                      << "held the receive buffers";
+  EXPECT_EQ(C.Count(C.sends, Code::kOk), C.sends.size());
 }
 
 }  // namespace

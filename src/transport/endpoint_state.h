@@ -75,6 +75,10 @@ struct EndpointShared {
   std::vector<SendQueueState> sqs;
   // Contexts with messages posted and not complete (Endpoint::Busy without a scan).
   size_t busy_contexts = 0;
+  // Receive buffers held by partly received messages, and the contexts holding any: the fair
+  // share of the shared receive pool (MessageAssembly::ReserveBuffer).
+  size_t recv_held = 0;
+  size_t recv_holders = 0;
   // Peers with a suspect path (probes are due on them); the endpoint visits only these.
   std::set<PeerId> suspect_peers;
 };

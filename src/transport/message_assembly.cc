@@ -23,9 +23,32 @@ size_t MessageAssembly::MemoryBytes() const {
   return n;
 }
 
+bool MessageAssembly::MayHoldAnother(bool next_in_order) const {
+  // No peer may hold the whole shared pool with partly received messages (a dead or hostile
+  // sender would starve every other peer until its timeout): a context holds at most its fair
+  // share of the pool among the contexts holding buffers, and never more than three quarters of
+  // it. A context holding nothing may always start one message, and so may the next message of
+  // an in-order stream (it must never wait behind the stream's own later messages).
+  const size_t held = assembling_.size();
+  if (held == 0 || next_in_order) return true;
+  const size_t pool = ep_.recvs.size() + ep_.recv_held;
+  const size_t share = std::min(pool / std::max<size_t>(ep_.recv_holders, 1), pool - pool / 4);
+  return held < std::max<size_t>(share, 1);
+}
+
+void MessageAssembly::NoteHeld(int delta) {
+  const size_t before = assembling_.size() - (delta > 0 ? 1 : 0) + (delta < 0 ? 1 : 0);
+  ep_.recv_held = ep_.recv_held + (delta > 0 ? 1 : 0) - (delta < 0 ? 1 : 0);
+  if (before == 0 && delta > 0) ++ep_.recv_holders;
+  if (before == 1 && delta < 0) --ep_.recv_holders;
+}
+
 bool MessageAssembly::ReserveBuffer(const wire::DataExt& d, bool in_order, PostedRecv& out) {
   auto& recvs = ep_.recvs;
   if (recvs.empty()) return false;
+  const bool next_in_order =
+      in_order && static_cast<int32_t>(d.sq_seq - ordered_[d.sq_id].lowest_unassigned) == 0;
+  if (!MayHoldAnother(next_in_order)) return false;
   if (in_order) {
     OrderedStream& st = ordered_[d.sq_id];
     const int32_t ahead = static_cast<int32_t>(d.sq_seq - st.lowest_unassigned);
@@ -88,6 +111,7 @@ MessageAssembly::Placed MessageAssembly::Place(const wire::DataExt& d, bool in_o
                   .in_order = in_order,
                   .truncated = d.msg_len > buffer.len};
     it = assembling_.emplace(d.msg_id, m).first;
+    NoteHeld(+1);
     truncated_start = m.truncated;
   }
   RecvMessage& m = it->second;
@@ -99,6 +123,7 @@ MessageAssembly::Placed MessageAssembly::Place(const wire::DataExt& d, bool in_o
   if (m.received >= m.len) {
     const RecvMessage done = m;
     assembling_.erase(it);
+    NoteHeld(-1);
     Deliver(done);
   }
   return Placed::kPlaced;
@@ -114,6 +139,8 @@ void MessageAssembly::Abort(Code status) {
     const RecvMessage& m = assembling_[id];
     ep_.CompleteRecv(m.buffer.cq, MakeCompletion(m, status, m.received));
   }
+  ep_.recv_held -= assembling_.size();
+  if (!assembling_.empty()) --ep_.recv_holders;
   assembling_.clear();
   std::vector<SqId> sqs;
   for (const auto& [sq, stream] : ordered_) sqs.push_back(sq);

@@ -60,6 +60,10 @@ class MessageAssembly {
   };
 
   bool ReserveBuffer(const wire::DataExt& d, bool in_order, PostedRecv& out);
+  bool MayHoldAnother(bool next_in_order) const;
+  // Keeps the endpoint's count of held buffers and holders in step (after assembling_ changed
+  // by one message: +1 added, -1 removed).
+  void NoteHeld(int delta);
   void Deliver(const RecvMessage& m);
   Completion MakeCompletion(const RecvMessage& m, Code status, uint32_t length) const;
 
