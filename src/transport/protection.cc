@@ -56,7 +56,7 @@ size_t PacketProtection::Seal(std::span<uint8_t> buf, size_t len) {
 
 size_t PacketProtection::Open(std::span<const uint8_t> in, std::span<uint8_t> out) const {
   if (mode_ == KeyMode::kNone) {
-    if (out.size() < in.size()) return 0;
+    if (out.size() < in.size() || in.empty()) return 0;
     std::memcpy(out.data(), in.data(), in.size());
     return in.size();
   }
