@@ -20,7 +20,7 @@ struct Pair {
   CqId cqa, cqb;
   SqId sqa, sqb;
   PeerId to_b;
-  Micros now = 1;
+  Nanos now = 1;
   std::vector<uint8_t> buf = std::vector<uint8_t>(wire::kMaxDatagram);
   uint64_t packets = 0;
 
@@ -43,7 +43,7 @@ struct Pair {
     bool moved = true;
     while (moved) {
       moved = false;
-      now += 1;
+      now += 1'000;
       while (a.PollTransmit(now, buf, t)) {
         b.HandleDatagram(now, 0, kA, {buf.data(), t.len});
         ++packets;

@@ -26,7 +26,7 @@ struct Fleet {
   std::vector<PeerId> peers;
   std::vector<SqId> sqs;
   CqId scq = 0;
-  Micros now = 1;
+  Nanos now = 1;
   std::vector<uint8_t> buf = std::vector<uint8_t>(wire::kMaxDatagram);
   std::vector<std::vector<uint8_t>> rbufs;
   uint8_t payload[64] = {};
@@ -101,7 +101,7 @@ void BM_ServerDatagram(benchmark::State& state) {
     ++handled;
     state.PauseTiming();
     f.Drain();
-    f.now += 20;  // the delayed ack falls due; run it outside the timing
+    f.now += 20'000;  // the delayed ack falls due; run it outside the timing
     if (f.server->NextTimeout() <= f.now) f.server->HandleTimeout(f.now);
     while (f.server->PollTransmit(f.now, f.buf, t))
       f.clients[i]->HandleDatagram(f.now, 0, kServer, {f.buf.data(), t.len});
@@ -123,10 +123,10 @@ void BM_ServerTimer(benchmark::State& state) {
     f.server->HandleDatagram(f.now, 0, ClientAddr(i), d);
     while (f.server->PollTransmit(f.now, f.buf, t)) {
     }
-    f.now += 20;  // past the ack delay
+    f.now += 20'000;  // past the ack delay
     state.ResumeTiming();
     // The timed part: find the due context among N, run its timer, send its ack.
-    const Micros due = f.server->NextTimeout();
+    const Nanos due = f.server->NextTimeout();
     if (due <= f.now) f.server->HandleTimeout(f.now);
     while (f.server->PollTransmit(f.now, f.buf, t)) {
     }

@@ -55,7 +55,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     std::memset(rbufs.back().bytes.get(), 0, kRecvLen);
     (void)b.PostRecv(cqb, rbufs.back().bytes.get(), kRecvLen, i);
   }
-  Micros now = 0;
+  Nanos now = 0;
   // Moves every datagram `from` has to send into `to`. Each is built in a fresh transmit buffer
   // and handed over as a fresh allocation of exactly its length.
   auto deliver = [&](Endpoint& from, Endpoint& to, const NetAddr& from_addr) {
@@ -70,7 +70,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   };
   auto pump = [&](int rounds) {
     for (int r = 0; r < rounds; ++r) {
-      now += 7;
+      now += 7'000;  // 7 us per round (the core's clock is in nanoseconds)
       a.HandleTimeout(now);
       b.HandleTimeout(now);
       deliver(a, b, kA);

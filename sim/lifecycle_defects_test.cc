@@ -27,7 +27,8 @@ TEST(Defect1, InOrderSqSurvivesIdleReconnect) {
   App A, B;
   A.Init(net, a, {.in_order = true});
   B.Init(net, b);
-  PeerId peer = A.ep().AddPeer({{0, net.address(b, 0)}, {1, net.address(b, 0)}}, net.now()).value();
+  PeerId peer =
+      A.ep().AddPeer({{0, net.address(b, 0)}, {1, net.address(b, 0)}}, net.now_ns()).value();
   for (int i = 0; i < 5; ++i) A.Send(peer, i, 3000);
   ASSERT_TRUE(RunNet(
       net, {&A, &B}, [&] { return B.recvs.size() == 5; }, 1'000'000));
@@ -54,8 +55,8 @@ TEST(Defect1, OneInOrderSqTowardTwoPeers) {
   A.Init(net, a, {.in_order = true});
   B.Init(net, b);
   C.Init(net, c);
-  PeerId to_b = A.ep().AddPeer({{0, net.address(b, 0)}}, net.now()).value();
-  PeerId to_c = A.ep().AddPeer({{0, net.address(c, 0)}}, net.now()).value();
+  PeerId to_b = A.ep().AddPeer({{0, net.address(b, 0)}}, net.now_ns()).value();
+  PeerId to_c = A.ep().AddPeer({{0, net.address(c, 0)}}, net.now_ns()).value();
   for (int i = 0; i < 10; ++i) A.Send(i % 2 ? to_c : to_b, i, 2000);
   ASSERT_TRUE(RunNet(
       net, {&A, &B, &C}, [&] { return B.recvs.size() == 5 && C.recvs.size() == 5; }, 1'000'000))
@@ -79,7 +80,7 @@ TEST(Defect2, LatePacketsAfterDeadPeerTimeoutAreNotDeliveredTwice) {
   App A, B;
   A.Init(net, a);
   B.Init(net, b);
-  PeerId to_b = A.ep().AddPeer({{0, net.address(b, 0)}}, net.now()).value();
+  PeerId to_b = A.ep().AddPeer({{0, net.address(b, 0)}}, net.now_ns()).value();
   // Handshake, then A -> B dies at 1 ms (A's acks are lost) and B -> A at 3 ms, both for 200 ms.
   A.Send(to_b, 100, 100);
   ASSERT_TRUE(RunNet(
@@ -121,7 +122,7 @@ TEST(Defect3, HalfReceivedMessagesOfADeadSenderReturnTheirBuffers) {
   App A, B;
   A.Init(net, a);
   B.Init(net, b, {}, 8);
-  PeerId to_b = A.ep().AddPeer({{0, net.address(b, 0)}}, net.now()).value();
+  PeerId to_b = A.ep().AddPeer({{0, net.address(b, 0)}}, net.now_ns()).value();
   LinkConfig dead;
   dead.fault.blackhole_after_us = 200;  // A's host falls silent mid-transfer, for good
   net.SetLink(net.address(a, 0), net.address(b, 0), dead);
@@ -145,8 +146,8 @@ TEST(Defect4, PathCountsThatDifferDoNotSpin) {
   std::vector<PathSpec> a_paths, b_paths;
   for (uint16_t i = 0; i < 4; ++i) a_paths.push_back({i, net.address(b, 0)});
   for (uint16_t i = 0; i < 2; ++i) b_paths.push_back({i, net.address(a, i)});
-  PeerId to_b = A.ep().AddPeer(a_paths, net.now()).value();
-  PeerId to_a = B.ep().AddPeer(b_paths, net.now()).value();
+  PeerId to_b = A.ep().AddPeer(a_paths, net.now_ns()).value();
+  PeerId to_a = B.ep().AddPeer(b_paths, net.now_ns()).value();
   for (int i = 0; i < 20; ++i) A.Send(to_b, i, 20'000);
   for (int i = 0; i < 20; ++i) B.Send(to_a, 100 + i, 20'000);
   ASSERT_TRUE(RunNet(
@@ -176,12 +177,12 @@ TEST(Defect6, OldGenerationHelloDoesNotResetTheContext) {
   A.Init(net, a);
   B.Init(net, b);
   // Capture A's first HELLO as it leaves (an attacker on the path, or a delayed copy).
-  PeerId to_b = A.ep().AddPeer({{0, net.address(b, 0)}}, net.now()).value();
+  PeerId to_b = A.ep().AddPeer({{0, net.address(b, 0)}}, net.now_ns()).value();
   std::vector<uint8_t> buf(2048), hello;
   Transmit t;
-  ASSERT_TRUE(A.ep().PollTransmit(net.now(), buf, t));
+  ASSERT_TRUE(A.ep().PollTransmit(net.now_ns(), buf, t));
   hello.assign(buf.begin(), buf.begin() + static_cast<long>(t.len));
-  net.endpoint(b).HandleDatagram(net.now(), 0, net.address(a, 0), hello);
+  net.endpoint(b).HandleDatagram(net.now_ns(), 0, net.address(a, 0), hello);
   net.Kick(b);
   // Let the handshake finish and A's context die and reconnect (new generation).
   LinkConfig dead;
@@ -205,7 +206,7 @@ TEST(Defect6, OldGenerationHelloDoesNotResetTheContext) {
   RunNet(
       net, {&A, &B}, [] { return false; }, 30);
   const uint64_t restarts = B.ep().stats().peer_restarts;
-  net.endpoint(b).HandleDatagram(net.now(), 0, net.address(a, 0), hello);
+  net.endpoint(b).HandleDatagram(net.now_ns(), 0, net.address(a, 0), hello);
   net.Kick(b);
   ASSERT_TRUE(RunNet(
       net, {&A, &B}, [&] { return A.sends.size() == 22; }, 1'000'000));
@@ -239,7 +240,7 @@ TEST(Defect7, SqKeepsItsContextWhenAnotherIsReclaimed) {
   (void)B.ep().CreateSendQueue({.cq = B.cq, .in_order = true});
   const SqId sq2 = B.ep().CreateSendQueue({.cq = B.cq, .in_order = true}).value();
   B.sq = sq2;
-  (void)A.ep().AddPeer({{0, net.address(b, 0)}}, net.now()).value();
+  (void)A.ep().AddPeer({{0, net.address(b, 0)}}, net.now_ns()).value();
   net.Kick(a);
   RunNet(
       net, {&A, &B}, [] { return false; }, 50'000);
@@ -278,7 +279,7 @@ TEST(Defect9, EndlessReceiverNotReadyFailsAfterThePeerTimeout) {
   App A, B;
   A.Init(net, a);
   B.Init(net, b, {}, 0);  // B never posts a receive buffer
-  PeerId to_b = A.ep().AddPeer({{0, net.address(b, 0)}}, net.now()).value();
+  PeerId to_b = A.ep().AddPeer({{0, net.address(b, 0)}}, net.now_ns()).value();
   A.Send(to_b, 1, 100);
   ASSERT_TRUE(RunNet(
       net, {&A, &B}, [&] { return A.sends.size() == 1; }, 1'000'000))
@@ -300,7 +301,8 @@ TEST(Defect9, SmallerReceiveWindowIsNegotiated) {
   App A, B;
   A.Init(net, a);
   B.Init(net, b, {}, 64, 256 * 1024);
-  PeerId to_b = A.ep().AddPeer({{0, net.address(b, 0)}, {1, net.address(b, 0)}}, net.now()).value();
+  PeerId to_b =
+      A.ep().AddPeer({{0, net.address(b, 0)}, {1, net.address(b, 0)}}, net.now_ns()).value();
   for (int i = 0; i < 16; ++i) A.Send(to_b, i, 256 * 1024);
   ASSERT_TRUE(RunNet(
       net, {&A, &B}, [&] { return A.sends.size() == 16; }, 5'000'000));
@@ -318,7 +320,7 @@ TEST(Defect9, SmallerMaxPayloadIsNegotiated) {
   App A, B;
   A.Init(net, a);
   B.Init(net, b);
-  PeerId to_b = A.ep().AddPeer({{0, net.address(b, 0)}}, net.now()).value();
+  PeerId to_b = A.ep().AddPeer({{0, net.address(b, 0)}}, net.now_ns()).value();
   A.Send(to_b, 1, 64 * 1024);
   ASSERT_TRUE(RunNet(
       net, {&A, &B}, [&] { return B.recvs.size() == 1; }, 1'000'000));
@@ -356,7 +358,7 @@ PingPongResult PingPong(uint64_t seed, uint32_t size, int rounds, const LinkConf
   B.Init(net, b, {}, 4, size);
   std::vector<PathSpec> paths;
   for (uint16_t i = 0; i < 4; ++i) paths.push_back({i, net.address(b, 0)});
-  PeerId to_b = A.ep().AddPeer(paths, net.now()).value();
+  PeerId to_b = A.ep().AddPeer(paths, net.now_ns()).value();
   PingPongResult r;
   size_t answered = 0;
   for (int i = 0; i < rounds; ++i) {

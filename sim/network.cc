@@ -103,7 +103,7 @@ void Network::Drain(HostId h) {
   Host& host = hosts_[h];
   scratch_.resize(wire::kMaxDatagram);
   Transmit t;
-  while (host.ep->PollTransmit(now_, scratch_, t)) {
+  while (host.ep->PollTransmit(now_ns(), scratch_, t)) {
     Send({host.ip, static_cast<uint16_t>(host.base_port + t.local_socket)}, t.remote,
          scratch_.data(), t.len);
   }
@@ -113,7 +113,9 @@ void Network::Schedule(HostId h) {
   Host& host = hosts_[h];
   // A deadline already due after a drain means only HandleTimeout can act: run it next tick
   // (never at the same instant again, which could spin the clock in place).
-  Micros t = host.ep->NextTimeout();
+  // The endpoints run on nanoseconds; this clock ticks in microseconds: round up (never early).
+  const Nanos ns = host.ep->NextTimeout();
+  Micros t = ns == kNever ? kNever : (ns + 999) / 1000;
   if (t != kNever) t = std::max(t, now_ + 1);
   if (t == host.timer) return;
   if (host.timer != kNever) {
@@ -133,7 +135,7 @@ void Network::Inject(const NetAddr& from, const NetAddr& to, std::span<const uin
   HostId h;
   uint16_t socket;
   if (!FindHost(to, h, socket)) return;
-  hosts_[h].ep->HandleDatagram(now_, socket, from, bytes);
+  hosts_[h].ep->HandleDatagram(now_ns(), socket, from, bytes);
   Kick(h);
 }
 
@@ -157,7 +159,7 @@ bool Network::Step() {
     HostId h;
     uint16_t socket;
     if (!FindHost(d.to, h, socket)) continue;  // nobody there: the packet vanishes
-    hosts_[h].ep->HandleDatagram(now_, socket, d.from, d.bytes);
+    hosts_[h].ep->HandleDatagram(now_ns(), socket, d.from, d.bytes);
     touched.push_back(h);
   }
   while (!timers_.empty() && timers_.begin()->first <= now_) {
@@ -165,7 +167,7 @@ bool Network::Step() {
     timers_.erase(timers_.begin());
     hosts_[h].timer = kNever;
     ++events_;
-    hosts_[h].ep->HandleTimeout(now_);
+    hosts_[h].ep->HandleTimeout(now_ns());
     touched.push_back(h);
   }
   std::sort(touched.begin(), touched.end());

@@ -58,7 +58,11 @@ class Network {
   }
   LinkConfig default_link;
 
+  // The simulated clock, in microseconds; endpoints get it in nanoseconds (now_ns()), the core's
+  // clock. (Links and faults are configured in microseconds; sub-microsecond links are the
+  // fabric simulator's.)
   Micros now() const { return now_; }
+  Nanos now_ns() const { return now_ * 1000; }
   // Call after the application posted work on a host outside an event (lets it transmit).
   void Kick(HostId h);
   // Hands `bytes` to the host at `to` now, as if sent from `from` (an attacker's packet: `from`

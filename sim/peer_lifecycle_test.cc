@@ -35,7 +35,7 @@ struct Pair {
     cq_a = net.endpoint(a).CreateCompletionQueue();
     sq = net.endpoint(a).CreateSendQueue({.cq = cq_a}).value();
     peer = net.endpoint(a)
-               .AddPeer({{0, net.address(b, 0)}, {1, net.address(b, 0)}}, net.now())
+               .AddPeer({{0, net.address(b, 0)}, {1, net.address(b, 0)}}, net.now_ns())
                .value();
     SetUpReceiver();
   }
@@ -52,7 +52,7 @@ struct Pair {
       send_bufs.emplace_back(kSize);
       FillPattern(next, send_bufs.back().data(), kSize);
       Sge sge{send_bufs.back().data(), kSize};
-      ASSERT_TRUE(net.endpoint(a).PostSend(sq, peer, {&sge, 1}, next, net.now()).ok());
+      ASSERT_TRUE(net.endpoint(a).PostSend(sq, peer, {&sge, 1}, next, net.now_ns()).ok());
       ++next;
     }
     net.Kick(a);
@@ -131,7 +131,7 @@ TEST(PeerLifecycle, SenderRestartIsDetectedByReceiver) {
   p.cq_a = p.net.endpoint(p.a).CreateCompletionQueue();
   p.sq = p.net.endpoint(p.a).CreateSendQueue({.cq = p.cq_a}).value();
   p.peer = p.net.endpoint(p.a)
-               .AddPeer({{0, p.net.address(p.b, 0)}, {1, p.net.address(p.b, 0)}}, p.net.now())
+               .AddPeer({{0, p.net.address(p.b, 0)}, {1, p.net.address(p.b, 0)}}, p.net.now_ns())
                .value();
   p.a_done.clear();
   p.next = 0;
@@ -215,7 +215,7 @@ TEST(PingPong, AcksRideOnAnswersAndNothingIsResent) {
   Sge sge{msg, sizeof msg};
   constexpr int kRounds = 2000;
   int pongs = 0;
-  ASSERT_TRUE(ea.PostSend(sqa, to_b, {&sge, 1}, 0, net.now()).ok());
+  ASSERT_TRUE(ea.PostSend(sqa, to_b, {&sge, 1}, 0, net.now_ns()).ok());
   net.Kick(a);
   const bool done = net.RunUntil(
       [&] {
@@ -224,14 +224,14 @@ TEST(PingPong, AcksRideOnAnswersAndNothingIsResent) {
           if (c.kind != CompletionKind::kRecv) continue;
           EXPECT_EQ(c.status, Code::kOk);
           (void)eb.PostRecv(cqb, rb, sizeof rb, 0);
-          EXPECT_TRUE(eb.PostSend(sqb, c.peer, {&sge, 1}, 0, net.now()).ok());  // pong
+          EXPECT_TRUE(eb.PostSend(sqb, c.peer, {&sge, 1}, 0, net.now_ns()).ok());  // pong
           net.Kick(b);
         }
         while (ea.PollCompletions(cqa, {&c, 1}) == 1) {
           if (c.kind != CompletionKind::kRecv) continue;
           (void)ea.PostRecv(cqa, ra, sizeof ra, 0);
           if (++pongs < kRounds) {
-            EXPECT_TRUE(ea.PostSend(sqa, to_b, {&sge, 1}, 0, net.now()).ok());  // next ping
+            EXPECT_TRUE(ea.PostSend(sqa, to_b, {&sge, 1}, 0, net.now_ns()).ok());  // next ping
             net.Kick(a);
           }
         }
@@ -356,7 +356,7 @@ TEST(IdleContexts, ServerReclaimsAndQuietClientReconnectsCleanly) {
   int ok = 0, failed = 0;
   auto send_one = [&] {
     ASSERT_TRUE(eb.PostRecv(cqb, rb.data(), rb.size(), 0).ok());
-    ASSERT_TRUE(ea.PostSend(sq, peer, {&sge, 1}, 0, net.now()).ok());
+    ASSERT_TRUE(ea.PostSend(sq, peer, {&sge, 1}, 0, net.now_ns()).ok());
     net.Kick(a);
     Completion c;
     ASSERT_TRUE(net.RunUntil(

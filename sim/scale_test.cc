@@ -44,9 +44,9 @@ TEST(Scale, TenThousandIdlePeersAtOneServer) {
   const uint64_t mem_before = net.endpoint(server).stats().memory_bytes;
   for (int i = 0; i < kPeers; ++i) {
     App& c = *clients[i];
-    PeerId p = c.ep().AddPeer({{0, net.address(server, 0)}}, net.now()).value();
+    PeerId p = c.ep().AddPeer({{0, net.address(server, 0)}}, net.now_ns()).value();
     Sge sge{msg.data(), msg.size()};
-    ASSERT_TRUE(c.ep().PostSend(c.sq, p, {&sge, 1}, i, net.now()).ok());
+    ASSERT_TRUE(c.ep().PostSend(c.sq, p, {&sge, 1}, i, net.now_ns()).ok());
     net.Kick(c.host);
   }
   ASSERT_TRUE(net.RunUntil(

@@ -58,7 +58,7 @@ struct App {
     send_bufs.emplace_back(size);
     FillPattern(key, send_bufs.back().data(), size);
     Sge sge{send_bufs.back().data(), size};
-    const Status st = ep().PostSend(sq, peer, {&sge, 1}, key, net->now());
+    const Status st = ep().PostSend(sq, peer, {&sge, 1}, key, net->now_ns());
     ASSERT_TRUE(st.ok()) << st.ToString();
     net->Kick(host);
   }

@@ -48,7 +48,7 @@ TransferHarness::TransferHarness(const TransferOptions& o) : o_(o), net_(o.seed)
   cq_a_ = ea.CreateCompletionQueue();
   cq_b_ = eb.CreateCompletionQueue();
   sq_ = ea.CreateSendQueue({.cq = cq_a_, .in_order = o.in_order}).value();
-  peer_ = ea.AddPeer(specs, net_.now()).value();
+  peer_ = ea.AddPeer(specs, net_.now_ns()).value();
   recv_bufs_.resize(o.recv_buffers);
   for (uint32_t i = 0; i < o.recv_buffers; ++i) {
     recv_bufs_[i].resize(o.max_size);
@@ -67,7 +67,7 @@ void TransferHarness::PostSends() {
     // Two SGEs when possible, so gathering across elements is exercised on every run.
     const size_t half = buf.size() / 2;
     Sge sgl[2] = {{buf.data(), half}, {buf.data() + half, buf.size() - half}};
-    const Status s = ea.PostSend(sq_, peer_, sgl, i, net_.now());
+    const Status s = ea.PostSend(sq_, peer_, sgl, i, net_.now_ns());
     if (!s.ok()) {
       --next_post_;
       break;

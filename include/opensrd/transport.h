@@ -31,9 +31,16 @@
 
 namespace opensrd {
 
-// Microseconds on the driver's monotonic clock; the epoch is arbitrary but fixed per endpoint.
+// The core's clock: nanoseconds on the driver's monotonic clock (the epoch is arbitrary but fixed
+// per endpoint). A 100 Gbit/s link sends a 1400-byte packet in 112 ns, so pacing and RTTs of a
+// datacenter fabric need finer than microseconds.
+using Nanos = uint64_t;
+// Durations in the configuration are given in microseconds (the `_us` fields).
 using Micros = uint64_t;
-inline constexpr Micros kNever = std::numeric_limits<Micros>::max();
+inline constexpr Nanos kNever = std::numeric_limits<Nanos>::max();
+inline constexpr Nanos UsToNs(Micros us) {
+  return us >= kNever / 1000 ? kNever : us * 1000;
+}
 
 // An IPv4 UDP address in host byte order.
 struct NetAddr {
@@ -236,12 +243,12 @@ class Endpoint {
   Result<SqId> CreateSendQueue(const SqOptions& options);
   // Declares a peer reachable over `paths` (path i is wire path id i) and starts the handshake.
   // Peers that contact this endpoint first appear by themselves (see Completion::peer).
-  Result<PeerId> AddPeer(const std::vector<PathSpec>& paths, Micros now);
+  Result<PeerId> AddPeer(const std::vector<PathSpec>& paths, Nanos now);
 
   // ---- data path ----
   // Queues a message of sum(sgl[i].len) bytes (0 .. max_message) for `peer`. The SGL memory
   // must stay valid until the send completion is polled.
-  Status PostSend(SqId sq, PeerId peer, std::span<const Sge> sgl, uint64_t tag, Micros now);
+  Status PostSend(SqId sq, PeerId peer, std::span<const Sge> sgl, uint64_t tag, Nanos now);
   // Offers a buffer for one incoming message (any peer, any SQ); its completion goes to `cq`.
   // The most recently posted buffer is used first (it is the one most likely still in cache).
   Status PostRecv(CqId cq, void* buffer, size_t len, uint64_t tag);
@@ -249,14 +256,14 @@ class Endpoint {
   size_t PollCompletions(CqId cq, std::span<Completion> out);
 
   // ---- I/O (the driver's side) ----
-  void HandleDatagram(Micros now, uint16_t local_socket, const NetAddr& from,
+  void HandleDatagram(Nanos now, uint16_t local_socket, const NetAddr& from,
                       std::span<const uint8_t> bytes);
   // Writes the next datagram to send into `buf` (at least MaxDatagramSize bytes) and returns
   // true, or returns false when nothing may be sent now (see NextTimeout).
-  bool PollTransmit(Micros now, std::span<uint8_t> buf, Transmit& out);
+  bool PollTransmit(Nanos now, std::span<uint8_t> buf, Transmit& out);
   // Earliest time at which HandleTimeout has work, or kNever.
-  Micros NextTimeout() const;
-  void HandleTimeout(Micros now);
+  Nanos NextTimeout() const;
+  void HandleTimeout(Nanos now);
   // True while messages are posted and not complete (drivers spin rather than sleep then).
   bool Busy() const;
 

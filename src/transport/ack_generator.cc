@@ -21,13 +21,13 @@ void AckGenerator::SetUrgent(PathAcks& st) {
   st.now = true;
 }
 
-void AckGenerator::NoteArrival(Micros now, uint8_t path, uint32_t tx_ts) {
+void AckGenerator::NoteArrival(Nanos now, uint8_t path, uint32_t tx_ts) {
   PathAcks& st = For(path);
   st.echo_ts = tx_ts;
   st.echo_at = now;
 }
 
-void AckGenerator::OnNew(Micros now, uint8_t path, uint32_t psn, bool retx) {
+void AckGenerator::OnNew(Nanos now, uint8_t path, uint32_t psn, bool retx) {
   rx_.Insert(psn);
   if (retx && retx_first_.insert(psn).second) {
     retx_first_order_.push_back(psn);
@@ -41,7 +41,7 @@ void AckGenerator::OnNew(Micros now, uint8_t path, uint32_t psn, bool retx) {
   if (++st.unacked >= ack_every_) {
     SetUrgent(st);
   } else if (st.due == kNever) {
-    st.due = now + ack_delay_us_;
+    st.due = now + ack_delay_;
   }
 }
 
@@ -68,7 +68,7 @@ AckGenerator::Nack AckGenerator::PopNack() {
   return n;
 }
 
-bool AckGenerator::Due(uint8_t path, Micros now) const {
+bool AckGenerator::Due(uint8_t path, Nanos now) const {
   if (path >= acks_.size()) return false;
   const PathAcks& st = acks_[path];
   return st.now || st.probe_reply || (st.unacked > 0 && st.due <= now);
@@ -88,7 +88,7 @@ int AckGenerator::AnyOwed(int preferred) const {
   return -1;
 }
 
-bool AckGenerator::Take(Micros now, uint8_t path, size_t max_ranges, wire::AckExt& a) {
+bool AckGenerator::Take(Nanos now, uint8_t path, size_t max_ranges, wire::AckExt& a) {
   PathAcks& st = For(path);
   max_ranges = std::min(max_ranges, wire::kMaxSackRanges);
   a = wire::AckExt{};
@@ -119,9 +119,10 @@ bool AckGenerator::Take(Micros now, uint8_t path, size_t max_ranges, wire::AckEx
     }
     a.ranges[a.n_ranges++] = {psn, psn + 1};
   }
-  a.echo_ts_us = st.echo_ts;
+  a.echo_ts = st.echo_ts;
   a.echo_path = path;
-  a.ack_delay_us = static_cast<uint16_t>(std::min<Micros>(now - st.echo_at, 0xFFFF));
+  // The hold time goes on the wire in microseconds (16 bits: up to 65 ms).
+  a.ack_delay_us = static_cast<uint16_t>(std::min<Nanos>((now - st.echo_at) / 1000, 0xFFFF));
   fresh.erase(fresh.begin(), fresh.begin() + static_cast<std::ptrdiff_t>(rest));
   st.unacked = 0;
   st.due = kNever;
@@ -141,9 +142,9 @@ void AckGenerator::Drop(uint8_t path) {
   st = PathAcks{};
 }
 
-Micros AckGenerator::NextDeadline() const {
+Nanos AckGenerator::NextDeadline() const {
   if (urgent_ > 0 || !nacks_.empty()) return 0;
-  Micros t = kNever;
+  Nanos t = kNever;
   for (const PathAcks& st : acks_) {
     if (st.unacked > 0) t = std::min(t, st.due);
   }

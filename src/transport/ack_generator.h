@@ -21,17 +21,17 @@ namespace opensrd {
 
 class AckGenerator {
  public:
-  AckGenerator(uint32_t window_pow2, uint32_t ack_every, Micros ack_delay_us)
-      : rx_(window_pow2), ack_every_(ack_every), ack_delay_us_(ack_delay_us) {}
+  AckGenerator(uint32_t window_pow2, uint32_t ack_every, Nanos ack_delay)
+      : rx_(window_pow2), ack_every_(ack_every), ack_delay_(ack_delay) {}
 
   // ---- arrivals ----
   // Every data or probe arrival on `path` refreshes the timestamp the next ack of that path
   // echoes (the sender's RTT sample).
-  void NoteArrival(Micros now, uint8_t path, uint32_t tx_ts);
+  void NoteArrival(Nanos now, uint8_t path, uint32_t tx_ts);
   ReceiveWindow::Mark Check(uint32_t psn) const { return rx_.Check(psn); }
   // A new PSN was accepted (placed): record it and schedule an ack. `retx`: this copy is a
   // retransmission (kFlagRetx).
-  void OnNew(Micros now, uint8_t path, uint32_t psn, bool retx);
+  void OnNew(Nanos now, uint8_t path, uint32_t psn, bool retx);
   // A PSN arrived again: the sender may have missed our ack, so say it again at once. If the
   // first copy was a retransmission and this one is not, the original was late, not lost: the
   // ack tells the sender (kFlagDupSeen) so it can be more patient with this path.
@@ -49,7 +49,7 @@ class AckGenerator {
   };
   Nack PopNack();
   // The path's ack should go out now (due, urgent or a probe reply).
-  bool Due(uint8_t path, Micros now) const;
+  bool Due(uint8_t path, Nanos now) const;
   // The path has anything unacknowledged (may ride on data early).
   bool Owes(uint8_t path) const;
   bool IsProbeReply(uint8_t path) const { return path < acks_.size() && acks_[path].probe_reply; }
@@ -59,13 +59,13 @@ class AckGenerator {
   // Fills `a` with what `path` owes (at most `max_ranges` ranges; what does not fit stays owed
   // and is due at once) and marks the rest acknowledged. Returns whether a duplicate arrived on
   // the path since its previous ack (the sender learns of its spurious retransmissions).
-  bool Take(Micros now, uint8_t path, size_t max_ranges, wire::AckExt& a);
+  bool Take(Nanos now, uint8_t path, size_t max_ranges, wire::AckExt& a);
   // Forgets what `path` owes without sending it (a path we can no longer send on).
   void Drop(uint8_t path);
 
   // ---- timing and lifecycle ----
   // 0 if something is due now, else the earliest delayed-ack deadline, or kNever.
-  Micros NextDeadline() const;
+  Nanos NextDeadline() const;
   bool Idle() const;
   uint32_t cum() const { return rx_.cum(); }
   void Reset();
@@ -77,19 +77,19 @@ class AckGenerator {
   struct PathAcks {
     std::vector<uint32_t> fresh;  // PSNs received (or received again) since the last ack
     uint32_t unacked = 0;
-    Micros due = kNever;
+    Nanos due = kNever;
     bool now = false;
     bool probe_reply = false;
     bool dup_seen = false;
     uint32_t echo_ts = 0;  // tx timestamp of the latest packet on this path
-    Micros echo_at = 0;    // when it arrived
+    Nanos echo_at = 0;     // when it arrived
   };
   PathAcks& For(uint8_t path);
   void SetUrgent(PathAcks& st);
 
   ReceiveWindow rx_;
   const uint32_t ack_every_;
-  const Micros ack_delay_us_;
+  const Nanos ack_delay_;
   std::vector<PathAcks> acks_;  // by wire path id
   uint32_t urgent_ = 0;         // paths with `now` or `probe_reply` set
   RingDeque<Nack> nacks_;

@@ -14,8 +14,8 @@ DelayCongestion::DelayCongestion(const EndpointConfig& cfg)
       cwnd_(static_cast<double>(cfg.initial_cwnd_packets) * cfg.max_payload),
       min_cwnd_(2.0 * cfg.max_payload),
       max_cwnd_(static_cast<double>(cfg.window_packets) * cfg.max_payload),
-      target_delay_(cfg.target_delay_us),
-      min_target_delay_(std::min(cfg.min_target_delay_us, cfg.target_delay_us)),
+      target_delay_(UsToNs(cfg.target_delay_us)),
+      min_target_delay_(UsToNs(std::min(cfg.min_target_delay_us, cfg.target_delay_us))),
       target_frac_(cfg.target_delay_frac),
       ai_(cfg.cc_ai_packets),
       beta_(cfg.cc_beta),
@@ -23,20 +23,20 @@ DelayCongestion::DelayCongestion(const EndpointConfig& cfg)
       tokens_(static_cast<double>(cfg.pacing_burst_packets) * cfg.max_payload),
       burst_bytes_(static_cast<double>(cfg.pacing_burst_packets) * cfg.max_payload) {}
 
-void DelayCongestion::OnAck(Micros now, Micros rtt_us, Micros base_rtt_us, Micros srtt_us,
+void DelayCongestion::OnAck(Nanos now, Nanos rtt, Nanos base_rtt, Nanos srtt,
                             uint64_t acked_bytes) {
-  if (!enabled_ || rtt_us == 0) return;
+  if (!enabled_ || rtt == 0) return;
   // The allowance scales with the path's base RTT: a fixed 100 us would let a flow keep seven
   // round trips of queue on a 14 us fabric.
-  const Micros allowance =
-      std::clamp(static_cast<Micros>(target_frac_ * static_cast<double>(base_rtt_us)),
+  const Nanos allowance =
+      std::clamp(static_cast<Nanos>(target_frac_ * static_cast<double>(base_rtt)),
                  min_target_delay_, target_delay_);
-  const Micros target = base_rtt_us + allowance;
-  if (rtt_us <= target) {
+  const Nanos target = base_rtt + allowance;
+  if (rtt <= target) {
     // One `ai_` MSS per window's worth of acked bytes: additive increase per RTT.
     cwnd_ += ai_ * mss_ * static_cast<double>(acked_bytes) / cwnd_;
-  } else if (!decreased_once_ || now - last_decrease_ >= srtt_us) {
-    const double over = static_cast<double>(rtt_us - target) / static_cast<double>(rtt_us);
+  } else if (!decreased_once_ || now - last_decrease_ >= srtt) {
+    const double over = static_cast<double>(rtt - target) / static_cast<double>(rtt);
     cwnd_ *= std::max(1.0 - beta_ * over, 1.0 - max_mdf_);
     last_decrease_ = now;
     decreased_once_ = true;
@@ -44,38 +44,38 @@ void DelayCongestion::OnAck(Micros now, Micros rtt_us, Micros base_rtt_us, Micro
   cwnd_ = std::clamp(cwnd_, min_cwnd_, max_cwnd_);
 }
 
-void DelayCongestion::OnTimeout(Micros now, Micros srtt_us) {
+void DelayCongestion::OnTimeout(Nanos now, Nanos srtt) {
   if (!enabled_) return;
-  if (decreased_once_ && now - last_decrease_ < srtt_us) return;
+  if (decreased_once_ && now - last_decrease_ < srtt) return;
   cwnd_ = std::max(cwnd_ * (1.0 - max_mdf_), min_cwnd_);
   last_decrease_ = now;
   decreased_once_ = true;
 }
 
-void DelayCongestion::Refill(Micros now, Micros srtt_us) {
+void DelayCongestion::Refill(Nanos now, Nanos srtt) {
   if (now <= last_refill_) return;
-  const double rate = kPacingGain * cwnd_ / static_cast<double>(std::max<Micros>(srtt_us, 1));
+  const double rate = kPacingGain * cwnd_ / static_cast<double>(std::max<Nanos>(srtt, 1));
   tokens_ = std::min(burst_bytes_, tokens_ + rate * static_cast<double>(now - last_refill_));
   last_refill_ = now;
 }
 
-Micros DelayCongestion::PacedAt(uint64_t bytes, Micros srtt_us) const {
+Nanos DelayCongestion::PacedAt(uint64_t bytes, Nanos srtt) const {
   if (!enabled_) return 0;
   if (tokens_ >= static_cast<double>(bytes) || tokens_ >= burst_bytes_) return last_refill_;
-  const double rate = kPacingGain * cwnd_ / static_cast<double>(std::max<Micros>(srtt_us, 1));
+  const double rate = kPacingGain * cwnd_ / static_cast<double>(std::max<Nanos>(srtt, 1));
   const double wait = (static_cast<double>(bytes) - tokens_) / rate;
-  return last_refill_ + static_cast<Micros>(wait) + 1;
+  return last_refill_ + static_cast<Nanos>(wait) + 1;
 }
 
-Micros DelayCongestion::NextSendTime(Micros now, uint64_t bytes, Micros srtt_us) {
+Nanos DelayCongestion::NextSendTime(Nanos now, uint64_t bytes, Nanos srtt) {
   if (!enabled_) return now;
-  Refill(now, srtt_us);
-  return std::max(now, PacedAt(bytes, srtt_us));
+  Refill(now, srtt);
+  return std::max(now, PacedAt(bytes, srtt));
 }
 
-void DelayCongestion::OnSent(Micros now, uint64_t bytes, Micros srtt_us) {
+void DelayCongestion::OnSent(Nanos now, uint64_t bytes, Nanos srtt) {
   if (!enabled_) return;
-  Refill(now, srtt_us);
+  Refill(now, srtt);
   tokens_ -= static_cast<double>(bytes);
 }
 

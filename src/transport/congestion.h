@@ -10,47 +10,48 @@
 
 namespace opensrd {
 
+// Times are nanoseconds (the core's clock); the configuration's delays are converted.
 class DelayCongestion {
  public:
   DelayCongestion(const EndpointConfig& cfg);
 
-  // An ack newly covered `acked_bytes`; `rtt_us` is the RTT sample it carried (0: none).
-  void OnAck(Micros now, Micros rtt_us, Micros base_rtt_us, Micros srtt_us, uint64_t acked_bytes);
-  void OnTimeout(Micros now, Micros srtt_us);
+  // An ack newly covered `acked_bytes`; `rtt` is the RTT sample it carried (0: none).
+  void OnAck(Nanos now, Nanos rtt, Nanos base_rtt, Nanos srtt, uint64_t acked_bytes);
+  void OnTimeout(Nanos now, Nanos srtt);
 
   // May `bytes` more go out with `inflight` bytes outstanding?
   bool WindowAllows(uint64_t inflight, uint64_t bytes) const {
     return !enabled_ || inflight + bytes <= static_cast<uint64_t>(cwnd_) || inflight == 0;
   }
   // Pacing: the earliest time the next packet of `bytes` may leave (<= now means now).
-  Micros NextSendTime(Micros now, uint64_t bytes, Micros srtt_us);
-  void OnSent(Micros now, uint64_t bytes, Micros srtt_us);
+  Nanos NextSendTime(Nanos now, uint64_t bytes, Nanos srtt);
+  void OnSent(Nanos now, uint64_t bytes, Nanos srtt);
   // The time at which `bytes` will be allowed by the pacer, given no further sends.
-  Micros PacedAt(uint64_t bytes, Micros srtt_us) const;
+  Nanos PacedAt(uint64_t bytes, Nanos srtt) const;
 
   double cwnd() const { return cwnd_; }
 
  private:
-  void Refill(Micros now, Micros srtt_us);
+  void Refill(Nanos now, Nanos srtt);
 
   bool enabled_;
   double mss_;
   double cwnd_;
   double min_cwnd_;
   double max_cwnd_;
-  Micros target_delay_;  // the cap
-  Micros min_target_delay_;
+  Nanos target_delay_;  // the cap
+  Nanos min_target_delay_;
   double target_frac_;
   double ai_;
   double beta_;
   double max_mdf_;
-  Micros last_decrease_ = 0;
+  Nanos last_decrease_ = 0;
   bool decreased_once_ = false;
   // Pacer: tokens in bytes, refilled at cwnd/srtt with a gain above 1 so pacing never limits
   // below the window.
   double tokens_;
   double burst_bytes_;
-  Micros last_refill_ = 0;
+  Nanos last_refill_ = 0;
 };
 
 }  // namespace opensrd

@@ -6,6 +6,10 @@ namespace opensrd {
 namespace {
 
 constexpr double kMss = 1400;
+// The controller runs on the core's clock (nanoseconds); these tests think in microseconds.
+constexpr Nanos U(Nanos us) {
+  return us * 1000;
+}
 
 EndpointConfig Config() {
   EndpointConfig c;
@@ -29,18 +33,18 @@ TEST(DelayCongestion, GrowsOneMssPerWindowBelowTarget) {
   DelayCongestion cc(Config());
   const double w0 = cc.cwnd();
   // RTT at base + target is still "below target".
-  cc.OnAck(1000, /*rtt=*/200, /*base=*/100, /*srtt=*/200, static_cast<uint64_t>(w0));
+  cc.OnAck(U(1000), /*rtt=*/U(200), /*base=*/U(100), /*srtt=*/U(200), static_cast<uint64_t>(w0));
   EXPECT_DOUBLE_EQ(cc.cwnd(), w0 + kMss);
   // Half a window acked: half an MSS.
   const double w1 = cc.cwnd();
-  cc.OnAck(1010, 150, 100, 200, static_cast<uint64_t>(w1 / 2));
+  cc.OnAck(U(1010), U(150), U(100), U(200), static_cast<uint64_t>(w1 / 2));
   EXPECT_DOUBLE_EQ(cc.cwnd(), w1 + kMss / 2);
 }
 
 TEST(DelayCongestion, AckWithoutRttSampleChangesNothing) {
   DelayCongestion cc(Config());
   const double w0 = cc.cwnd();
-  cc.OnAck(1000, 0, 100, 200, 100'000);
+  cc.OnAck(U(1000), U(0), U(100), U(200), 100'000);
   EXPECT_DOUBLE_EQ(cc.cwnd(), w0);
 }
 
@@ -48,42 +52,42 @@ TEST(DelayCongestion, ShrinksInProportionAboveTarget) {
   DelayCongestion cc(Config());
   const double w0 = cc.cwnd();
   // target = 100 + 100; rtt 400: overshoot 200/400 = 0.5; factor 1 - 0.8 * 0.5 = 0.6.
-  cc.OnAck(1000, 400, 100, 400, 1400);
+  cc.OnAck(U(1000), U(400), U(100), U(400), 1400);
   EXPECT_DOUBLE_EQ(cc.cwnd(), w0 * 0.6);
 }
 
 TEST(DelayCongestion, DecreaseCappedByMaxMdf) {
   DelayCongestion cc(Config());
   const double w0 = cc.cwnd();
-  cc.OnAck(1000, 100'000, 100, 400, 1400);  // overshoot ~1: factor would be ~0.2
+  cc.OnAck(U(1000), U(100'000), U(100), U(400), 1400);  // overshoot ~1: factor would be ~0.2
   EXPECT_DOUBLE_EQ(cc.cwnd(), w0 * 0.5);
 }
 
 TEST(DelayCongestion, AtMostOneDecreasePerRtt) {
   DelayCongestion cc(Config());
   const double w0 = cc.cwnd();
-  cc.OnAck(1000, 400, 100, /*srtt=*/400, 1400);
+  cc.OnAck(U(1000), U(400), U(100), /*srtt=*/U(400), 1400);
   const double w1 = cc.cwnd();
   EXPECT_DOUBLE_EQ(w1, w0 * 0.6);
-  cc.OnAck(1200, 400, 100, 400, 1400);
-  cc.OnAck(1399, 400, 100, 400, 1400);
+  cc.OnAck(U(1200), U(400), U(100), U(400), 1400);
+  cc.OnAck(U(1399), U(400), U(100), U(400), 1400);
   EXPECT_DOUBLE_EQ(cc.cwnd(), w1);  // within one srtt of the last decrease
-  cc.OnAck(1400, 400, 100, 400, 1400);
+  cc.OnAck(U(1400), U(400), U(100), U(400), 1400);
   EXPECT_DOUBLE_EQ(cc.cwnd(), w1 * 0.6);
 }
 
 TEST(DelayCongestion, IncreaseStillAllowedRightAfterDecrease) {
   DelayCongestion cc(Config());
-  cc.OnAck(1000, 400, 100, 400, 1400);
+  cc.OnAck(U(1000), U(400), U(100), U(400), 1400);
   const double w1 = cc.cwnd();
-  cc.OnAck(1001, 150, 100, 400, static_cast<uint64_t>(w1));
+  cc.OnAck(U(1001), U(150), U(100), U(400), static_cast<uint64_t>(w1));
   EXPECT_DOUBLE_EQ(cc.cwnd(), w1 + kMss);
 }
 
 TEST(DelayCongestion, ClampedToMinimum) {
   DelayCongestion cc(Config());
   Micros now = 1000;
-  for (int i = 0; i < 100; ++i, now += 1000) cc.OnAck(now, 100'000, 100, 400, 1400);
+  for (int i = 0; i < 100; ++i, now += 1000) cc.OnAck(U(now), U(100'000), U(100), U(400), 1400);
   EXPECT_DOUBLE_EQ(cc.cwnd(), 2 * kMss);
 }
 
@@ -93,28 +97,28 @@ TEST(DelayCongestion, ClampedToMaximum) {
   c.initial_cwnd_packets = 60;
   DelayCongestion cc(c);
   Micros now = 1000;
-  for (int i = 0; i < 100; ++i, now += 10) cc.OnAck(now, 100, 100, 100, 1'000'000);
+  for (int i = 0; i < 100; ++i, now += 10) cc.OnAck(U(now), U(100), U(100), U(100), 1'000'000);
   EXPECT_DOUBLE_EQ(cc.cwnd(), 64 * kMss);
 }
 
 TEST(DelayCongestion, TimeoutHalvesOncePerRtt) {
   DelayCongestion cc(Config());
   const double w0 = cc.cwnd();
-  cc.OnTimeout(5000, 1000);
+  cc.OnTimeout(U(5000), U(1000));
   EXPECT_DOUBLE_EQ(cc.cwnd(), w0 * 0.5);
-  cc.OnTimeout(5999, 1000);
+  cc.OnTimeout(U(5999), U(1000));
   EXPECT_DOUBLE_EQ(cc.cwnd(), w0 * 0.5);
-  cc.OnTimeout(6000, 1000);
+  cc.OnTimeout(U(6000), U(1000));
   EXPECT_DOUBLE_EQ(cc.cwnd(), w0 * 0.25);
   // A delay decrease within the same RTT is also suppressed: one cut per RTT, whatever the cause.
-  cc.OnAck(6500, 100'000, 100, 1000, 1400);
+  cc.OnAck(U(6500), U(100'000), U(100), U(1000), 1400);
   EXPECT_DOUBLE_EQ(cc.cwnd(), w0 * 0.25);
 }
 
 TEST(DelayCongestion, TimeoutFloorsAtMinimum) {
   DelayCongestion cc(Config());
   Micros now = 0;
-  for (int i = 0; i < 50; ++i, now += 1000) cc.OnTimeout(now, 10);
+  for (int i = 0; i < 50; ++i, now += 1000) cc.OnTimeout(U(now), U(10));
   EXPECT_DOUBLE_EQ(cc.cwnd(), 2 * kMss);
 }
 
@@ -135,9 +139,9 @@ TEST(DelayCongestion, DisabledAllowsEverythingAndNeverChanges) {
   DelayCongestion cc(c);
   const double w0 = cc.cwnd();
   EXPECT_TRUE(cc.WindowAllows(1ull << 40, 1ull << 40));
-  cc.OnAck(1000, 100'000, 100, 400, 1400);
-  cc.OnTimeout(2000, 400);
-  cc.OnAck(3000, 100, 100, 400, 1'000'000);
+  cc.OnAck(U(1000), U(100'000), U(100), U(400), 1400);
+  cc.OnTimeout(U(2000), U(400));
+  cc.OnAck(U(3000), U(100), U(100), U(400), 1'000'000);
   EXPECT_DOUBLE_EQ(cc.cwnd(), w0);
   for (Micros now = 0; now < 100; ++now) {
     EXPECT_EQ(cc.NextSendTime(now, 64'000, 10), now);

@@ -12,7 +12,7 @@ constexpr double kLossEwmaGain = 1.0 / 128;
 constexpr uint32_t kMaxRtoBackoff = 6;
 constexpr uint64_t kPacketOverhead = wire::kDataHeaderLen + wire::kCrcLen;
 // Idle this long, a context gives back the memory it held for traffic (ring, queues, bitmap).
-constexpr Micros kTrimAfterUs = 100'000;
+constexpr Nanos kTrimAfter = 100'000'000;  // 100 ms
 
 // Serial-number helpers: PSNs wrap at 2^32.
 bool InRange(uint32_t psn, uint32_t begin, uint32_t end) {
@@ -27,8 +27,8 @@ TransportContext::TransportContext(EndpointShared& ep, Peer& peer, uint32_t loca
       mss_(ep.cfg.max_payload),
       window_(ep.cfg.window_packets),
       cc_(ep.cfg),
-      srtt_us_(ep.cfg.initial_rtt_us),
-      acks_(ep.cfg.window_packets, ep.cfg.ack_every, ep.cfg.ack_delay_us),
+      srtt_(ep.t.initial_rtt),
+      acks_(ep.cfg.window_packets, ep.cfg.ack_every, ep.t.ack_delay),
       assembly_(ep, peer.id) {
   EnsurePath(peer.paths.size());
 }
@@ -47,7 +47,7 @@ bool TransportContext::PathValid(int path) const {
 
 // ---------------------------------------------------------------- lifecycle
 
-void TransportContext::Connect(Micros now) {
+void TransportContext::Connect(Nanos now) {
   if (state_ != State::kIdle) return;
   state_ = State::kConnecting;
   hello_due_ = now;
@@ -77,7 +77,7 @@ bool TransportContext::PartnerTokenIs(const uint8_t* token) const {
   return diff == 0;
 }
 
-void TransportContext::OnRetry(Micros now, const wire::Packet& p) {
+void TransportContext::OnRetry(Nanos now, const wire::Packet& p) {
   std::memcpy(cookie_, p.retry.cookie, sizeof cookie_);
   // The cookie is bound to the address the HELLO came from: resend on that path, right away.
   cookie_path_ = p.common.path_id;
@@ -95,7 +95,7 @@ void TransportContext::Negotiate(const wire::HelloExt& h) {
   for (size_t i = 0; i < peer_.paths.size(); ++i) peer_.paths[i].usable = i < h.num_paths;
 }
 
-void TransportContext::OnHello(Micros now, const wire::Packet& p) {
+void TransportContext::OnHello(Nanos now, const wire::Packet& p) {
   remote_id_ = p.common.src_ctx;
   remote_generation_ = p.hello.generation;
   Negotiate(p.hello);
@@ -108,7 +108,7 @@ void TransportContext::OnHello(Micros now, const wire::Packet& p) {
   NoteProgress(now);
 }
 
-void TransportContext::OnHelloAck(Micros now, const wire::Packet& p) {
+void TransportContext::OnHelloAck(Nanos now, const wire::Packet& p) {
   if (state_ == State::kIdle) return;  // an answer to a handshake we gave up on
   remote_id_ = p.common.src_ctx;
   remote_generation_ = p.hello.generation;
@@ -135,7 +135,7 @@ void TransportContext::ResetSequenceState() {
   acks_.Reset();
 }
 
-void TransportContext::Close(Micros now, Code status) {
+void TransportContext::Close(Nanos now, Code status) {
   FailAllSends(status);
   assembly_.Abort(status);
   ResetSequenceState();
@@ -185,7 +185,7 @@ size_t TransportContext::MemoryBytes() const {
   size_t n = sizeof(*this) + ring_.capacity() * sizeof(SentPacket) + unsent_.memory_bytes() +
              retx_.memory_bytes() + rnr_wait_.memory_bytes() +
              path_queue_.capacity() * sizeof(path_queue_[0]) +
-             path_latest_acked_sent_.capacity() * sizeof(Micros) + acks_.MemoryBytes() +
+             path_latest_acked_sent_.capacity() * sizeof(Nanos) + acks_.MemoryBytes() +
              assembly_.MemoryBytes();
   for (const auto& q : path_queue_) n += q.memory_bytes();
   // Hash tables: a bucket array plus one node per entry.
@@ -204,7 +204,7 @@ bool TransportContext::Idle() const {
 
 // ---------------------------------------------------------------- application
 
-Status TransportContext::Post(SqId sq, std::span<const Sge> sgl, uint64_t tag, Micros now) {
+Status TransportContext::Post(SqId sq, std::span<const Sge> sgl, uint64_t tag, Nanos now) {
   uint64_t len = 0;
   for (const Sge& s : sgl) {
     if (s.addr == nullptr && s.len > 0) {
@@ -223,7 +223,7 @@ Status TransportContext::Post(SqId sq, std::span<const Sge> sgl, uint64_t tag, M
   }
   // Quiet for half the idle timeout: the peer may reclaim its side before this message gets
   // there. Start over with a fresh handshake (a new generation) rather than find out by RESET.
-  const Micros idle = ep_.cfg.idle_timeout_us;
+  const Nanos idle = ep_.t.idle_timeout;
   if (idle > 0 && state_ == State::kEstablished && Idle() && now > last_heard_ + idle / 2) {
     Close(now, Code::kOk);
   }
@@ -273,7 +273,7 @@ void TransportContext::FailAllSends(Code status) {
 
 // ---------------------------------------------------------------- transmit
 
-wire::Common TransportContext::MakeCommon(wire::Type type, int path, Micros now) const {
+wire::Common TransportContext::MakeCommon(wire::Type type, int path, Nanos now) const {
   wire::Common c;
   c.type = type;
   c.path_id = static_cast<uint8_t>(path);
@@ -281,7 +281,7 @@ wire::Common TransportContext::MakeCommon(wire::Type type, int path, Micros now)
   c.src_ctx = local_id_;
   c.src_incarnation = ep_.incarnation;
   c.dst_incarnation = peer_.remote_incarnation;
-  c.tx_ts_us = static_cast<uint32_t>(now);
+  c.tx_ts = static_cast<uint32_t>(now);  // nanoseconds mod 2^32 (RTTs up to 4.29 s)
   return c;
 }
 
@@ -293,7 +293,7 @@ bool TransportContext::FillTransmit(int path, Transmit& out, size_t len) const {
   return true;
 }
 
-Micros TransportContext::PathPto(int path) const {
+Nanos TransportContext::PathPto(int path) const {
   const Path& p = peer_.paths[path];
   // A path that has never been timed (it may never deliver at all) is judged by the fastest timed
   // path, not by the configured initial 1 ms: with that, every packet lost on a path dead from
@@ -306,9 +306,9 @@ Micros TransportContext::PathPto(int path) const {
       }
     }
   }
-  const Micros srtt = ref->rtt.srtt();
-  const Micros var = ref->rtt.have_sample() ? ref->rtt.rttvar() : srtt / 2;
-  return std::max(std::max(2 * srtt, srtt + 4 * var) + ep_.cfg.ack_delay_us, ep_.cfg.min_pto_us) *
+  const Nanos srtt = ref->rtt.srtt();
+  const Nanos var = ref->rtt.have_sample() ? ref->rtt.rttvar() : srtt / 2;
+  return std::max(std::max(2 * srtt, srtt + 4 * var) + ep_.t.ack_delay, ep_.t.min_pto) *
          p.delay_mult;
 }
 
@@ -322,13 +322,13 @@ bool TransportContext::TailProbeApplies(int path) const {
          PathPto(path) < PathRto(path);
 }
 
-Micros TransportContext::PathRto(int path) const {
+Nanos TransportContext::PathRto(int path) const {
   const Path& p = peer_.paths[path];
-  Micros rto = p.rtt.Rto(ep_.cfg.min_rto_us, ep_.cfg.max_rto_us) << p.rto_backoff;
-  return std::min(rto, ep_.cfg.max_rto_us);
+  Nanos rto = p.rtt.Rto(ep_.t.min_rto, ep_.t.max_rto) << p.rto_backoff;
+  return std::min(rto, ep_.t.max_rto);
 }
 
-bool TransportContext::SendData(Micros now, uint32_t psn, bool retx, std::span<uint8_t> buf,
+bool TransportContext::SendData(Nanos now, uint32_t psn, bool retx, std::span<uint8_t> buf,
                                 Transmit& out) {
   SentPacket& s = Slot(psn);
   auto mit = messages_.find(s.msg_id);
@@ -411,11 +411,11 @@ bool TransportContext::SendData(Micros now, uint32_t psn, bool retx, std::span<u
     ++p.stats.sent;
   }
   ++ep_.stats.data_packets_sent;
-  cc_.OnSent(now, s.len + wire::kDataHeaderLen, srtt_us_);
+  cc_.OnSent(now, s.len + wire::kDataHeaderLen, srtt_);
   return true;
 }
 
-bool TransportContext::BuildAck(Micros now, uint8_t path, std::span<uint8_t> buf, Transmit& out) {
+bool TransportContext::BuildAck(Nanos now, uint8_t path, std::span<uint8_t> buf, Transmit& out) {
   // Acks go back on their arrival path. A path we cannot send on (the peer used a path id we
   // have no address for) still gets its arrivals acknowledged, on another path: an ack owed
   // forever would keep the deadline in the past and spin the driver.
@@ -439,19 +439,19 @@ bool TransportContext::BuildAck(Micros now, uint8_t path, std::span<uint8_t> buf
   return true;
 }
 
-bool TransportContext::EmitProbe(Micros now, int path, std::span<uint8_t> buf, Transmit& out) {
+bool TransportContext::EmitProbe(Nanos now, int path, std::span<uint8_t> buf, Transmit& out) {
   if (state_ != State::kEstablished) return false;
   wire::Common c = MakeCommon(wire::Type::kProbe, path, now);
   return FillTransmit(path, out, wire::EncodeBare(c, buf));
 }
 
-bool TransportContext::PollTransmit(Micros now, std::span<uint8_t> buf, Transmit& out) {
+bool TransportContext::PollTransmit(Nanos now, std::span<uint8_t> buf, Transmit& out) {
   if (!PollTransmitInner(now, buf, out)) return false;
   NoteActivity(now);
   return true;
 }
 
-bool TransportContext::PollTransmitInner(Micros now, std::span<uint8_t> buf, Transmit& out) {
+bool TransportContext::PollTransmitInner(Nanos now, std::span<uint8_t> buf, Transmit& out) {
   // Control first: handshake, refusals, acks. They are small and unblock the peer.
   if (hello_ack_pending_) {
     hello_ack_pending_ = false;
@@ -473,7 +473,7 @@ bool TransportContext::PollTransmitInner(Micros now, std::span<uint8_t> buf, Tra
       if (PathValid(cand)) path = cand;
     }
     ++hello_attempts_;
-    hello_due_ = now + ep_.cfg.handshake_retry_us;
+    hello_due_ = now + ep_.t.handshake_retry;
     if (path >= 0) {
       wire::Common c = MakeCommon(wire::Type::kHello, path, now);
       c.dst_ctx = 0;
@@ -509,7 +509,7 @@ bool TransportContext::PollTransmitInner(Micros now, std::span<uint8_t> buf, Tra
       continue;
     }
     if (!cc_.WindowAllows(inflight_bytes_, s.len)) return false;
-    if (cc_.NextSendTime(now, s.len + wire_overhead, srtt_us_) > now) return false;
+    if (cc_.NextSendTime(now, s.len + wire_overhead, srtt_) > now) return false;
     retx_.pop_front();
     return SendData(now, psn, true, buf, out);
   }
@@ -523,7 +523,7 @@ bool TransportContext::PollTransmitInner(Micros now, std::span<uint8_t> buf, Tra
   }
   const uint16_t frag = static_cast<uint16_t>(std::min<uint32_t>(mss, m.len - m.next_offset));
   if (!cc_.WindowAllows(inflight_bytes_, frag)) return false;
-  if (cc_.NextSendTime(now, frag + wire_overhead, srtt_us_) > now) return false;
+  if (cc_.NextSendTime(now, frag + wire_overhead, srtt_) > now) return false;
   const uint32_t psn = snd_nxt_;
   EnsureRing();
   SentPacket& s = Slot(psn);
@@ -540,7 +540,7 @@ bool TransportContext::PollTransmitInner(Micros now, std::span<uint8_t> buf, Tra
 
 // ---------------------------------------------------------------- acks and loss
 
-void TransportContext::MarkAcked(Micros now, uint32_t psn, int ack_path, uint64_t& acked_bytes) {
+void TransportContext::MarkAcked(Nanos now, uint32_t psn, int ack_path, uint64_t& acked_bytes) {
   SentPacket& s = Slot(psn);
   if (s.state == PacketState::kAcked || s.state == PacketState::kFree) return;
   if (s.state == PacketState::kInFlight) inflight_bytes_ -= s.len;
@@ -584,7 +584,7 @@ void TransportContext::AdvanceUna() {
   }
 }
 
-void TransportContext::DeclareLost(Micros now, uint32_t psn, bool timeout) {
+void TransportContext::DeclareLost(Nanos now, uint32_t psn, bool timeout) {
   SentPacket& s = Slot(psn);
   if (s.state != PacketState::kInFlight) return;
   s.state = PacketState::kLost;
@@ -600,19 +600,19 @@ void TransportContext::DeclareLost(Micros now, uint32_t psn, bool timeout) {
     ep_.suspect_peers.insert(peer_.id);
     p.suspect_since = now;
     ++p.stats.suspect_events;
-    p.probe_interval = std::max(ep_.cfg.probe_interval_us, p.rtt.srtt());
+    p.probe_interval = std::max(ep_.t.probe_interval, p.rtt.srtt());
     p.probe_due = now + p.probe_interval;
   }
 }
 
-void TransportContext::DetectLossOnPath(Micros now, int path) {
+void TransportContext::DetectLossOnPath(Nanos now, int path) {
   auto& q = path_queue_[path];
   const Path& pp = peer_.paths[path];
-  const Micros window = std::max<Micros>(ep_.cfg.min_reorder_window_us,
-                                         static_cast<Micros>(ep_.cfg.reorder_window_frac *
-                                                             static_cast<double>(pp.rtt.srtt()))) *
-                        pp.delay_mult;
-  const Micros reference = path_latest_acked_sent_[path];
+  const Nanos window = std::max<Nanos>(ep_.t.min_reorder_window,
+                                       static_cast<Nanos>(ep_.cfg.reorder_window_frac *
+                                                          static_cast<double>(pp.rtt.srtt()))) *
+                       pp.delay_mult;
+  const Nanos reference = path_latest_acked_sent_[path];
   while (!q.empty()) {
     const PathEntry e = q.front();
     const SentPacket& s = Slot(e.psn);
@@ -627,7 +627,7 @@ void TransportContext::DetectLossOnPath(Micros now, int path) {
   }
 }
 
-void TransportContext::OnAck(Micros now, const wire::Packet& p) {
+void TransportContext::OnAck(Nanos now, const wire::Packet& p) {
   ++ep_.stats.acks_received;
   last_heard_ = now;
   if (state_ != State::kEstablished) return;
@@ -664,11 +664,13 @@ void TransportContext::OnAck(Micros now, const wire::Packet& p) {
   if (acked_bytes > 0) NoteProgress(now);
 
   // RTT sample from the echoed timestamp, minus the time the receiver held the ack.
-  Micros rtt = 0;
+  Nanos rtt = 0;
   if (a.echo_path < peer_.paths.size()) {
-    const uint32_t elapsed = static_cast<uint32_t>(now) - a.echo_ts_us;
-    if (elapsed < 10'000'000u) {  // ignore nonsense (clock wrap, forged echo)
-      rtt = elapsed > a.ack_delay_us ? elapsed - a.ack_delay_us : 1;
+    // Timestamps are nanoseconds mod 2^32: an echo more than ~4 s old is nonsense (or forged).
+    const uint32_t elapsed = static_cast<uint32_t>(now) - a.echo_ts;
+    if (elapsed < 4'000'000'000u) {
+      const Nanos held = Nanos{a.ack_delay_us} * 1000;
+      rtt = elapsed > held ? elapsed - held : 1;
       Path& path = peer_.paths[a.echo_path];
       path.rtt.Sample(rtt);
       if (p.common.type == wire::Type::kAck && (p.common.flags & wire::kFlagProbe)) {
@@ -677,17 +679,17 @@ void TransportContext::OnAck(Micros now, const wire::Packet& p) {
         path.consecutive_losses = 0;
         path.rto_backoff = 0;
       }
-      srtt_us_ = (7 * srtt_us_ + rtt) / 8;
+      srtt_ = (7 * srtt_ + rtt) / 8;
       // Congestion is judged per path against that path's own base RTT (paths differ in
       // delay), on a lightly smoothed delay so one reordered packet is not a congestion signal.
       path.recent_rtt = path.recent_rtt == 0 ? rtt : (3 * path.recent_rtt + rtt) / 4;
-      cc_.OnAck(now, path.recent_rtt, path.rtt.min(), srtt_us_, acked_bytes);
+      cc_.OnAck(now, path.recent_rtt, path.rtt.min(), srtt_, acked_bytes);
     }
   }
   for (size_t i = 0; i < path_queue_.size(); ++i) DetectLossOnPath(now, static_cast<int>(i));
 }
 
-void TransportContext::OnNack(Micros now, const wire::Packet& p) {
+void TransportContext::OnNack(Nanos now, const wire::Packet& p) {
   last_heard_ = now;
   const uint32_t psn = p.nack.psn;
   if (!InRange(psn, snd_una_, snd_nxt_)) return;
@@ -705,7 +707,7 @@ void TransportContext::OnNack(Micros now, const wire::Packet& p) {
     rnr_since_progress_ = true;
     s.state = PacketState::kRnrWait;
     inflight_bytes_ -= s.len;
-    rnr_until_ = now + ep_.cfg.rnr_retry_us;
+    rnr_until_ = now + ep_.t.rnr_retry;
     rnr_wait_.push_back({rnr_until_, psn});
   } else {
     DeclareLost(now, psn, false);
@@ -714,12 +716,12 @@ void TransportContext::OnNack(Micros now, const wire::Packet& p) {
 
 // ---------------------------------------------------------------- receive
 
-void TransportContext::OnData(Micros now, const wire::Packet& p) {
+void TransportContext::OnData(Nanos now, const wire::Packet& p) {
   if (p.common.flags & wire::kFlagAck) OnAck(now, p);  // the piggybacked ack first
   last_heard_ = now;
   const wire::DataExt& d = p.data;
   const uint8_t path = p.common.path_id;
-  acks_.NoteArrival(now, path, p.common.tx_ts_us);
+  acks_.NoteArrival(now, path, p.common.tx_ts);
   switch (acks_.Check(d.psn)) {
     case ReceiveWindow::Mark::kDuplicate:
       ++ep_.stats.duplicates_dropped;
@@ -751,24 +753,24 @@ void TransportContext::OnData(Micros now, const wire::Packet& p) {
   NoteProgress(now);
 }
 
-void TransportContext::OnProbe(Micros now, const wire::Packet& p) {
+void TransportContext::OnProbe(Nanos now, const wire::Packet& p) {
   last_heard_ = now;
-  acks_.NoteArrival(now, p.common.path_id, p.common.tx_ts_us);
+  acks_.NoteArrival(now, p.common.path_id, p.common.tx_ts);
   acks_.OnProbe(p.common.path_id);
 }
 
 // ---------------------------------------------------------------- timers
 
-Micros TransportContext::NextTimeout() const {
+Nanos TransportContext::NextTimeout() const {
   if (hello_ack_pending_) return 0;
-  Micros t = acks_.NextDeadline();
-  if (trim_pending_ && Idle()) t = std::min(t, last_activity_ + kTrimAfterUs);
+  Nanos t = acks_.NextDeadline();
+  if (trim_pending_ && Idle()) t = std::min(t, last_activity_ + kTrimAfter);
   if (t == 0) return 0;
   if (state_ == State::kConnecting) {
-    t = std::min({t, hello_due_, connect_started_ + ep_.cfg.peer_timeout_us});
+    t = std::min({t, hello_due_, connect_started_ + ep_.t.peer_timeout});
   }
   if (state_ != State::kEstablished) return t;
-  if (Pending()) t = std::min(t, last_progress_ + ep_.cfg.peer_timeout_us);
+  if (Pending()) t = std::min(t, last_progress_ + ep_.t.peer_timeout);
   if (!rnr_wait_.empty()) t = std::min(t, rnr_wait_.front().first);
   for (size_t i = 0; i < path_queue_.size(); ++i) {
     if (path_queue_[i].empty()) continue;
@@ -782,20 +784,20 @@ Micros TransportContext::NextTimeout() const {
   if (can_send && cc_.WindowAllows(inflight_bytes_, mss_)) {
     // The same byte count PollTransmit asks the pacer about (or more), or this deadline could
     // say "now" while PollTransmit still waits: a busy loop in the driver.
-    t = std::min(t, std::max(rnr_until_, cc_.PacedAt(mss_ + kPacketOverhead, srtt_us_)));
+    t = std::min(t, std::max(rnr_until_, cc_.PacedAt(mss_ + kPacketOverhead, srtt_)));
   }
   return t;
 }
 
-void TransportContext::HandleTimeout(Micros now) {
-  if (trim_pending_ && now >= last_activity_ + kTrimAfterUs && Idle()) Trim();
-  if (state_ == State::kConnecting && now >= connect_started_ + ep_.cfg.peer_timeout_us) {
+void TransportContext::HandleTimeout(Nanos now) {
+  if (trim_pending_ && now >= last_activity_ + kTrimAfter && Idle()) Trim();
+  if (state_ == State::kConnecting && now >= connect_started_ + ep_.t.peer_timeout) {
     ++ep_.stats.peer_timeouts;
     Close(now, Code::kTimedOut);
     return;
   }
   if (state_ != State::kEstablished) return;
-  if (Pending() && now >= last_progress_ + ep_.cfg.peer_timeout_us) {
+  if (Pending() && now >= last_progress_ + ep_.t.peer_timeout) {
     // No progress for the whole timeout (a dead peer, or one that refuses everything): the
     // session ends. Sends fail, half-received messages give their buffers back, and late
     // packets of this session meet no partner (they are answered with RESET).
@@ -825,7 +827,7 @@ void TransportContext::HandleTimeout(Micros now) {
       q.pop_front();
     }
     if (q.empty()) continue;
-    const Micros rto = PathRto(static_cast<int>(i));
+    const Nanos rto = PathRto(static_cast<int>(i));
     if (TailProbeApplies(static_cast<int>(i)) &&
         Slot(q.front().psn).sent_at + PathPto(static_cast<int>(i)) <= now) {
       // Tail-loss probe: nothing sent after this packet on its path can reveal its loss, so
@@ -852,7 +854,7 @@ void TransportContext::HandleTimeout(Micros now) {
     }
     Path& p = peer_.paths[i];
     p.rto_backoff = std::min(p.rto_backoff + 1, kMaxRtoBackoff);
-    cc_.OnTimeout(now, srtt_us_);
+    cc_.OnTimeout(now, srtt_);
   }
 }
 

@@ -39,11 +39,11 @@ class TransportContext {
   uint32_t generation() const { return generation_; }
 
   // ---- handshake ----
-  void Connect(Micros now);
+  void Connect(Nanos now);
   // A kHello from the peer's context `src_ctx` maps to us (the endpoint checked the generation).
-  void OnHello(Micros now, const wire::Packet& p);
+  void OnHello(Nanos now, const wire::Packet& p);
   // A kHelloAck answering our current generation.
-  void OnHelloAck(Micros now, const wire::Packet& p);
+  void OnHelloAck(Nanos now, const wire::Packet& p);
   uint32_t remote_generation() const { return remote_generation_; }
   // The partner of the last session that ended and its generation then: a HELLO from it that is
   // not newer is a replay or a straggler.
@@ -53,35 +53,35 @@ class TransportContext {
   // The partner's reset token (from its handshake) equals `token` (constant time).
   bool PartnerTokenIs(const uint8_t* token) const;
   // A RETRY for our HELLO: echo its cookie in the next HELLO, at once.
-  void OnRetry(Micros now, const wire::Packet& p);
+  void OnRetry(Nanos now, const wire::Packet& p);
 
   // Ends the session (see the header comment): sends fail with `status`, partly received
   // messages give their buffers back with `status`, sequence state starts over, the generation
   // moves on. kOk ends a session that has nothing outstanding (idle reconnect).
-  void Close(Micros now, Code status);
+  void Close(Nanos now, Code status);
 
   // ---- application ----
-  Status Post(SqId sq, std::span<const Sge> sgl, uint64_t tag, Micros now);
+  Status Post(SqId sq, std::span<const Sge> sgl, uint64_t tag, Nanos now);
 
   // ---- packets (already parsed, addressed to this context, incarnations checked) ----
-  void OnData(Micros now, const wire::Packet& p);
-  void OnAck(Micros now, const wire::Packet& p);
-  void OnNack(Micros now, const wire::Packet& p);
-  void OnProbe(Micros now, const wire::Packet& p);
+  void OnData(Nanos now, const wire::Packet& p);
+  void OnAck(Nanos now, const wire::Packet& p);
+  void OnNack(Nanos now, const wire::Packet& p);
+  void OnProbe(Nanos now, const wire::Packet& p);
   // Any valid packet from the peer proves it alive (but not that work progresses).
-  void NotePeerAlive(Micros now) {
+  void NotePeerAlive(Nanos now) {
     last_heard_ = now;
     NoteActivity(now);
   }
 
   // ---- driving ----
-  bool PollTransmit(Micros now, std::span<uint8_t> buf, Transmit& out);
-  Micros NextTimeout() const;
-  void HandleTimeout(Micros now);
+  bool PollTransmit(Nanos now, std::span<uint8_t> buf, Transmit& out);
+  Nanos NextTimeout() const;
+  void HandleTimeout(Nanos now);
   bool Busy() const { return !messages_.empty(); }
   // Nothing to send, nothing in flight or half-received, no ack owed: safe to forget.
   bool Idle() const;
-  Micros last_heard() const { return last_heard_; }
+  Nanos last_heard() const { return last_heard_; }
   // Gives back what the context held for traffic (sent-packet ring, queues, receive bitmap, ack
   // state) once it has been idle for a while; it grows again with the next traffic.
   void Trim();
@@ -89,7 +89,7 @@ class TransportContext {
   size_t MemoryBytes() const;
   double cwnd() const { return cc_.cwnd(); }
   // Sends a probe on `path` (a suspect path of this context's peer).
-  bool EmitProbe(Micros now, int path, std::span<uint8_t> buf, Transmit& out);
+  bool EmitProbe(Nanos now, int path, std::span<uint8_t> buf, Transmit& out);
 
  private:
   enum class PacketState : uint8_t { kFree, kInFlight, kLost, kAcked, kRnrWait };
@@ -116,7 +116,7 @@ class TransportContext {
     uint8_t path = 0;
     PacketState state = PacketState::kFree;
     uint16_t tx_count = 0;
-    Micros sent_at = 0;
+    Nanos sent_at = 0;
   };
 
   // A (psn, tx_count) entry in a path's send-order queue; stale once the packet was re-sent.
@@ -131,33 +131,33 @@ class TransportContext {
   const SentPacket& Slot(uint32_t psn) const { return ring_[psn & ring_mask_]; }
   void Negotiate(const wire::HelloExt& h);
   wire::HelloExt MakeHello() const;
-  bool SendData(Micros now, uint32_t psn, bool retx, std::span<uint8_t> buf, Transmit& out);
-  bool BuildAck(Micros now, uint8_t path, std::span<uint8_t> buf, Transmit& out);
-  wire::Common MakeCommon(wire::Type type, int path, Micros now) const;
+  bool SendData(Nanos now, uint32_t psn, bool retx, std::span<uint8_t> buf, Transmit& out);
+  bool BuildAck(Nanos now, uint8_t path, std::span<uint8_t> buf, Transmit& out);
+  wire::Common MakeCommon(wire::Type type, int path, Nanos now) const;
   bool FillTransmit(int path, Transmit& out, size_t len) const;
   // `ack_path`: the path whose ack reported this PSN individually (-1: cumulative point).
-  void MarkAcked(Micros now, uint32_t psn, int ack_path, uint64_t& acked_bytes);
+  void MarkAcked(Nanos now, uint32_t psn, int ack_path, uint64_t& acked_bytes);
   // `timeout`: declared by the path's RTO (the path stopped delivering), not by RACK (the path
   // delivered later packets, so it is lossy but alive). Only timeouts make a path suspect.
-  void DeclareLost(Micros now, uint32_t psn, bool timeout);
-  void DetectLossOnPath(Micros now, int path);
+  void DeclareLost(Nanos now, uint32_t psn, bool timeout);
+  void DetectLossOnPath(Nanos now, int path);
   void AdvanceUna();
   void CompleteSendMessage(uint32_t msg_id, Code status);
   void FailAllSends(Code status);
   void ResetSequenceState();
   void EnsurePath(size_t path);
   bool PathValid(int path) const;
-  Micros PathRto(int path) const;
-  Micros PathPto(int path) const;  // tail-loss probe timeout
+  Nanos PathRto(int path) const;
+  Nanos PathPto(int path) const;  // tail-loss probe timeout
   bool TailProbeApplies(int path) const;
   // Work outstanding that the dead-peer timer guards: sends not complete or messages half in.
   bool Pending() const { return !messages_.empty() || assembly_.Assembling(); }
-  void NoteActivity(Micros now) {
+  void NoteActivity(Nanos now) {
     last_activity_ = now;
     trim_pending_ = true;
   }
-  bool PollTransmitInner(Micros now, std::span<uint8_t> buf, Transmit& out);
-  void NoteProgress(Micros now) {
+  bool PollTransmitInner(Nanos now, std::span<uint8_t> buf, Transmit& out);
+  void NoteProgress(Nanos now) {
     last_progress_ = now;
     rnr_since_progress_ = false;
   }
@@ -167,8 +167,8 @@ class TransportContext {
   const uint32_t local_id_;
   uint32_t remote_id_ = 0;
   State state_ = State::kIdle;
-  Micros hello_due_ = kNever;
-  Micros connect_started_ = 0;
+  Nanos hello_due_ = kNever;
+  Nanos connect_started_ = 0;
   bool hello_ack_pending_ = false;
   uint8_t hello_path_ = 0;
   uint32_t hello_echo_generation_ = 0;  // the HELLO generation our pending HELLO_ACK answers
@@ -195,23 +195,23 @@ class TransportContext {
   // freed when the context goes idle (Trim): memory follows what is in flight.
   std::vector<SentPacket> ring_;
   uint32_t ring_mask_ = 0;
-  uint32_t snd_una_ = 0;                             // oldest PSN not known to be received
-  uint32_t snd_nxt_ = 0;                             // next new PSN
-  RingDeque<uint32_t> retx_;                         // PSNs declared lost, to re-send
-  RingDeque<std::pair<Micros, uint32_t>> rnr_wait_;  // (resend time, psn)
-  std::vector<RingDeque<PathEntry>> path_queue_;     // per path, in send order
-  std::vector<Micros> path_latest_acked_sent_;       // RACK reference per path
+  uint32_t snd_una_ = 0;                            // oldest PSN not known to be received
+  uint32_t snd_nxt_ = 0;                            // next new PSN
+  RingDeque<uint32_t> retx_;                        // PSNs declared lost, to re-send
+  RingDeque<std::pair<Nanos, uint32_t>> rnr_wait_;  // (resend time, psn)
+  std::vector<RingDeque<PathEntry>> path_queue_;    // per path, in send order
+  std::vector<Nanos> path_latest_acked_sent_;       // RACK reference per path
   uint64_t inflight_bytes_ = 0;
   DelayCongestion cc_;
-  Micros last_heard_ = 0;      // any valid packet from the partner
-  Micros last_activity_ = 0;   // anything: a packet in or out, a post
+  Nanos last_heard_ = 0;       // any valid packet from the partner
+  Nanos last_activity_ = 0;    // anything: a packet in or out, a post
   bool trim_pending_ = false;  // holds traffic memory that Trim() would free
-  Micros last_progress_ = 0;   // handshake, new data acked, or new data received
+  Nanos last_progress_ = 0;    // handshake, new data acked, or new data received
   bool rnr_since_progress_ = false;
   uint32_t burst_left_ = 0;
   int burst_path_ = -1;
-  Micros rnr_until_ = 0;  // no new messages start before this (receiver not ready)
-  Micros srtt_us_;        // context-wide smoothed RTT (for pacing and the CC's once-per-RTT rule)
+  Nanos rnr_until_ = 0;  // no new messages start before this (receiver not ready)
+  Nanos srtt_;           // context-wide smoothed RTT (for pacing and the CC's once-per-RTT rule)
 
   // ---- receiver ----
   AckGenerator acks_;

@@ -137,19 +137,19 @@ class Endpoint::Impl {
   // Scheduling, so per-event cost does not grow with the number of contexts: a timer set ordered
   // by deadline (each context's NextTimeout, cached in timer_at_) and a ready list of contexts
   // that may have something to send (touched since they last had nothing).
-  std::set<std::pair<Micros, uint32_t>> timers_;
-  std::vector<Micros> timer_at_;  // by context id - 1; kNever: not in timers_
+  std::set<std::pair<Nanos, uint32_t>> timers_;
+  std::vector<Nanos> timer_at_;  // by context id - 1; kNever: not in timers_
   std::deque<uint32_t> ready_;
   std::vector<uint8_t> in_ready_;  // by context id - 1
 
   // Queues a datagram built by `encode(common, buf)`; `trigger_len` is the size of the datagram
   // that provoked it: no reply is larger than its request (no amplification).
   template <typename Encode>
-  bool QueueControl(Micros now, uint16_t sock, const NetAddr& to, wire::Common c,
-                    size_t trigger_len, Encode encode) {
+  bool QueueControl(Nanos now, uint16_t sock, const NetAddr& to, wire::Common c, size_t trigger_len,
+                    Encode encode) {
     if (control_.size() >= kMaxControl) return false;
     ControlOut co{sock, to, 0, {}};
-    c.tx_ts_us = static_cast<uint32_t>(now);
+    c.tx_ts = static_cast<uint32_t>(now);
     const size_t n = encode(c, std::span<uint8_t>(co.bytes));
     if (n == 0 || n > trigger_len) return false;
     co.len = static_cast<uint8_t>(n);
@@ -162,15 +162,15 @@ class Endpoint::Impl {
   }
 
   // Earliest time the endpoint must act for `c`: its own timers, and reclaiming it when idle.
-  Micros Deadline(TransportContext& c) const {
-    Micros t = c.NextTimeout();
-    const Micros idle = sh_.cfg.idle_timeout_us;
+  Nanos Deadline(TransportContext& c) const {
+    Nanos t = c.NextTimeout();
+    const Nanos idle = sh_.t.idle_timeout;
     if (idle > 0 && c.peer().learns_paths && c.Idle()) t = std::min(t, c.last_heard() + idle);
     return t;
   }
   void Reschedule(TransportContext& c) {
     const size_t i = c.local_id() - 1;
-    const Micros t = Deadline(c);
+    const Nanos t = Deadline(c);
     if (t == timer_at_[i]) return;
     if (timer_at_[i] != kNever) timers_.erase({timer_at_[i], c.local_id()});
     timer_at_[i] = t;
@@ -235,8 +235,8 @@ class Endpoint::Impl {
 
   // Frees a context a peer opened toward us once it has been idle for idle_timeout_us, and the
   // peer with its last context. Contexts we opened stay: the application holds their peer id.
-  bool MaybeReclaim(TransportContext& c, Micros now) {
-    const Micros idle = sh_.cfg.idle_timeout_us;
+  bool MaybeReclaim(TransportContext& c, Nanos now) {
+    const Nanos idle = sh_.t.idle_timeout;
     Peer& peer = c.peer();
     if (idle == 0 || !peer.learns_paths || !c.Idle() || now < c.last_heard() + idle) return false;
     const uint32_t id = c.local_id();
@@ -262,7 +262,7 @@ class Endpoint::Impl {
   // for addresses already proven (the HELLO that passed address validation, a path response).
   void LearnPath(Peer& peer, uint8_t path_id, uint16_t local_socket, const NetAddr& from) {
     if (!peer.learns_paths || path_id >= kMaxPaths) return;
-    if (path_id >= peer.paths.size()) peer.paths.resize(path_id + 1, Path(sh_.cfg.initial_rtt_us));
+    if (path_id >= peer.paths.size()) peer.paths.resize(path_id + 1, Path(sh_.t.initial_rtt));
     Path& p = peer.paths[path_id];
     if (p.known && !(p.spec.remote == from && p.spec.local_socket == local_socket)) {
       ++sh_.stats.path_migrations;
@@ -288,7 +288,7 @@ class Endpoint::Impl {
   // A packet of an established session arrived on `path_id` from (sock, from). If that is not
   // the path's validated address, the path does not move there until the peer answers a
   // challenge sent to the new address: a packet replayed from elsewhere cannot redirect it.
-  void CheckPathAddress(Micros now, TransportContext& ctx, uint8_t path_id, uint16_t sock,
+  void CheckPathAddress(Nanos now, TransportContext& ctx, uint8_t path_id, uint16_t sock,
                         const NetAddr& from, size_t trigger_len) {
     Peer& peer = ctx.peer();
     if (!peer.learns_paths || path_id >= kMaxPaths) return;
@@ -296,13 +296,13 @@ class Endpoint::Impl {
       const Path& p = peer.paths[path_id];
       if (p.known && p.spec.remote == from && p.spec.local_socket == sock) return;
     } else {
-      peer.paths.resize(path_id + 1, Path(sh_.cfg.initial_rtt_us));
+      peer.paths.resize(path_id + 1, Path(sh_.t.initial_rtt));
       peer.paths[path_id].stats.id = path_id;
     }
     Path& p = peer.paths[path_id];
     // One challenge in flight per path, re-sent at most every handshake retry interval.
     if (p.challenge_pending && p.challenge_addr == from && p.challenge_sock == sock &&
-        now < p.challenge_sent + sh_.cfg.handshake_retry_us) {
+        now < p.challenge_sent + sh_.t.handshake_retry) {
       return;
     }
     const wire::Common c = SessionCommon(ctx, wire::Type::kPathChallenge, path_id);
@@ -321,7 +321,7 @@ class Endpoint::Impl {
     ++sh_.stats.path_challenges_sent;
   }
 
-  void OnPathChallenge(Micros now, TransportContext& ctx, uint16_t sock, const NetAddr& from,
+  void OnPathChallenge(Nanos now, TransportContext& ctx, uint16_t sock, const NetAddr& from,
                        const wire::Packet& p, size_t trigger_len) {
     // Answer from the path the challenge names, so the answer leaves from the address the
     // challenger wants proven. A path we have no address for: answer to where it came from.
@@ -355,7 +355,7 @@ class Endpoint::Impl {
     ++sh_.stats.paths_validated;
   }
 
-  void QueueReset(Micros now, uint16_t local_socket, const NetAddr& from,
+  void QueueReset(Nanos now, uint16_t local_socket, const NetAddr& from,
                   const wire::Common& offending, size_t trigger_len) {
     wire::Common c;
     c.type = wire::Type::kReset;
@@ -376,7 +376,7 @@ class Endpoint::Impl {
     }
   }
 
-  void QueueRetry(Micros now, uint16_t sock, const NetAddr& from, const wire::Packet& p,
+  void QueueRetry(Nanos now, uint16_t sock, const NetAddr& from, const wire::Packet& p,
                   size_t trigger_len) {
     wire::Common c;
     c.type = wire::Type::kRetry;
@@ -403,7 +403,7 @@ class Endpoint::Impl {
   }
 
   // The peer came back with a new incarnation (or forgot us): fail everything toward it.
-  void RestartPeer(Peer& peer, Micros now, TransportContext* except) {
+  void RestartPeer(Peer& peer, Nanos now, TransportContext* except) {
     ++sh_.stats.peer_restarts;
     for (uint32_t id : peer.contexts) {
       TransportContext* c = FindContext(id);
@@ -414,7 +414,7 @@ class Endpoint::Impl {
     peer.remote_incarnation = 0;
   }
 
-  void OnHello(Micros now, uint16_t sock, const NetAddr& from, const wire::Packet& p, size_t len) {
+  void OnHello(Nanos now, uint16_t sock, const NetAddr& from, const wire::Packet& p, size_t len) {
     const wire::Common& c = p.common;
     PeerId pid = 0;
     if (auto it = by_node_.find(p.hello.node_id); it != by_node_.end()) pid = it->second;
@@ -502,7 +502,7 @@ class Endpoint::Impl {
     TouchPeer(peer);
   }
 
-  void OnRetry(Micros now, const wire::Packet& p) {
+  void OnRetry(Nanos now, const wire::Packet& p) {
     TransportContext* ctx = FindContext(p.common.dst_ctx);
     if (!ctx || p.common.dst_incarnation != sh_.incarnation ||
         ctx->state() != TransportContext::State::kConnecting) {
@@ -513,7 +513,7 @@ class Endpoint::Impl {
     Touch(*ctx);
   }
 
-  void OnHelloAck(Micros now, uint16_t sock, const NetAddr& from, const wire::Packet& p) {
+  void OnHelloAck(Nanos now, uint16_t sock, const NetAddr& from, const wire::Packet& p) {
     const wire::Common& c = p.common;
     TransportContext* ctx = FindContext(c.dst_ctx);
     if (!ctx || c.dst_incarnation != sh_.incarnation) {
@@ -539,7 +539,7 @@ class Endpoint::Impl {
     TouchPeer(peer);
   }
 
-  void OnReset(Micros now, const wire::Packet& p) {
+  void OnReset(Nanos now, const wire::Packet& p) {
     ++sh_.stats.resets_received;
     const wire::Common& c = p.common;
     TransportContext* ctx = FindContext(c.dst_ctx);
@@ -563,7 +563,7 @@ class Endpoint::Impl {
     TouchPeer(peer);
   }
 
-  void HandleDatagram(Micros now, uint16_t sock, const NetAddr& from,
+  void HandleDatagram(Nanos now, uint16_t sock, const NetAddr& from,
                       std::span<const uint8_t> bytes) {
     ++sh_.stats.datagrams_in;
     if (sh_.protection.mode() != KeyMode::kNone) {
@@ -644,7 +644,7 @@ class Endpoint::Impl {
   }
 
   // Probes of suspect paths. Only peers with a suspect path are visited (sh_.suspect_peers).
-  bool PollProbe(Micros now, std::span<uint8_t> buf, Transmit& out) {
+  bool PollProbe(Nanos now, std::span<uint8_t> buf, Transmit& out) {
     for (auto it = sh_.suspect_peers.begin(); it != sh_.suspect_peers.end();) {
       Peer* peer = peers_[*it - 1].get();
       bool any = false;
@@ -654,7 +654,7 @@ class Endpoint::Impl {
         any = true;
         if (path.probe_due > now) continue;
         path.probe_due = now + path.probe_interval;
-        path.probe_interval = std::min(path.probe_interval * 2, sh_.cfg.max_rto_us);
+        path.probe_interval = std::min(path.probe_interval * 2, sh_.t.max_rto);
         for (uint32_t id : peer->contexts) {
           if (FindContext(id)->EmitProbe(now, static_cast<int>(i), buf, out)) return true;
         }
@@ -664,7 +664,7 @@ class Endpoint::Impl {
     return false;
   }
 
-  bool PollTransmit(Micros now, std::span<uint8_t> buf, Transmit& out) {
+  bool PollTransmit(Nanos now, std::span<uint8_t> buf, Transmit& out) {
     if (buf.size() < MaxDatagramSize(sh_.cfg)) return false;
     const size_t overhead = sh_.protection.overhead();
     if (!PollInner(now, buf.first(buf.size() - overhead), out)) return false;
@@ -675,7 +675,7 @@ class Endpoint::Impl {
     return true;
   }
 
-  bool PollInner(Micros now, std::span<uint8_t> buf, Transmit& out) {
+  bool PollInner(Nanos now, std::span<uint8_t> buf, Transmit& out) {
     if (!control_.empty()) {
       const ControlOut& co = control_.front();
       std::memcpy(buf.data(), co.bytes.data(), co.len);
@@ -708,9 +708,9 @@ class Endpoint::Impl {
     return false;
   }
 
-  Micros NextTimeout() const {
+  Nanos NextTimeout() const {
     if (!control_.empty() || !ready_.empty()) return 0;
-    Micros t = timers_.empty() ? kNever : timers_.begin()->first;
+    Nanos t = timers_.empty() ? kNever : timers_.begin()->first;
     for (PeerId id : sh_.suspect_peers) {
       const Peer* peer = peers_[id - 1].get();
       if (peer == nullptr) continue;
@@ -721,7 +721,7 @@ class Endpoint::Impl {
     return t;
   }
 
-  void HandleTimeout(Micros now) {
+  void HandleTimeout(Nanos now) {
     // Only contexts whose deadline has come. They are collected first: a context may still be
     // due after its HandleTimeout (something to send now), and must not be run twice.
     due_.clear();
@@ -765,14 +765,14 @@ Result<SqId> Endpoint::CreateSendQueue(const SqOptions& options) {
   return static_cast<SqId>(sh.sqs.size() - 1);
 }
 
-Result<PeerId> Endpoint::AddPeer(const std::vector<PathSpec>& paths, Micros now) {
+Result<PeerId> Endpoint::AddPeer(const std::vector<PathSpec>& paths, Nanos now) {
   if (paths.empty() || paths.size() > kMaxPaths) {
     return Status(Code::kInvalidArgument,
                   "a peer needs 1.." + std::to_string(kMaxPaths) + " paths");
   }
   Peer& peer = impl_->NewPeer();
   for (size_t i = 0; i < paths.size(); ++i) {
-    Path p(impl_->sh_.cfg.initial_rtt_us);
+    Path p(impl_->sh_.t.initial_rtt);
     p.spec = paths[i];
     p.known = true;
     p.stats.id = static_cast<uint32_t>(i);
@@ -786,8 +786,7 @@ Result<PeerId> Endpoint::AddPeer(const std::vector<PathSpec>& paths, Micros now)
   return peer.id;
 }
 
-Status Endpoint::PostSend(SqId sq, PeerId peer, std::span<const Sge> sgl, uint64_t tag,
-                          Micros now) {
+Status Endpoint::PostSend(SqId sq, PeerId peer, std::span<const Sge> sgl, uint64_t tag, Nanos now) {
   auto& sh = impl_->sh_;
   if (sq >= sh.sqs.size()) return Status(Code::kNotFound, "no such send queue");
   if (peer == 0 || peer > impl_->peers_.size() || !impl_->peers_[peer - 1]) {
@@ -826,20 +825,20 @@ size_t Endpoint::PollCompletions(CqId cq, std::span<Completion> out) {
   return n;
 }
 
-void Endpoint::HandleDatagram(Micros now, uint16_t local_socket, const NetAddr& from,
+void Endpoint::HandleDatagram(Nanos now, uint16_t local_socket, const NetAddr& from,
                               std::span<const uint8_t> bytes) {
   impl_->HandleDatagram(now, local_socket, from, bytes);
 }
 
-bool Endpoint::PollTransmit(Micros now, std::span<uint8_t> buf, Transmit& out) {
+bool Endpoint::PollTransmit(Nanos now, std::span<uint8_t> buf, Transmit& out) {
   return impl_->PollTransmit(now, buf, out);
 }
 
-Micros Endpoint::NextTimeout() const {
+Nanos Endpoint::NextTimeout() const {
   return impl_->NextTimeout();
 }
 
-void Endpoint::HandleTimeout(Micros now) {
+void Endpoint::HandleTimeout(Nanos now) {
   impl_->HandleTimeout(now);
 }
 
@@ -880,8 +879,8 @@ std::vector<PathStats> Endpoint::path_stats(PeerId peer) const {
     s.id = static_cast<uint32_t>(i);
     s.spec = p.paths[i].spec;
     s.state = p.paths[i].state;
-    s.srtt_us = p.paths[i].rtt.srtt();
-    s.min_rtt_us = p.paths[i].rtt.min();
+    s.srtt_us = p.paths[i].rtt.srtt() / 1000;  // the core keeps nanoseconds
+    s.min_rtt_us = p.paths[i].rtt.min() / 1000;
     out.push_back(s);
   }
   return out;

@@ -43,9 +43,29 @@ struct Peer {
   std::vector<uint32_t> slots;
 };
 
+// The configuration's durations in nanoseconds, the core's clock (EndpointConfig gives them in
+// microseconds).
+struct Timing {
+  explicit Timing(const EndpointConfig& c)
+      : ack_delay(UsToNs(c.ack_delay_us)),
+        min_rto(UsToNs(c.min_rto_us)),
+        max_rto(UsToNs(c.max_rto_us)),
+        initial_rtt(UsToNs(c.initial_rtt_us)),
+        min_pto(UsToNs(c.min_pto_us)),
+        min_reorder_window(UsToNs(c.min_reorder_window_us)),
+        probe_interval(UsToNs(c.probe_interval_us)),
+        rnr_retry(UsToNs(c.rnr_retry_us)),
+        peer_timeout(UsToNs(c.peer_timeout_us)),
+        idle_timeout(UsToNs(c.idle_timeout_us)),
+        handshake_retry(UsToNs(c.handshake_retry_us)) {}
+  Nanos ack_delay, min_rto, max_rto, initial_rtt, min_pto, min_reorder_window, probe_interval,
+      rnr_retry, peer_timeout, idle_timeout, handshake_retry;
+};
+
 struct EndpointShared {
   explicit EndpointShared(const EndpointConfig& c)
       : cfg(c),
+        t(c),
         rng(c.seed),
         secrets(c.identity_seed, c.static_key_seed),
         protection(c.key_mode, c.cluster_key, c.identity_seed != 0 ? &rng : nullptr) {}
@@ -65,6 +85,7 @@ struct EndpointShared {
   }
 
   EndpointConfig cfg;
+  Timing t;
   Rng rng;
   Secrets secrets;
   PacketProtection protection;

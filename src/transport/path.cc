@@ -16,12 +16,12 @@ namespace {
 // and can earn its share back.
 constexpr double kLossPenalty = 400.0;
 constexpr double kLossNoise = 0.02;
-double Weight(const Path& p, bool avoid_loss, Micros unsampled_srtt) {
+double Weight(const Path& p, bool avoid_loss, Nanos unsampled_srtt) {
   // A path without an RTT sample yet is taken to be as fast as the best sampled one: with its
   // configured initial RTT (much larger than a real one) it would never be chosen, and so never
   // get the sample that would correct it.
-  const Micros rtt = p.rtt.have_sample() ? p.rtt.srtt() : unsampled_srtt;
-  const double srtt = static_cast<double>(std::max<Micros>(rtt, 1));
+  const Nanos rtt = p.rtt.have_sample() ? p.rtt.srtt() : unsampled_srtt;
+  const double srtt = static_cast<double>(std::max<Nanos>(rtt, 1));
   double quality;
   if (avoid_loss) {
     quality = 1.0 / (1.0 + kLossPenalty * std::max(0.0, p.loss_ewma - kLossNoise));
@@ -42,7 +42,7 @@ int ChoosePath(std::vector<Path>& paths, int exclude, bool avoid_loss) {
     if (pass == 0 && static_cast<int>(i) == exclude) return false;
     return pass == 2 || p.state == PathState::kActive;
   };
-  Micros best_sampled = kNever;
+  Nanos best_sampled = kNever;
   for (const Path& p : paths) {
     if (p.known && p.usable && p.rtt.have_sample())
       best_sampled = std::min(best_sampled, p.rtt.srtt());

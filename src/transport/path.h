@@ -8,54 +8,54 @@
 
 namespace opensrd {
 
-// RFC 6298-style smoothed RTT, in microseconds, plus the minimum seen (the delay-based
-// congestion control's base RTT).
+// RFC 6298-style smoothed RTT, in nanoseconds (any unit works), plus the minimum seen (the
+// delay-based congestion control's base RTT).
 class RttEstimator {
  public:
-  explicit RttEstimator(Micros initial_us) : srtt_(initial_us), rttvar_(initial_us / 2) {}
-  void Sample(Micros rtt_us) {
-    if (rtt_us == 0) rtt_us = 1;
+  explicit RttEstimator(Nanos initial_us) : srtt_(initial_us), rttvar_(initial_us / 2) {}
+  void Sample(Nanos rtt) {
+    if (rtt == 0) rtt = 1;
     if (!have_sample_) {
-      srtt_ = rtt_us;
-      rttvar_ = rtt_us / 2;
+      srtt_ = rtt;
+      rttvar_ = rtt / 2;
       have_sample_ = true;
     } else {
-      const Micros diff = srtt_ > rtt_us ? srtt_ - rtt_us : rtt_us - srtt_;
+      const Nanos diff = srtt_ > rtt ? srtt_ - rtt : rtt - srtt_;
       rttvar_ = (3 * rttvar_ + diff) / 4;
-      srtt_ = (7 * srtt_ + rtt_us) / 8;
+      srtt_ = (7 * srtt_ + rtt) / 8;
     }
-    if (min_ == 0 || rtt_us < min_) min_ = rtt_us;
+    if (min_ == 0 || rtt < min_) min_ = rtt;
   }
-  Micros srtt() const { return srtt_; }
-  Micros rttvar() const { return rttvar_; }
-  Micros min() const { return min_; }
+  Nanos srtt() const { return srtt_; }
+  Nanos rttvar() const { return rttvar_; }
+  Nanos min() const { return min_; }
   bool have_sample() const { return have_sample_; }
-  Micros Rto(Micros floor, Micros ceiling) const {
-    Micros rto = srtt_ + 4 * rttvar_;
+  Nanos Rto(Nanos floor, Nanos ceiling) const {
+    Nanos rto = srtt_ + 4 * rttvar_;
     if (rto < floor) rto = floor;
     return rto > ceiling ? ceiling : rto;
   }
 
  private:
-  Micros srtt_;
-  Micros rttvar_;
-  Micros min_ = 0;
+  Nanos srtt_;
+  Nanos rttvar_;
+  Nanos min_ = 0;
   bool have_sample_ = false;
 };
 
 struct Path {
-  explicit Path(Micros initial_rtt) : rtt(initial_rtt) {}
+  explicit Path(Nanos initial_rtt) : rtt(initial_rtt) {}
   PathSpec spec;
   bool known = false;  // accepted peers learn a path's address from its first packet
   bool usable = true;  // false: beyond the path count the peer announced in its handshake
   PathState state = PathState::kActive;
   RttEstimator rtt;
-  Micros recent_rtt = 0;  // EWMA (gain 1/4) of RTT samples: the congestion signal
+  Nanos recent_rtt = 0;  // EWMA (gain 1/4) of RTT samples: the congestion signal
   uint32_t consecutive_losses = 0;
   uint32_t rto_backoff = 0;  // exponent applied to the RTO after timeouts
-  Micros suspect_since = 0;
-  Micros probe_due = kNever;
-  Micros probe_interval = 0;
+  Nanos suspect_since = 0;
+  Nanos probe_due = kNever;
+  Nanos probe_interval = 0;
   // Recent delivery ratio (EWMA over packets): weights spraying away from lossy paths.
   double loss_ewma = 0.0;
   double credit = 0.0;  // smooth weighted round-robin accumulator
@@ -70,7 +70,7 @@ struct Path {
   uint64_t challenge_token = 0;
   NetAddr challenge_addr;
   uint16_t challenge_sock = 0;
-  Micros challenge_sent = 0;
+  Nanos challenge_sent = 0;
   PathStats stats;
 };
 

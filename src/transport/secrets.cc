@@ -11,8 +11,8 @@
 namespace opensrd {
 
 namespace {
-constexpr Micros kCookieStampUs = 1'000'000;  // cookie time resolution
-constexpr uint64_t kCookieMaxAge = 2;         // stamps: valid for 2-3 s
+constexpr Nanos kCookieStamp = 1'000'000'000;  // cookie time resolution: one second
+constexpr uint64_t kCookieMaxAge = 2;          // stamps: valid for 2-3 s
 
 void Keyed(const std::array<uint8_t, 32>& key, const uint8_t* in, size_t n, uint8_t* out,
            size_t out_len) {
@@ -71,17 +71,17 @@ void Secrets::CookieMac(uint64_t stamp, const CookieInput& in, uint8_t out[16]) 
   Keyed(cookie_key_, b.b, b.n, out, 16);
 }
 
-void Secrets::MintCookie(Micros now, const CookieInput& in, uint8_t out[wire::kCookieLen]) const {
-  const uint64_t stamp = now / kCookieStampUs + 1;  // never 0: an all-zero cookie means "none"
+void Secrets::MintCookie(Nanos now, const CookieInput& in, uint8_t out[wire::kCookieLen]) const {
+  const uint64_t stamp = now / kCookieStamp + 1;  // never 0: an all-zero cookie means "none"
   for (int i = 0; i < 8; ++i) out[i] = static_cast<uint8_t>(stamp >> (8 * (7 - i)));
   CookieMac(stamp, in, out + 8);
 }
 
-bool Secrets::CheckCookie(Micros now, const CookieInput& in,
+bool Secrets::CheckCookie(Nanos now, const CookieInput& in,
                           const uint8_t cookie[wire::kCookieLen]) const {
   uint64_t stamp = 0;
   for (int i = 0; i < 8; ++i) stamp = (stamp << 8) | cookie[i];
-  const uint64_t current = now / kCookieStampUs + 1;
+  const uint64_t current = now / kCookieStamp + 1;
   if (stamp == 0 || stamp > current || current - stamp > kCookieMaxAge) return false;
   uint8_t mac[16];
   CookieMac(stamp, in, mac);

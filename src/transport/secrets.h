@@ -34,9 +34,9 @@ class Secrets {
     uint32_t src_incarnation = 0;
     uint64_t node_id = 0;
   };
-  void MintCookie(Micros now, const CookieInput& in, uint8_t out[wire::kCookieLen]) const;
+  void MintCookie(Nanos now, const CookieInput& in, uint8_t out[wire::kCookieLen]) const;
   // Valid for 2-3 s after minting (a cookie older than that, or from the future, is refused).
-  bool CheckCookie(Micros now, const CookieInput& in, const uint8_t cookie[wire::kCookieLen]) const;
+  bool CheckCookie(Nanos now, const CookieInput& in, const uint8_t cookie[wire::kCookieLen]) const;
   uint64_t RandomToken() { return rng_.Next(); }
 
   // Fills `out` with random bytes (getrandom, or the seeded generator).

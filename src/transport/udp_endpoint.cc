@@ -148,11 +148,19 @@ class UdpEndpoint::Impl {
 
   bool gso_enabled() const { return gso_ && gro_; }
 
-  Micros Now() const {
+  // The shell keeps time in microseconds (waits, spins, held packets); the core runs on
+  // nanoseconds. Both from one clock: NowNs() / 1000 == Now().
+  Nanos NowNs() const {
     timespec t;
     clock_gettime(CLOCK_MONOTONIC, &t);
-    const int64_t us = (t.tv_sec - start_.tv_sec) * 1'000'000 + (t.tv_nsec - start_.tv_nsec) / 1000;
-    return static_cast<Micros>(us) + 1;
+    const int64_t ns = (t.tv_sec - start_.tv_sec) * 1'000'000'000 + (t.tv_nsec - start_.tv_nsec);
+    return static_cast<Nanos>(ns) + 1000;
+  }
+  Micros Now() const { return NowNs() / 1000; }
+  // The core's next deadline on the shell's microsecond clock (rounded up: never early).
+  Micros CoreDeadline() const {
+    const Nanos t = ep_.NextTimeout();
+    return t == kNever ? kNever : (t + 999) / 1000;
   }
 
   Result<size_t> Poll(Micros max_wait_us) {
@@ -173,7 +181,7 @@ class UdpEndpoint::Impl {
       return moved;
     }
     // Idle: sleep until a socket is readable or the next deadline (core timer, held packet).
-    Micros deadline = std::min(now + max_wait_us, ep_.NextTimeout());
+    Micros deadline = std::min(now + max_wait_us, CoreDeadline());
     if (!held_.empty()) deadline = std::min(deadline, held_.top().due);
     if (deadline <= now) return moved;
     Status s = Wait(deadline - now);
@@ -227,8 +235,8 @@ class UdpEndpoint::Impl {
     if (!in.ok()) return in;
     moved += *in;
     now = Now();
-    if (ep_.NextTimeout() <= now) {
-      ep_.HandleTimeout(now);
+    if (const Nanos ns = NowNs(); ep_.NextTimeout() <= ns) {
+      ep_.HandleTimeout(ns);
       last_activity_ = now;
     }
     moved += Transmit(now);
@@ -241,7 +249,7 @@ class UdpEndpoint::Impl {
       Held h = std::move(const_cast<Held&>(held_.top()));
       held_.pop();
       if (h.inbound) {
-        ep_.HandleDatagram(now, h.socket, h.addr, h.bytes);
+        ep_.HandleDatagram(NowNs(), h.socket, h.addr, h.bytes);
         ++moved;
       } else if (h.bytes.size() > tx_len_) {
         ++stats_.send_errors;  // cannot happen: it came from a transmit slot
@@ -276,7 +284,7 @@ class UdpEndpoint::Impl {
       }
     }
     if (!opts_.inject_faults) {
-      ep_.HandleDatagram(now, sock, from, {p, len});
+      ep_.HandleDatagram(NowNs(), sock, from, {p, len});
       return;
     }
     const FaultInjector::Verdict v = injector_.Decide(sock, now);
@@ -293,7 +301,7 @@ class UdpEndpoint::Impl {
       if (v.delay_us > 0) {
         Hold(now + v.delay_us, true, sock, from, p, len);
       } else {
-        ep_.HandleDatagram(now, sock, from, {p, len});
+        ep_.HandleDatagram(NowNs(), sock, from, {p, len});
       }
     }
   }
@@ -432,7 +440,7 @@ class UdpEndpoint::Impl {
       while (batch < kBatch && free_slots_.size() > 1 && !blocked_) {
         const uint32_t slot = free_slots_.back();
         opensrd::Transmit t;
-        if (!ep_.PollTransmit(now, {SlotData(slot), tx_len_}, t)) break;
+        if (!ep_.PollTransmit(NowNs(), {SlotData(slot), tx_len_}, t)) break;
         free_slots_.pop_back();
         ++batch;
         if (t.local_socket >= fds_.size() || t.len > tx_len_) {
@@ -599,6 +607,9 @@ const Endpoint& UdpEndpoint::endpoint() const {
 }
 Micros UdpEndpoint::Now() const {
   return impl_->Now();
+}
+Nanos UdpEndpoint::NowNs() const {
+  return impl_->NowNs();
 }
 size_t UdpEndpoint::num_sockets() const {
   return impl_->fds_.size();

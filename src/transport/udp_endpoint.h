@@ -87,8 +87,10 @@ class UdpEndpoint {
 
   Endpoint& endpoint();
   const Endpoint& endpoint() const;
-  // Microseconds since creation (never 0).
+  // Microseconds since creation (never 0), and the same clock in nanoseconds: the core's clock,
+  // what Endpoint calls (PostSend, AddPeer) take.
   Micros Now() const;
+  Nanos NowNs() const;
   size_t num_sockets() const;
   // The address socket i is bound to (with the ephemeral port filled in).
   NetAddr local_address(size_t i) const;

@@ -38,7 +38,7 @@ void TransferOverTwoHomes(Micros cork_us) {
   Endpoint& ce = c.endpoint();
   CqId scq = se.CreateCompletionQueue(), ccq = ce.CreateCompletionQueue();
   SqId sq = ce.CreateSendQueue({.cq = ccq}).value();
-  PeerId peer = ce.AddPeer({{0, s.local_address(0)}, {1, s.local_address(1)}}, c.Now()).value();
+  PeerId peer = ce.AddPeer({{0, s.local_address(0)}, {1, s.local_address(1)}}, c.NowNs()).value();
   constexpr int kMessages = 200;
   constexpr size_t kSize = 20000;
   std::vector<std::vector<uint8_t>> rbufs(16, std::vector<uint8_t>(kSize));
@@ -48,7 +48,7 @@ void TransferOverTwoHomes(Micros cork_us) {
   for (int i = 0; i < kMessages; ++i) {
     FillPattern(i, msgs[i].data(), kSize);
     Sge sge{msgs[i].data(), kSize};
-    ASSERT_TRUE(ce.PostSend(sq, peer, {&sge, 1}, i, c.Now()).ok());
+    ASSERT_TRUE(ce.PostSend(sq, peer, {&sge, 1}, i, c.NowNs()).ok());
   }
   int sent = 0, received = 0, bad = 0;
   const Micros deadline = c.Now() + 10'000'000;

@@ -61,7 +61,7 @@ void WriteCommon(Writer& w, const Common& c) {
   w.U32(c.src_ctx);
   w.U32(c.src_incarnation);
   w.U32(c.dst_incarnation);
-  w.U32(c.tx_ts_us);
+  w.U32(c.tx_ts);
 }
 
 size_t AckBodyLen(uint8_t n_ranges) {
@@ -70,7 +70,7 @@ size_t AckBodyLen(uint8_t n_ranges) {
 
 void WriteAckBlock(Writer& w, const AckExt& a) {
   w.U32(a.cum_psn);
-  w.U32(a.echo_ts_us);
+  w.U32(a.echo_ts);
   w.U16(a.ack_delay_us);
   w.U8(a.echo_path);
   w.U8(a.n_ranges);
@@ -84,7 +84,7 @@ void WriteAckBlock(Writer& w, const AckExt& a) {
 ParseError ReadAckBlock(Reader& r, size_t avail, AckExt& a) {
   if (avail < kAckFixedLen) return ParseError::kTooShort;
   a.cum_psn = r.U32();
-  a.echo_ts_us = r.U32();
+  a.echo_ts = r.U32();
   a.ack_delay_us = r.U16();
   a.echo_path = r.U8();
   a.n_ranges = r.U8();
@@ -275,7 +275,7 @@ ParseError Parse(std::span<const uint8_t> bytes, Packet& out) {
   c.src_ctx = r.U32();
   c.src_incarnation = r.U32();
   c.dst_incarnation = r.U32();
-  c.tx_ts_us = r.U32();
+  c.tx_ts = r.U32();
   out.payload = {};
 
   switch (c.type) {

@@ -65,7 +65,7 @@ struct Common {
   uint32_t src_ctx = 0;  // sender's context id
   uint32_t src_incarnation = 0;
   uint32_t dst_incarnation = 0;  // 0 in kHello
-  uint32_t tx_ts_us = 0;         // sender's clock at transmit, microseconds mod 2^32
+  uint32_t tx_ts = 0;  // sender's clock at transmit, nanoseconds mod 2^32 (wraps in 4.29 s)
 };
 
 struct DataExt {
@@ -85,7 +85,7 @@ struct SackRange {
 
 struct AckExt {
   uint32_t cum_psn = 0;  // every PSN below this has been received
-  uint32_t echo_ts_us = 0;
+  uint32_t echo_ts = 0;
   uint16_t ack_delay_us = 0;  // time the echoed packet waited at the receiver before this ack
   uint8_t echo_path = 0;
   uint8_t n_ranges = 0;

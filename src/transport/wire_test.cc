@@ -18,7 +18,7 @@ Common MakeCommon(Type t) {
   c.src_ctx = 0x55667788;
   c.src_incarnation = 0xAABBCCDD;
   c.dst_incarnation = 0x01020304;
-  c.tx_ts_us = 123456;
+  c.tx_ts = 123456;
   return c;
 }
 
@@ -55,7 +55,7 @@ TEST(Wire, DataRoundTrip) {
   EXPECT_EQ(p.common.src_ctx, 0x55667788u);
   EXPECT_EQ(p.common.src_incarnation, 0xAABBCCDDu);
   EXPECT_EQ(p.common.dst_incarnation, 0x01020304u);
-  EXPECT_EQ(p.common.tx_ts_us, 123456u);
+  EXPECT_EQ(p.common.tx_ts, 123456u);
   EXPECT_EQ(p.data.psn, 77u);
   EXPECT_EQ(p.data.msg_id, 5u);
   EXPECT_EQ(p.data.msg_len, 1000u);
@@ -79,7 +79,7 @@ TEST(Wire, ByteOrderIsNetworkOrder) {
 TEST(Wire, AckRoundTrip) {
   AckExt a;
   a.cum_psn = 0xFFFFFFF0;  // ranges wrap around 2^32: serial arithmetic
-  a.echo_ts_us = 99;
+  a.echo_ts = 99;
   a.ack_delay_us = 7;
   a.echo_path = 2;
   a.n_ranges = 2;
@@ -127,7 +127,7 @@ TEST(Wire, HelloNackBareRoundTrip) {
 TEST(Wire, DataWithPiggybackedAck) {
   AckExt a;
   a.cum_psn = 10;
-  a.echo_ts_us = 5;
+  a.echo_ts = 5;
   a.echo_path = 1;
   a.n_ranges = 2;
   a.ranges[0] = {12, 14};

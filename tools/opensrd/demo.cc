@@ -65,7 +65,7 @@ int RunDemo(const DemoOptions& o) {
   std::vector<PathSpec> paths;
   for (int i = 0; i < o.paths; ++i)
     paths.push_back({static_cast<uint16_t>(i), rx.local_address(0)});
-  Result<PeerId> peer = tx.endpoint().AddPeer(paths, tx.Now());
+  Result<PeerId> peer = tx.endpoint().AddPeer(paths, tx.NowNs());
   if (!peer.ok()) return Fail(peer.status().ToString());
   const CqId scq = tx.endpoint().CreateCompletionQueue();
   Result<SqId> sq = tx.endpoint().CreateSendQueue({.cq = scq});
@@ -93,7 +93,7 @@ int RunDemo(const DemoOptions& o) {
       FillMessage(sbufs[slot].get(), len, AppKind::kData, o.seed << 32 | posted, posted);
       const Sge sge{sbufs[slot].get(), len};
       posted_at[slot] = tx.Now();
-      Status s = tx.endpoint().PostSend(*sq, *peer, {&sge, 1}, slot, posted_at[slot]);
+      Status s = tx.endpoint().PostSend(*sq, *peer, {&sge, 1}, slot, tx.NowNs());
       if (!s.ok()) return Fail("PostSend: " + s.ToString());
       free_slots.pop_back();
       ++posted;

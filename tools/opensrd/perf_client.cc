@@ -77,7 +77,7 @@ class PerfClient {
     Endpoint& ep = udp_->endpoint();
     std::vector<PathSpec> paths;
     for (int i = 0; i < o_.paths; ++i) paths.push_back({static_cast<uint16_t>(i), remote_});
-    Result<PeerId> peer = ep.AddPeer(paths, udp_->Now());
+    Result<PeerId> peer = ep.AddPeer(paths, udp_->NowNs());
     if (!peer.ok()) return peer.status();
     peer_ = *peer;
     cq_ = ep.CreateCompletionQueue();
@@ -285,7 +285,7 @@ class PerfClient {
         FillMessage(bufs[slot].get(), size_, AppKind::kData, salt_ + seq, seq);
         const Sge sge{bufs[slot].get(), size_};
         posted_at_ns[slot] = NowNs();
-        Status s = ep.PostSend(sq_, peer_, {&sge, 1}, slot, udp_->Now());
+        Status s = ep.PostSend(sq_, peer_, {&sge, 1}, slot, udp_->NowNs());
         if (!s.ok()) {
           Error("PostSend: " + s.ToString());
           break;
@@ -328,7 +328,7 @@ class PerfClient {
       FillMessage(buf.get(), size_, AppKind::kPing, key, seq);
       const Sge sge{buf.get(), size_};
       const uint64_t t0 = NowNs();
-      Status s = ep.PostSend(sq_, peer_, {&sge, 1}, 0, udp_->Now());
+      Status s = ep.PostSend(sq_, peer_, {&sge, 1}, 0, udp_->NowNs());
       if (!s.ok()) return Error("PostSend: " + s.ToString());
       bool sent = false, echoed = false;
       uint64_t rtt_ns = 0;
@@ -371,7 +371,7 @@ class PerfClient {
     uint8_t end[kAppHeaderLen];
     WriteHeader(end, AppHeader{.kind = AppKind::kEnd, .length = kAppHeaderLen, .seq = messages_});
     const Sge sge{end, sizeof end};
-    Status s = ep.PostSend(sq_, peer_, {&sge, 1}, ~0ull, udp_->Now());
+    Status s = ep.PostSend(sq_, peer_, {&sge, 1}, ~0ull, udp_->NowNs());
     if (!s.ok()) return Error("PostSend(end): " + s.ToString());
     const Micros deadline = udp_->Now() + kReportWaitUs + o_.peer_timeout_ms * 1000;
     bool sent = false;

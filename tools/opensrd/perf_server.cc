@@ -102,7 +102,7 @@ class PerfServer {
         }
         buf[0] = static_cast<uint8_t>(AppKind::kPong);  // echo; repost when the send completes
         const Sge sge{buf, c.length};
-        Status s = ep_.PostSend(sq_, c.peer, {&sge, 1}, idx, udp_->Now());
+        Status s = ep_.PostSend(sq_, c.peer, {&sge, 1}, idx, udp_->NowNs());
         return s.ok() ? s : Repost(idx);
       }
       case AppKind::kEnd:
@@ -128,7 +128,7 @@ class PerfServer {
     std::memcpy(msg.get() + kAppHeaderLen, &t.body, sizeof t.body);
     const Sge sge{msg.get(), kAppHeaderLen + sizeof(ReportBody)};
     const uint64_t tag = kReportTag | next_report_++;
-    Status s = ep_.PostSend(sq_, peer, {&sge, 1}, tag, udp_->Now());
+    Status s = ep_.PostSend(sq_, peer, {&sge, 1}, tag, udp_->NowNs());
     if (s.ok()) reports_.emplace(tag, std::move(msg));
     if (!o_.quiet) {
       std::string from = "?";
