@@ -4,6 +4,7 @@
 #pragma once
 #include <cstdint>
 #include <string>
+#include <vector>
 
 namespace opensrd::cli {
 
@@ -22,11 +23,11 @@ struct DemoOptions {
 int RunDemo(const DemoOptions& o);
 
 struct PerfServerOptions {
-  std::string bind;              // HOST:PORT
-  int paths = 64;                // paths accepted per client (wire path ids 0..paths-1)
-  uint32_t max_size = 1u << 20;  // largest message a client may send
-  int buffers = 128;             // receive buffers posted
-  int max_payload = 0;           // payload bytes per packet this end sends; 0: AutoMaxPayload(bind)
+  std::vector<std::string> bind;  // HOST:PORT, one socket each (several: a multi-homed server)
+  int paths = 64;                 // paths accepted per client (wire path ids 0..paths-1)
+  uint32_t max_size = 1u << 20;   // largest message a client may send
+  int buffers = 128;              // receive buffers posted
+  int max_payload = 0;  // payload bytes per packet this end sends; 0: AutoMaxPayload(bind)
   bool quiet = false;
   std::string key_file;  // cluster key (docs/SECURITY.md); empty: none
   std::string key_mode;  // mac (default with a key) | aead
@@ -34,7 +35,10 @@ struct PerfServerOptions {
 int RunPerfServer(const PerfServerOptions& o);
 
 struct PerfClientOptions {
-  std::string connect;  // HOST:PORT
+  std::string connect;  // HOST:PORT (or the paths' remotes, with `path`)
+  // Explicit multi-homed paths, LOCAL=REMOTE each (LOCAL as HOST or HOST:PORT): path i sends
+  // from LOCAL to REMOTE. Replaces --connect/--paths/--source-port-base.
+  std::vector<std::string> path;
   int paths = 4;
   int source_port_base = 0;  // 0: ephemeral ports
   uint32_t size = 0;         // 0: 65536 in bw mode, 64 in lat mode

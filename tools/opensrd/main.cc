@@ -29,7 +29,10 @@ int main(int argc, char** argv) {
   PerfServerOptions server;
   auto* server_cmd = perf_cmd->add_subcommand(
       "server", "Serve perf clients until killed; verifies every byte it receives");
-  server_cmd->add_option("--bind", server.bind, "HOST:PORT to listen on")->required();
+  server_cmd
+      ->add_option("--bind", server.bind,
+                   "HOST:PORT to listen on (repeat for a multi-homed server: one socket each)")
+      ->required();
   server_cmd->add_option("--paths", server.paths, "paths accepted per client")
       ->check(CLI::Range(1, 256));
   server_cmd->add_option("--max-size", server.max_size, "largest message accepted (bytes)")
@@ -47,7 +50,12 @@ int main(int argc, char** argv) {
 
   PerfClientOptions client;
   auto* client_cmd = perf_cmd->add_subcommand("client", "Run a bw or lat test against a server");
-  client_cmd->add_option("--connect", client.connect, "server HOST:PORT")->required();
+  auto* connect = client_cmd->add_option("--connect", client.connect, "server HOST:PORT");
+  client_cmd
+      ->add_option("--path", client.path,
+                   "explicit path LOCAL=REMOTE (LOCAL: HOST or HOST:PORT; repeat per path; "
+                   "replaces --connect, --paths and --source-port-base)")
+      ->excludes(connect);
   client_cmd->add_option("--paths", client.paths, "paths (path i sends from source port base+i)")
       ->check(CLI::Range(1, 256));
   client_cmd

@@ -45,9 +45,11 @@ Result<uint32_t> RouteSource(const NetAddr& remote) {
 
 class PerfClient {
  public:
-  PerfClient(const PerfClientOptions& o, NetAddr remote) : o_(o), remote_(remote) {}
+  // `locals`/`remotes`: path i goes from locals[i] to remotes[i].
+  PerfClient(const PerfClientOptions& o, std::vector<NetAddr> locals, std::vector<NetAddr> remotes)
+      : o_(o), locals_(std::move(locals)), remotes_(std::move(remotes)), remote_(remotes_[0]) {}
 
-  Status Setup(const FaultSpec& fault, uint32_t source_ip, const EndpointConfig& key_cfg) {
+  Status Setup(const FaultSpec& fault, const EndpointConfig& key_cfg) {
     UdpEndpointOptions uo;
     uo.endpoint.key_mode = key_cfg.key_mode;
     uo.endpoint.cluster_key = key_cfg.cluster_key;
@@ -66,17 +68,15 @@ class PerfClient {
     uo.inject_faults = !fault.paths.empty();
     uo.fault = fault;
     uo.fault_seed = seed ^ 0xFA17;
-    for (int i = 0; i < o_.paths; ++i) {
-      const uint16_t port =
-          o_.source_port_base ? static_cast<uint16_t>(o_.source_port_base + i) : 0;
-      uo.local.push_back({source_ip, port});
-    }
+    uo.local = locals_;
     Result<std::unique_ptr<UdpEndpoint>> udp = UdpEndpoint::Create(uo);
     if (!udp.ok()) return udp.status();
     udp_ = std::move(udp.value());
     Endpoint& ep = udp_->endpoint();
     std::vector<PathSpec> paths;
-    for (int i = 0; i < o_.paths; ++i) paths.push_back({static_cast<uint16_t>(i), remote_});
+    for (size_t i = 0; i < remotes_.size(); ++i) {
+      paths.push_back({static_cast<uint16_t>(i), remotes_[i]});
+    }
     Result<PeerId> peer = ep.AddPeer(paths, udp_->NowNs());
     if (!peer.ok()) return peer.status();
     peer_ = *peer;
@@ -407,7 +407,8 @@ class PerfClient {
   }
 
   const PerfClientOptions& o_;
-  const NetAddr remote_;
+  const std::vector<NetAddr> locals_, remotes_;
+  const NetAddr remote_;  // path 0's
   uint32_t size_ = 0;
   std::unique_ptr<UdpEndpoint> udp_;
   PeerId peer_ = 0;
@@ -431,16 +432,54 @@ int Usage(const std::string& msg) {
 
 }  // namespace
 
+// "HOST" or "HOST:PORT" (port 0 when absent: ephemeral).
+Result<NetAddr> ParseLocal(const std::string& s) {
+  return ParseNetAddr(s.find(':') == std::string::npos ? s + ":0" : s);
+}
+
 int RunPerfClient(const PerfClientOptions& o) {
-  Result<NetAddr> remote = ParseNetAddr(o.connect);
-  if (!remote.ok()) return Usage("--connect: " + remote.status().message());
-  if (remote->port == 0) return Usage("--connect: port 0 is not a server");
+  PerfClientOptions opts = o;
+  std::vector<NetAddr> locals, remotes;
+  if (!o.path.empty()) {
+    // Multi-homed: explicit (local, remote) pairs.
+    for (const std::string& p : o.path) {
+      const auto eq = p.find('=');
+      if (eq == std::string::npos) return Usage("--path '" + p + "' is not LOCAL=REMOTE");
+      Result<NetAddr> local = ParseLocal(p.substr(0, eq));
+      if (!local.ok()) return Usage("--path '" + p + "': local: " + local.status().message());
+      Result<NetAddr> remote = ParseNetAddr(p.substr(eq + 1));
+      if (!remote.ok()) return Usage("--path '" + p + "': remote: " + remote.status().message());
+      if (remote->port == 0) return Usage("--path '" + p + "': remote port 0 is not a server");
+      locals.push_back(*local);
+      remotes.push_back(*remote);
+    }
+    if (o.path.size() > 256) return Usage("at most 256 --path");
+    opts.paths = static_cast<int>(o.path.size());
+  } else {
+    if (o.connect.empty()) return Usage("--connect HOST:PORT or --path LOCAL=REMOTE is required");
+    Result<NetAddr> remote = ParseNetAddr(o.connect);
+    if (!remote.ok()) return Usage("--connect: " + remote.status().message());
+    if (remote->port == 0) return Usage("--connect: port 0 is not a server");
+    if (o.source_port_base != 0 && o.source_port_base + o.paths - 1 > 65535) {
+      return Usage("--source-port-base + --paths exceeds port 65535");
+    }
+    Result<uint32_t> source = RouteSource(*remote);
+    if (!source.ok()) {
+      std::fprintf(stderr, "opensrd perf client: %s\n", source.status().ToString().c_str());
+      return 1;
+    }
+    for (int i = 0; i < o.paths; ++i) {
+      const uint16_t port = o.source_port_base ? static_cast<uint16_t>(o.source_port_base + i) : 0;
+      locals.push_back({*source, port});
+      remotes.push_back(*remote);
+    }
+  }
   Result<FaultSpec> fault = ParseFaultSpec(o.fault);
   if (!fault.ok()) return Usage(fault.status().message());
   for (const auto& [path, f] : fault->paths) {
-    if (path >= static_cast<uint32_t>(o.paths)) {
+    if (path >= static_cast<uint32_t>(opts.paths)) {
       return Usage("--fault names path " + std::to_string(path) + " but there are only " +
-                   std::to_string(o.paths) + " paths (numbered from 0)");
+                   std::to_string(opts.paths) + " paths (numbered from 0)");
     }
   }
   if (o.mode != "bw" && o.mode != "lat") return Usage("--mode must be bw or lat");
@@ -452,19 +491,10 @@ int RunPerfClient(const PerfClientOptions& o) {
   if (size < kAppHeaderLen) {
     return Usage("--size must be at least " + std::to_string(kAppHeaderLen) + " (the perf header)");
   }
-  if (o.source_port_base != 0 && o.source_port_base + o.paths - 1 > 65535) {
-    return Usage("--source-port-base + --paths exceeds port 65535");
-  }
-  Result<uint32_t> source = RouteSource(*remote);
-  if (!source.ok()) {
-    std::fprintf(stderr, "opensrd perf client: %s\n", source.status().ToString().c_str());
-    return 1;
-  }
-  PerfClientOptions opts = o;
   if (opts.count == 0 && opts.duration_s <= 0) opts.duration_s = 3;
-  PerfClient client(opts, *remote);
+  PerfClient client(opts, std::move(locals), std::move(remotes));
   client.set_size(size);
-  Status s = client.Setup(*fault, *source, key_cfg);
+  Status s = client.Setup(*fault, key_cfg);
   if (!s.ok()) {
     std::fprintf(stderr, "opensrd perf client: %s\n", s.ToString().c_str());
     return 1;

@@ -165,11 +165,21 @@ class PerfServer {
 }  // namespace
 
 int RunPerfServer(const PerfServerOptions& o) {
-  Result<NetAddr> bind = ParseNetAddr(o.bind);
-  if (!bind.ok()) {
-    std::fprintf(stderr, "opensrd perf server: --bind: %s\n", bind.status().message().c_str());
+  std::vector<NetAddr> binds;
+  for (const std::string& b : o.bind) {
+    Result<NetAddr> a = ParseNetAddr(b);
+    if (!a.ok()) {
+      std::fprintf(stderr, "opensrd perf server: --bind %s: %s\n", b.c_str(),
+                   a.status().message().c_str());
+      return 2;
+    }
+    binds.push_back(*a);
+  }
+  if (binds.empty()) {
+    std::fprintf(stderr, "opensrd perf server: --bind is required\n");
     return 2;
   }
+  const NetAddr* bind = &binds[0];
   if (o.max_size < kAppHeaderLen + sizeof(ReportBody)) {
     std::fprintf(stderr, "opensrd perf server: --max-size must be >= %zu\n",
                  kAppHeaderLen + sizeof(ReportBody));
@@ -180,7 +190,7 @@ int RunPerfServer(const PerfServerOptions& o) {
     std::fprintf(stderr, "opensrd perf server: %s\n", k.message().c_str());
     return 2;
   }
-  uo.local = {*bind};
+  uo.local = binds;
   uo.max_path_id = static_cast<uint32_t>(o.paths);
   uo.endpoint.max_payload =
       static_cast<uint16_t>(o.max_payload ? o.max_payload : AutoMaxPayload(bind->ip));
@@ -198,13 +208,16 @@ int RunPerfServer(const PerfServerOptions& o) {
   sigaction(SIGINT, &sa, nullptr);
   sigaction(SIGTERM, &sa, nullptr);
 
-  const NetAddr local = (*udp)->local_address(0);
+  std::string listening;
+  for (size_t i = 0; i < (*udp)->num_sockets(); ++i) {
+    listening += (i ? ", " : "") + ToString((*udp)->local_address(i));
+  }
   PerfServer server(o, std::move(udp.value()));
   Status s = server.Start();
   if (s.ok()) {
     if (!o.quiet) {
       std::fprintf(stderr, "perf server: listening on %s (up to %d paths per client)\n",
-                   ToString(local).c_str(), o.paths);
+                   listening.c_str(), o.paths);
     }
     s = server.Run();
   }
