@@ -2,7 +2,8 @@
 # Multi-homed paths through the CLI: a server listening on two addresses (--bind twice) and a
 # client with explicit LOCAL=REMOTE paths over four different local addresses. The run verifies,
 # each path reports the pair it was given, and with one pair blackholed the run still verifies
-# and that path ends suspect. A malformed --path is exit code 2. Ports: 7380-7381 (server).
+# and that path ends suspect. A malformed --path is exit code 2. Then IPv6 on [::1]. Ports:
+# 7380-7382 (server).
 source "$(dirname "$0")/perf_lib.sh"
 
 start_server srv -- --bind 127.0.0.1:7380 --bind 127.0.0.2:7381 --paths 4
@@ -38,3 +39,16 @@ rc=$?
 set -e
 [ "$rc" -ne 0 ] || fail "--path with --connect accepted"
 echo "perf multihome ok: $(jq -c '{goodput_gbps, paths: [.paths[] | {local, remote, sent}]}' "$work/m.json")"
+
+# IPv6: a server on [::1] and a client to it; and an IPv6 address without brackets is refused.
+start_server v6 -- --bind '[::1]:7382' --paths 2
+timeout 60 "$bin" perf client --connect '[::1]:7382' --paths 2 --mode lat --count 1000 --json \
+  >"$work/v6.json" 2>"$work/v6.log" || fail "IPv6 client exited $?"
+jq_check "$work/v6.json" '.verified == true and .errors == 0 and (.paths[0].remote == "[::1]:7382")' \
+  "IPv6 run"
+set +e
+"$bin" perf client --connect '::1:7382' >/dev/null 2>"$work/e"
+rc=$?
+set -e
+[ "$rc" -eq 2 ] && grep -q "\[ADDR\]:PORT" "$work/e" || fail "unbracketed IPv6: exit $rc: $(cat "$work/e")"
+echo "perf ipv6 ok: p50 $(jq -c '.lat_us.p50' "$work/v6.json") us"

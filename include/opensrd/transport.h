@@ -42,14 +42,21 @@ inline constexpr Nanos UsToNs(Micros us) {
   return us >= kNever / 1000 ? kNever : us * 1000;
 }
 
-// An IPv4 UDP address in host byte order.
+// A UDP address: IPv4 in `ip` (host byte order), or IPv6 when `v6` is set, in `ip6` (the 16
+// address bytes in network order). Ports in host byte order.
 struct NetAddr {
   uint32_t ip = 0;
   uint16_t port = 0;
+  bool v6 = false;
+  std::array<uint8_t, 16> ip6{};
   friend bool operator==(const NetAddr&, const NetAddr&) = default;
 };
+// "A.B.C.D:PORT" or "[IPv6]:PORT".
 std::string ToString(const NetAddr& a);
+// Parses "A.B.C.D:PORT", "[IPv6]:PORT" or "localhost:PORT" (127.0.0.1).
 Result<NetAddr> ParseNetAddr(const std::string& host_port);
+// 127.0.0.0/8 or ::1.
+bool IsLoopback(const NetAddr& a);
 
 // A path is a (local socket, remote address) pair. `local_socket` indexes the sockets of the I/O
 // shell that drives the endpoint (in the simulator: the host's ports).

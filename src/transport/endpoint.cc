@@ -19,10 +19,21 @@
 namespace opensrd {
 
 std::string ToString(const NetAddr& a) {
+  if (a.v6) {
+    char buf[INET6_ADDRSTRLEN] = {};
+    inet_ntop(AF_INET6, a.ip6.data(), buf, sizeof buf);
+    return "[" + std::string(buf) + "]:" + std::to_string(a.port);
+  }
   char buf[INET_ADDRSTRLEN] = {};
   const uint32_t be = htonl(a.ip);
   inet_ntop(AF_INET, &be, buf, sizeof buf);
   return std::string(buf) + ":" + std::to_string(a.port);
+}
+
+bool IsLoopback(const NetAddr& a) {
+  if (!a.v6) return (a.ip >> 24) == 127;
+  static constexpr std::array<uint8_t, 16> kLoop6{0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1};
+  return a.ip6 == kLoop6;
 }
 
 Result<NetAddr> ParseNetAddr(const std::string& host_port) {
@@ -32,17 +43,32 @@ Result<NetAddr> ParseNetAddr(const std::string& host_port) {
   }
   std::string host = host_port.substr(0, colon);
   const std::string port_s = host_port.substr(colon + 1);
-  if (host == "localhost") host = "127.0.0.1";
-  uint32_t be = 0;
-  if (inet_pton(AF_INET, host.c_str(), &be) != 1) {
-    return Status(Code::kInvalidArgument, "host '" + host + "' is not an IPv4 address");
-  }
   char* end = nullptr;
   const long port = std::strtol(port_s.c_str(), &end, 10);
   if (port_s.empty() || *end != '\0' || port < 0 || port > 65535) {
     return Status(Code::kInvalidArgument, "port '" + port_s + "' is not 0..65535");
   }
-  return NetAddr{ntohl(be), static_cast<uint16_t>(port)};
+  NetAddr a;
+  a.port = static_cast<uint16_t>(port);
+  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') {
+    const std::string h6 = host.substr(1, host.size() - 2);
+    if (inet_pton(AF_INET6, h6.c_str(), a.ip6.data()) != 1) {
+      return Status(Code::kInvalidArgument, "host '" + h6 + "' is not an IPv6 address");
+    }
+    a.v6 = true;
+    return a;
+  }
+  if (host.find(':') != std::string::npos) {
+    return Status(Code::kInvalidArgument,
+                  "address '" + host_port + "': write an IPv6 address as [ADDR]:PORT");
+  }
+  if (host == "localhost") host = "127.0.0.1";
+  uint32_t be = 0;
+  if (inet_pton(AF_INET, host.c_str(), &be) != 1) {
+    return Status(Code::kInvalidArgument, "host '" + host + "' is not an IPv4 address");
+  }
+  a.ip = ntohl(be);
+  return a;
 }
 
 const char* KeyModeName(KeyMode m) {

@@ -266,3 +266,39 @@ TEST(EndpointAcks, ManyRangesFitTheSmallestBuffer) {
 
 }  // namespace
 }  // namespace opensrd
+
+namespace opensrd {
+namespace {
+
+TEST(NetAddr, ParsesAndPrintsIpv4AndIpv6) {
+  Result<NetAddr> a = ParseNetAddr("10.1.2.3:4791");
+  ASSERT_TRUE(a.ok());
+  EXPECT_FALSE(a->v6);
+  EXPECT_EQ(a->ip, 0x0A010203u);
+  EXPECT_EQ(ToString(*a), "10.1.2.3:4791");
+  Result<NetAddr> b = ParseNetAddr("[::1]:7000");
+  ASSERT_TRUE(b.ok());
+  EXPECT_TRUE(b->v6);
+  EXPECT_EQ(b->ip6[15], 1);
+  EXPECT_EQ(b->port, 7000);
+  EXPECT_EQ(ToString(*b), "[::1]:7000");
+  EXPECT_TRUE(IsLoopback(*b));
+  Result<NetAddr> c = ParseNetAddr("[fd00::5]:1");
+  ASSERT_TRUE(c.ok());
+  EXPECT_FALSE(IsLoopback(*c));
+  EXPECT_FALSE(*b == *c);
+  EXPECT_EQ(ParseNetAddr("localhost:9")->ip, 0x7F000001u);
+}
+
+TEST(NetAddr, RejectsBadAddressesWithClearErrors) {
+  for (const char* bad : {"::1:7000", "[::1]", "[nonsense]:1", "1.2.3:4", "1.2.3.4:70000",
+                          "1.2.3.4:", "host:1", "[::1]:x"}) {
+    Result<NetAddr> r = ParseNetAddr(bad);
+    EXPECT_FALSE(r.ok()) << bad;
+    EXPECT_EQ(r.status().code(), Code::kInvalidArgument) << bad;
+    EXPECT_FALSE(r.status().message().empty()) << bad;
+  }
+}
+
+}  // namespace
+}  // namespace opensrd

@@ -40,8 +40,8 @@ size_t PacketProtection::Seal(std::span<uint8_t> buf, size_t len) {
   if (mode_ == KeyMode::kMac) {
     // Nothing to encrypt, but libsodium declares the message pointers non-null.
     uint8_t none = 0;
-    crypto_aead_xchacha20poly1305_ietf_encrypt_detached(
-        &none, tag, &tag_len, &none, 0, buf.data(), len + kNonceLen, nullptr, n24, key_.data());
+    crypto_aead_xchacha20poly1305_ietf_encrypt_detached(&none, tag, &tag_len, &none, 0, buf.data(),
+                                                        len + kNonceLen, nullptr, n24, key_.data());
   } else {
     // Encrypt [28, len) in place; associated data: the clear header and the nonce.
     uint8_t ad[kClearLen + kNonceLen];

@@ -66,6 +66,13 @@ void Secrets::CookieMac(uint64_t stamp, const CookieInput& in, uint8_t out[16]) 
   Buf b;
   b.U64(stamp);
   b.U64((uint64_t{in.from.ip} << 32) | (uint64_t{in.from.port} << 16) | in.local_socket);
+  if (in.from.v6) {
+    for (int half = 0; half < 2; ++half) {
+      uint64_t w = 0;
+      for (int i = 0; i < 8; ++i) w = (w << 8) | in.from.ip6[static_cast<size_t>(half * 8 + i)];
+      b.U64(w);
+    }
+  }
   b.U64((uint64_t{in.src_ctx} << 32) | in.src_incarnation);
   b.U64(in.node_id);
   Keyed(cookie_key_, b.b, b.n, out, 16);

@@ -50,16 +50,37 @@ Status Errno(const std::string& what) {
   return Status(Code::kIoError, what + ": " + std::strerror(errno));
 }
 
-sockaddr_in ToSockaddr(const NetAddr& a) {
-  sockaddr_in sa{};
-  sa.sin_family = AF_INET;
-  sa.sin_addr.s_addr = htonl(a.ip);
-  sa.sin_port = htons(a.port);
-  return sa;
+sockaddr_storage ToSockaddr(const NetAddr& a, socklen_t& len) {
+  sockaddr_storage ss{};
+  if (a.v6) {
+    auto* s6 = reinterpret_cast<sockaddr_in6*>(&ss);
+    s6->sin6_family = AF_INET6;
+    std::memcpy(&s6->sin6_addr, a.ip6.data(), 16);
+    s6->sin6_port = htons(a.port);
+    len = sizeof(sockaddr_in6);
+  } else {
+    auto* s4 = reinterpret_cast<sockaddr_in*>(&ss);
+    s4->sin_family = AF_INET;
+    s4->sin_addr.s_addr = htonl(a.ip);
+    s4->sin_port = htons(a.port);
+    len = sizeof(sockaddr_in);
+  }
+  return ss;
 }
 
-NetAddr FromSockaddr(const sockaddr_in& sa) {
-  return NetAddr{ntohl(sa.sin_addr.s_addr), ntohs(sa.sin_port)};
+NetAddr FromSockaddr(const sockaddr_storage& ss) {
+  NetAddr a;
+  if (ss.ss_family == AF_INET6) {
+    const auto* s6 = reinterpret_cast<const sockaddr_in6*>(&ss);
+    a.v6 = true;
+    std::memcpy(a.ip6.data(), &s6->sin6_addr, 16);
+    a.port = ntohs(s6->sin6_port);
+  } else {
+    const auto* s4 = reinterpret_cast<const sockaddr_in*>(&ss);
+    a.ip = ntohl(s4->sin_addr.s_addr);
+    a.port = ntohs(s4->sin_port);
+  }
+  return a;
 }
 
 void SetBuffer(int fd, int force_opt, int opt, int bytes) {
@@ -99,7 +120,8 @@ class UdpEndpoint::Impl {
     epfd_ = epoll_create1(EPOLL_CLOEXEC);
     if (epfd_ < 0) return Errno("epoll_create1");
     for (size_t i = 0; i < opts_.local.size(); ++i) {
-      const int fd = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+      const int family = opts_.local[i].v6 ? AF_INET6 : AF_INET;
+      const int fd = socket(family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
       if (fd < 0) return Errno("socket");
       fds_.push_back(fd);
       SetBuffer(fd, SO_RCVBUFFORCE, SO_RCVBUF, opts_.socket_buffer_bytes);
@@ -114,8 +136,9 @@ class UdpEndpoint::Impl {
         const int zero = 0;
         setsockopt(fd, SOL_UDP, UDP_SEGMENT, &zero, sizeof zero);
       }
-      sockaddr_in sa = ToSockaddr(opts_.local[i]);
-      if (bind(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa) != 0) {
+      socklen_t len = 0;
+      sockaddr_storage sa = ToSockaddr(opts_.local[i], len);
+      if (bind(fd, reinterpret_cast<sockaddr*>(&sa), len) != 0) {
         return Errno("bind " + ToString(opts_.local[i]));
       }
       socklen_t sl = sizeof sa;
@@ -324,7 +347,7 @@ class UdpEndpoint::Impl {
           rx_iov_[i] = {rx_buf_.data() + i * kRxBufLen, kRxBufLen};
           rx_msgs_[i] = {};
           rx_msgs_[i].msg_hdr.msg_name = &rx_from_[i];
-          rx_msgs_[i].msg_hdr.msg_namelen = sizeof(sockaddr_in);
+          rx_msgs_[i].msg_hdr.msg_namelen = sizeof(sockaddr_storage);
           rx_msgs_[i].msg_hdr.msg_iov = &rx_iov_[i];
           rx_msgs_[i].msg_hdr.msg_iovlen = 1;
           if (gro_) {
@@ -486,9 +509,10 @@ class UdpEndpoint::Impl {
           }
           mmsghdr& m = tx_msgs_[msgs];
           m = {};
-          tx_to_[msgs] = ToSockaddr(first.remote);
+          socklen_t to_len = 0;
+          tx_to_[msgs] = ToSockaddr(first.remote, to_len);
           m.msg_hdr.msg_name = &tx_to_[msgs];
-          m.msg_hdr.msg_namelen = sizeof(sockaddr_in);
+          m.msg_hdr.msg_namelen = to_len;
           m.msg_hdr.msg_iov = &tx_iov_[iovs];
           m.msg_hdr.msg_iovlen = k;
           for (size_t x = 0; x < k; ++x) {
@@ -568,10 +592,10 @@ class UdpEndpoint::Impl {
   std::vector<Micros> pending_since_;          // per socket, when its queue became non-empty
   size_t gso_full_ = 1;                        // full-size datagrams in one full GSO send
   std::vector<uint8_t> rx_buf_;
-  std::vector<sockaddr_in> rx_from_;
+  std::vector<sockaddr_storage> rx_from_;
   std::vector<iovec> rx_iov_;
   std::vector<mmsghdr> rx_msgs_;
-  std::vector<sockaddr_in> tx_to_;
+  std::vector<sockaddr_storage> tx_to_;
   std::vector<iovec> tx_iov_;
   std::vector<mmsghdr> tx_msgs_;
   std::vector<uint8_t> rx_cmsg_;

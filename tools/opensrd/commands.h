@@ -6,12 +6,16 @@
 #include <string>
 #include <vector>
 
+#include "opensrd/transport.h"
+
 namespace opensrd::cli {
 
-// Default packet payload: 1400 bytes fits 1500-byte Ethernet with IP, UDP and SRD headers; on
-// loopback (127.0.0.0/8, MTU 64 KiB) 8192 bytes cuts the per-datagram cost six-fold.
-inline int AutoMaxPayload(uint32_t ipv4_host_order) {
-  return (ipv4_host_order >> 24) == 127 ? 8192 : 1400;
+// Default packet payload: 1400 bytes fits 1500-byte Ethernet with IP, UDP and SRD headers
+// (IPv6's 20 more bytes too: 1400 + 56 + 48 = 1504 > 1500, so 1380 there); on loopback
+// (127.0.0.0/8 or ::1, MTU 64 KiB) 8192 bytes cuts the per-datagram cost six-fold.
+inline int AutoMaxPayload(const NetAddr& a) {
+  if (IsLoopback(a)) return 8192;
+  return a.v6 ? 1380 : 1400;
 }
 
 struct DemoOptions {

@@ -8,6 +8,7 @@
 
 #include <chrono>
 #include <cstdio>
+#include <cstring>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <string>
@@ -27,20 +28,39 @@ constexpr int kRecvBuffers = 8;
 constexpr Micros kReportWaitUs = 2'000'000;  // after the run, for the server's kReport
 constexpr Micros kLingerUs = 20'000;         // at most, after the report, to send owed acks
 
-// The source address the kernel would use toward `remote` (no packet is sent).
-Result<uint32_t> RouteSource(const NetAddr& remote) {
-  const int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+// The source address the kernel would use toward `remote` (no packet is sent); port 0.
+Result<NetAddr> RouteSource(const NetAddr& remote) {
+  const int fd = socket(remote.v6 ? AF_INET6 : AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
   if (fd < 0) return Status(Code::kIoError, "socket failed");
-  sockaddr_in sa{};
-  sa.sin_family = AF_INET;
-  sa.sin_addr.s_addr = htonl(remote.ip);
-  sa.sin_port = htons(remote.port == 0 ? 9 : remote.port);
-  socklen_t sl = sizeof sa;
-  const bool ok = connect(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa) == 0 &&
-                  getsockname(fd, reinterpret_cast<sockaddr*>(&sa), &sl) == 0;
+  sockaddr_storage ss{};
+  socklen_t len;
+  const uint16_t port = htons(remote.port == 0 ? 9 : remote.port);
+  if (remote.v6) {
+    auto* s6 = reinterpret_cast<sockaddr_in6*>(&ss);
+    s6->sin6_family = AF_INET6;
+    std::memcpy(&s6->sin6_addr, remote.ip6.data(), 16);
+    s6->sin6_port = port;
+    len = sizeof(sockaddr_in6);
+  } else {
+    auto* s4 = reinterpret_cast<sockaddr_in*>(&ss);
+    s4->sin_family = AF_INET;
+    s4->sin_addr.s_addr = htonl(remote.ip);
+    s4->sin_port = port;
+    len = sizeof(sockaddr_in);
+  }
+  socklen_t sl = sizeof ss;
+  const bool ok = connect(fd, reinterpret_cast<sockaddr*>(&ss), len) == 0 &&
+                  getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &sl) == 0;
   close(fd);
   if (!ok) return Status(Code::kIoError, "no route to " + ToString(remote));
-  return ntohl(sa.sin_addr.s_addr);
+  NetAddr a;
+  if (remote.v6) {
+    a.v6 = true;
+    std::memcpy(a.ip6.data(), &reinterpret_cast<sockaddr_in6*>(&ss)->sin6_addr, 16);
+  } else {
+    a.ip = ntohl(reinterpret_cast<sockaddr_in*>(&ss)->sin_addr.s_addr);
+  }
+  return a;
 }
 
 class PerfClient {
@@ -60,7 +80,7 @@ class PerfClient {
     }
     uo.endpoint.seed = seed;
     uo.endpoint.max_payload =
-        static_cast<uint16_t>(o_.max_payload ? o_.max_payload : AutoMaxPayload(remote_.ip));
+        static_cast<uint16_t>(o_.max_payload ? o_.max_payload : AutoMaxPayload(remote_));
     uo.endpoint.peer_timeout_us = o_.peer_timeout_ms * 1000;
     uo.endpoint.spray_burst = static_cast<uint32_t>(o_.spray_burst);
     uo.gso_cork_us = static_cast<Micros>(o_.gso_cork_us);
@@ -463,14 +483,16 @@ int RunPerfClient(const PerfClientOptions& o) {
     if (o.source_port_base != 0 && o.source_port_base + o.paths - 1 > 65535) {
       return Usage("--source-port-base + --paths exceeds port 65535");
     }
-    Result<uint32_t> source = RouteSource(*remote);
+    Result<NetAddr> source = RouteSource(*remote);
     if (!source.ok()) {
       std::fprintf(stderr, "opensrd perf client: %s\n", source.status().ToString().c_str());
       return 1;
     }
     for (int i = 0; i < o.paths; ++i) {
       const uint16_t port = o.source_port_base ? static_cast<uint16_t>(o.source_port_base + i) : 0;
-      locals.push_back({*source, port});
+      NetAddr local = *source;
+      local.port = port;
+      locals.push_back(local);
       remotes.push_back(*remote);
     }
   }

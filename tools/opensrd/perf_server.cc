@@ -193,7 +193,7 @@ int RunPerfServer(const PerfServerOptions& o) {
   uo.local = binds;
   uo.max_path_id = static_cast<uint32_t>(o.paths);
   uo.endpoint.max_payload =
-      static_cast<uint16_t>(o.max_payload ? o.max_payload : AutoMaxPayload(bind->ip));
+      static_cast<uint16_t>(o.max_payload ? o.max_payload : AutoMaxPayload(*bind));
   uo.endpoint.max_message = o.max_size;
   uo.endpoint.seed =
       static_cast<uint64_t>(std::chrono::steady_clock::now().time_since_epoch().count() ^
