@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 #include <malloc.h>
 
+#include <cstdio>
 #include <memory>
 #include <vector>
 
@@ -14,6 +15,18 @@ namespace opensrd::sim {
 namespace {
 
 using namespace simtest;
+
+size_t RssKb() {
+  FILE* f = std::fopen("/proc/self/status", "r");
+  if (f == nullptr) return 0;
+  char line[256];
+  size_t kb = 0;
+  while (std::fgets(line, sizeof line, f)) {
+    if (std::sscanf(line, "VmRSS: %zu kB", &kb) == 1) break;
+  }
+  std::fclose(f);
+  return kb;
+}
 
 size_t HeapInUse() {
   const struct mallinfo2 m = mallinfo2();
@@ -41,6 +54,7 @@ TEST(Scale, TenThousandIdlePeersAtOneServer) {
     clients.back()->Init(net, h, {}, 0, 0);
   }
   const size_t heap_before = HeapInUse();
+  const size_t rss_before = RssKb();
   const uint64_t mem_before = net.endpoint(server).stats().memory_bytes;
   for (int i = 0; i < kPeers; ++i) {
     App& c = *clients[i];
@@ -66,10 +80,15 @@ TEST(Scale, TenThousandIdlePeersAtOneServer) {
   for (auto& c : clients) clients_mem += c->ep().stats().memory_bytes;
   const double heap =
       (static_cast<double>(HeapInUse() - heap_before) - static_cast<double>(clients_mem)) / kPeers;
+  // RSS covers the whole simulated datacenter (the clients' peers and contexts, the simulator's
+  // queues): an upper bound for the server's share.
+  const double rss =
+      (static_cast<double>(RssKb()) - static_cast<double>(rss_before)) * 1024 / kPeers;
   std::printf(
       "%d idle peers at one server: %.0f bytes each by its own accounting, %.0f by the "
-      "heap (minus the clients' own accounting); %lu events\n",
-      kPeers, own, heap, (unsigned long)net.events());
+      "heap (minus the clients' own accounting); process RSS grew %.0f bytes per peer (server, "
+      "clients and simulator together); %lu events\n",
+      kPeers, own, heap, rss, (unsigned long)net.events());
   EXPECT_LE(own, 2048.0) << "an idle peer with its context costs more than 2 KiB";
   // After the idle timeout the server forgets them: contexts and peers are freed.
   net.RunUntil([] { return false; }, net.now() + 6'000'000);

@@ -1,10 +1,11 @@
 // TransportContext: the reliable-delivery state between this endpoint and one peer context,
 // both directions, and the one place that owns the context's lifecycle.
 //
-// Split by concern as quiche splits a connection: the sending half (this file: packetization,
-// path choice, the PSN-indexed sent-packet ring, per-path RACK and RTO loss detection,
-// retransmission and congestion control), ack generation with the receive window
-// (ack_generator.h) and message assembly with in-order delivery (message_assembly.h).
+// Split by concern as quiche splits a connection: packetization, path choice and transmit
+// (context.cc), the sent-packet ring with per-path RACK, RTO and tail-loss probes, retransmission
+// and the timers (context_recovery.cc), the lifecycle (context_lifecycle.cc), ack generation with
+// the receive window (ack_generator.h) and message assembly with in-order delivery
+// (message_assembly.h). Congestion control is DelayCongestion (congestion.h).
 //
 // Lifecycle: kIdle (no partner) -> kConnecting (HELLO sent) -> kEstablished. Every way out of a
 // session (peer restart or reset, dead-peer timeout, handshake timeout, idle reconnect) goes
