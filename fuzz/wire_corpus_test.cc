@@ -60,9 +60,8 @@ TEST(WireCorpus, HoldsEveryPacketKind) {
     if (Parse(buf, p) == ParseError::kNone) kinds.insert(Kind(p));
   }
   EXPECT_GT(files, 0);
-  for (const char* k :
-       {"data", "data+ack", "ack", "hello", "hello_ack", "probe", "nack", "reset", "retry",
-        "path_challenge", "path_response"}) {
+  for (const char* k : {"data", "data+ack", "ack", "hello", "hello_ack", "probe", "nack", "reset",
+                        "retry", "path_challenge", "path_response"}) {
     EXPECT_TRUE(kinds.count(k)) << "no parsing " << k << " seed in " << OPENSRD_WIRE_CORPUS;
   }
 }
