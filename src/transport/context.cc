@@ -251,7 +251,7 @@ bool TransportContext::PollTransmitInner(Nanos now, std::span<uint8_t> buf, Tran
     hello_ack_pending_ = false;
     wire::Common c = MakeCommon(wire::Type::kHelloAck, hello_path_, now);
     wire::HelloExt h = MakeHello();
-    h.echo_generation = hello_echo_generation_;
+    h.echo_generation = remote_generation_;
     if (FillTransmit(hello_path_, out, wire::EncodeHello(c, h, buf))) return true;
   }
   if (state_ == State::kConnecting && hello_due_ <= now) {

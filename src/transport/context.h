@@ -131,6 +131,8 @@ class TransportContext {
   SentPacket& Slot(uint32_t psn) { return ring_[psn & ring_mask_]; }
   const SentPacket& Slot(uint32_t psn) const { return ring_[psn & ring_mask_]; }
   void Negotiate(const wire::HelloExt& h);
+  // The partner's HELLO or HELLO_ACK: record it, negotiate, and become established.
+  void Establish(Nanos now, const wire::Packet& p);
   wire::HelloExt MakeHello() const;
   bool SendData(Nanos now, uint32_t psn, bool retx, std::span<uint8_t> buf, Transmit& out);
   bool BuildAck(Nanos now, uint8_t path, std::span<uint8_t> buf, Transmit& out);
@@ -172,7 +174,6 @@ class TransportContext {
   Nanos connect_started_ = 0;
   bool hello_ack_pending_ = false;
   uint8_t hello_path_ = 0;
-  uint32_t hello_echo_generation_ = 0;  // the HELLO generation our pending HELLO_ACK answers
   uint32_t hello_attempts_ = 0;
   uint32_t generation_ = 1;         // ours; moves on with every Close()
   uint32_t remote_generation_ = 0;  // the partner's, from its kHello

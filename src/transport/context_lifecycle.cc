@@ -58,28 +58,25 @@ void TransportContext::Negotiate(const wire::HelloExt& h) {
   for (size_t i = 0; i < peer_.paths.size(); ++i) peer_.paths[i].usable = i < h.num_paths;
 }
 
-void TransportContext::OnHello(Nanos now, const wire::Packet& p) {
+void TransportContext::Establish(Nanos now, const wire::Packet& p) {
   remote_id_ = p.common.src_ctx;
   remote_generation_ = p.hello.generation;
   Negotiate(p.hello);
   state_ = State::kEstablished;
   hello_due_ = kNever;
-  hello_ack_pending_ = true;
-  hello_path_ = p.common.path_id;
-  hello_echo_generation_ = p.hello.generation;
   last_heard_ = now;
   NoteProgress(now);
 }
 
+void TransportContext::OnHello(Nanos now, const wire::Packet& p) {
+  Establish(now, p);
+  hello_ack_pending_ = true;  // it echoes remote_generation_, the HELLO's generation
+  hello_path_ = p.common.path_id;
+}
+
 void TransportContext::OnHelloAck(Nanos now, const wire::Packet& p) {
   if (state_ == State::kIdle) return;  // an answer to a handshake we gave up on
-  remote_id_ = p.common.src_ctx;
-  remote_generation_ = p.hello.generation;
-  Negotiate(p.hello);
-  state_ = State::kEstablished;
-  hello_due_ = kNever;
-  last_heard_ = now;
-  NoteProgress(now);
+  Establish(now, p);
 }
 
 void TransportContext::ResetSequenceState() {
