@@ -262,6 +262,8 @@ class DmaEngine {
   ChannelStats stats(uint32_t channel) const;
   // What kAuto currently chose (true = prefetching); fixed modes report themselves.
   bool prefetch_active() const;
+  // kAuto: trials run so far (each compares one window with and one without prefetch).
+  uint64_t prefetch_trials() const;
   const char* backend_name() const;
 
  private:

@@ -215,21 +215,25 @@ struct DmaEngine::Impl {
       toucher = std::make_unique<SourceToucher>(options.prefetch, &regions, std::move(views));
     }
     size_t done = 0;
-    const bool measure =
-        options.prefetch.mode == PrefetchMode::kAuto && governor.measuring() && !toucher;
+    // kAuto feeds the governor every batch; only its trial windows read the clock.
+    const bool adaptive = options.prefetch.mode == PrefetchMode::kAuto && !toucher;
     for (auto& c : channels) {
       const bool prefetch = PrefetchNow();
       uint64_t bytes = 0;
-      if (!measure) {
+      if (!adaptive) {
         done += RunChannel(*c, prefetch, &bytes);
         continue;
       }
-      const auto t0 = std::chrono::steady_clock::now();
+      const bool timed = governor.measuring();
+      const auto t0 =
+          timed ? std::chrono::steady_clock::now() : std::chrono::steady_clock::time_point{};
       const size_t n = RunChannel(*c, prefetch, &bytes);
       if (n == 0) continue;
-      const auto t1 = std::chrono::steady_clock::now();
-      governor.Record(n, bytes,
-                      std::chrono::duration_cast<std::chrono::nanoseconds>(t1 - t0).count());
+      const uint64_t ns = timed ? std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                      std::chrono::steady_clock::now() - t0)
+                                      .count()
+                                : 0;
+      governor.Record(n, bytes, ns);
       done += n;
     }
     return done;
@@ -358,6 +362,10 @@ ChannelStats DmaEngine::stats(uint32_t channel) const {
 
 bool DmaEngine::prefetch_active() const {
   return impl_->PrefetchNow();
+}
+
+uint64_t DmaEngine::prefetch_trials() const {
+  return impl_->governor.trials();
 }
 
 const char* DmaEngine::backend_name() const {

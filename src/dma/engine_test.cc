@@ -277,6 +277,22 @@ INSTANTIATE_TEST_SUITE_P(Modes, PrefetchModeTest,
                                                               PrefetchMode::kAuto),
                                             ::testing::Bool()));
 
+TEST_F(EngineTest, AutoModeKeepsRunningTrials) {
+  // The governor must see every batch, including those of its hold periods, or it would hold
+  // its first verdict forever.
+  EngineOptions o;
+  o.prefetch.mode = PrefetchMode::kAuto;
+  o.prefetch.auto_window = 8;
+  o.prefetch.auto_hold_windows = 2;
+  Build(o, 16);
+  for (int i = 0; i < 2000; ++i) {
+    ASSERT_EQ(StatusOf(Run(Copy(at(4096 * (i % 64)), at(512 * 1024), 256))),
+              CompletionStatus::kSuccess);
+  }
+  // 2000 descriptors, trials of 16 and holds of at most 8 x 16: at least 2000 / 144 trials.
+  EXPECT_GE(engine->prefetch_trials(), 13u);
+}
+
 TEST(PrefetchModeNames, ParseRoundTrips) {
   for (PrefetchMode m : {PrefetchMode::kOff, PrefetchMode::kOn, PrefetchMode::kAuto}) {
     auto p = ParsePrefetchMode(PrefetchModeName(m));

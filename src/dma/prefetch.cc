@@ -67,31 +67,31 @@ PrefetchGovernor::PrefetchGovernor(const PrefetchOptions& o)
     : window_(std::max<uint32_t>(o.auto_window, 1)),
       hold_windows_(std::max<uint32_t>(o.auto_hold_windows, 1)),
       min_gain_(o.auto_min_gain) {
+  costs_.reserve(window_);  // at most one batch per descriptor: no allocation after this
   Begin(Phase::kFirst);
 }
 
 void PrefetchGovernor::Begin(Phase p) {
   phase_ = p;
-  descs_ = bytes_ = ns_ = 0;
+  descs_ = 0;
+  costs_.clear();
   if (p == Phase::kFirst) enabled_ = first_on_;
   if (p == Phase::kSecond) enabled_ = !first_on_;
 }
 
 void PrefetchGovernor::Record(uint64_t descs, uint64_t bytes, uint64_t ns) {
   descs_ += descs;
-  bytes_ += bytes;
-  ns_ += ns;
-  const uint64_t target =
-      phase_ == Phase::kHold ? uint64_t{window_} * hold_windows_ * hold_scale_ : window_;
-  if (descs_ < target) return;
   if (phase_ == Phase::kHold) {
-    Begin(Phase::kFirst);
+    if (descs_ >= uint64_t{window_} * hold_windows_ * hold_scale_) Begin(Phase::kFirst);
     return;
   }
   // Nanoseconds per KiB; every descriptor counts at least one line, so tiny ones still weigh.
-  const double cost = static_cast<double>(ns_) * 1024.0 /
-                      static_cast<double>(std::max<uint64_t>(bytes_, descs_ * kLine));
-  (enabled_ ? cost_on_ : cost_off_) = cost;
+  costs_.push_back(static_cast<double>(ns) * 1024.0 /
+                   static_cast<double>(std::max<uint64_t>(bytes, descs * kLine)));
+  if (descs_ < window_) return;
+  auto mid = costs_.begin() + static_cast<ptrdiff_t>(costs_.size() / 2);
+  std::nth_element(costs_.begin(), mid, costs_.end());
+  (enabled_ ? cost_on_ : cost_off_) = *mid;
   if (phase_ == Phase::kFirst) {
     Begin(Phase::kSecond);
     return;

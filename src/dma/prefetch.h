@@ -49,8 +49,10 @@ class LookaheadPrefetcher {
 // kAuto's decision, fed with measurements only (no clock of its own), so tests can drive it.
 // A trial runs one window of descriptors with prefetch on and one with it off (the order
 // alternates between trials); prefetch stays on for the following hold period only if the
-// cost per byte with it was lower by at least min_gain. The hold doubles (up to 8x) while
-// trials keep reaching the same verdict, so a settled workload pays for trials rarely.
+// cost per byte with it was lower by at least min_gain. A window's cost is the median of its
+// batches' costs, so a batch stretched by preemption or an interrupt does not decide a trial.
+// The hold doubles (up to 8x) while trials keep reaching the same verdict, so a settled
+// workload pays for trials rarely.
 class PrefetchGovernor {
  public:
   explicit PrefetchGovernor(const PrefetchOptions& o);
@@ -59,7 +61,7 @@ class PrefetchGovernor {
   // One batch of `descs` descriptors moving `bytes` in `ns`, run with enabled() as it is now.
   void Record(uint64_t descs, uint64_t bytes, uint64_t ns);
   uint64_t trials() const { return trials_; }
-  // Cost per byte of the last trial, nanoseconds per KiB, with and without prefetch.
+  // Cost per byte of the last trial (median batch), nanoseconds per KiB, with and without.
   double last_on_cost() const { return last_on_; }
   double last_off_cost() const { return last_off_; }
 
@@ -72,7 +74,8 @@ class PrefetchGovernor {
   Phase phase_ = Phase::kFirst;
   bool enabled_ = true;
   bool first_on_ = true;  // which setting the current trial measures first
-  uint64_t descs_ = 0, bytes_ = 0, ns_ = 0;
+  uint64_t descs_ = 0;
+  std::vector<double> costs_;  // per batch of the current trial window, ns per KiB
   double cost_on_ = 0, cost_off_ = 0;
   double last_on_ = 0, last_off_ = 0;
   uint32_t hold_scale_ = 1;

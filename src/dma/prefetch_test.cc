@@ -147,6 +147,20 @@ TEST(GovernorTest, TrialsBackOffWhileTheVerdictHolds) {
   EXPECT_GT(late, 10u);
 }
 
+TEST(GovernorTest, OutlierBatchesDoNotDecide) {
+  // Prefetch pays 20%, but one batch in ten of the "on" windows is stretched 50x (preempted):
+  // a mean would turn prefetch off, the median keeps it.
+  PrefetchGovernor g(AutoOptions());
+  uint64_t on = 0, n = 0;
+  for (int i = 0; i < 10000; ++i) {
+    const bool e = g.enabled();
+    on += e;
+    g.Record(1, 1024, e ? (++n % 10 == 0 ? 40000 : 800) : 1000);
+  }
+  EXPECT_GT(on, 9000u);
+  EXPECT_DOUBLE_EQ(g.last_on_cost(), 800.0);
+}
+
 TEST(GovernorTest, WeighsTinyDescriptorsAsWholeLines) {
   PrefetchGovernor g(AutoOptions());
   // 8-byte descriptors: cost is per line (64 B), so the comparison still works.
