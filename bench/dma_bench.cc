@@ -33,10 +33,13 @@ enum Mode { kOff = 0, kOn = 1, kAuto = 2, kHelper = 3 };
 const char* kModeNames[] = {"off", "on", "auto", "helper"};
 
 // Sources sit one per page run with a page gap between them (no adjacent-line or stream
-// prefetch can bring the next buffer in for free); destinations likewise.
+// prefetch can bring the next buffer in for free); destinations likewise. Each buffer starts at
+// a different line of its page (a 7-line step), so small buffers do not all fall into the same
+// few cache sets, as they would at one offset per page (that aliasing, not prefetch, then
+// decides the result).
 struct Buffers {
   Buffers(size_t size, size_t depth) : size(size), depth(depth) {
-    stride = (size + 4095) / 4096 * 4096 + 4096;
+    stride = (size + 4095) / 4096 * 4096 + 8192;
     bytes = stride * depth * 2;
     void* p = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (p == MAP_FAILED) std::abort();
@@ -44,8 +47,9 @@ struct Buffers {
     std::memset(base, 0x5a, bytes);  // fault every page in before timing
   }
   ~Buffers() { munmap(base, bytes); }
-  uint8_t* src(size_t i) const { return base + stride * i; }
-  uint8_t* dst(size_t i) const { return base + stride * (depth + i); }
+  uint8_t* src(size_t i) const { return base + stride * i + Color(i); }
+  uint8_t* dst(size_t i) const { return base + stride * (depth + i) + Color(i + 3); }
+  static size_t Color(size_t i) { return (i * 7 % 64) * 64; }
   void FlushSources() const {
 #if defined(__x86_64__)
     for (size_t i = 0; i < depth; ++i) {
@@ -133,12 +137,13 @@ void RunDma(benchmark::State& state, bool cold) {
 
 // Engine state of the paired benchmark: one engine per prefetch mode over one set of buffers.
 struct Rig {
-  Rig(const Buffers& b, PrefetchMode mode) {
+  Rig(const Buffers& b, PrefetchMode mode, bool helper = false) {
     auto r = SharedRing::Create(64);
     if (!r.ok()) std::abort();
     ring = std::move(r.value());
     EngineOptions o;
     o.prefetch.mode = mode;
+    o.prefetch.helper_thread = helper;
     engine = std::make_unique<DmaEngine>(o);
     if (!engine->RegisterRegion(b.base, b.bytes).ok() || !engine->AddChannel(ring.get()).ok()) {
       std::abort();
@@ -171,27 +176,31 @@ struct Rig {
   Completion done[64];
 };
 
-// memcpy and the engine with prefetch off, on and auto, measured in turn inside every
-// iteration (the order rotates) on the same cold buffers. On a machine shared with other work
-// the background load then falls on all four alike, so their ratios are far steadier than
-// those of separate benchmarks. Counters: median ns per descriptor of each; on/off, auto/off.
+// memcpy and the engine with prefetch off, on, auto and the helper thread, measured in turn
+// inside every iteration (the order rotates) on the same cold buffers. On a machine shared with
+// other work the background load then falls on all of them alike, so their ratios are far
+// steadier than those of separate benchmarks. (The helper thread of the idle engines sleeps in
+// 50 us naps while the others run.) Counters: median ns per descriptor of each, on/off.
 void BM_Paired(benchmark::State& state) {
   const size_t size = state.range(0), depth = state.range(1);
   Buffers b(size, depth);
-  Rig off(b, PrefetchMode::kOff), on(b, PrefetchMode::kOn), aut(b, PrefetchMode::kAuto);
-  std::vector<double> ns[4];
+  Rig off(b, PrefetchMode::kOff), on(b, PrefetchMode::kOn), aut(b, PrefetchMode::kAuto),
+      helper(b, PrefetchMode::kOff, true);
+  Rig* rigs[] = {nullptr, &off, &on, &aut, &helper};
+  constexpr uint64_t kKinds = 5;
+  std::vector<double> ns[kKinds];
   uint64_t failed = 0, turn = 0;
   for (auto _ : state) {
     double sum = 0;
-    for (uint64_t k = 0; k < 4; ++k) {
-      const uint64_t which = (turn + k) % 4;
+    for (uint64_t k = 0; k < kKinds; ++k) {
+      const uint64_t which = (turn + k) % kKinds;
       b.FlushSources();
       const auto t0 = Clock::now();
       if (which == 0) {
         for (size_t i = 0; i < depth; ++i) std::memcpy(b.dst(i), b.src(i), size);
         benchmark::ClobberMemory();
       } else {
-        failed += (which == 1 ? off : which == 2 ? on : aut).Run(b);
+        failed += rigs[which]->Run(b);
       }
       const double t = std::chrono::duration<double, std::nano>(Clock::now() - t0).count();
       ns[which].push_back(t / static_cast<double>(depth));
@@ -201,8 +210,8 @@ void BM_Paired(benchmark::State& state) {
     state.SetIterationTime(sum * 1e-9);
   }
   if (failed != 0) state.SkipWithError("descriptors failed");
-  double m[4];
-  for (int i = 0; i < 4; ++i) {
+  double m[kKinds];
+  for (uint64_t i = 0; i < kKinds; ++i) {
     std::nth_element(ns[i].begin(), ns[i].begin() + ns[i].size() / 2, ns[i].end());
     m[i] = ns[i][ns[i].size() / 2];
   }
@@ -210,8 +219,10 @@ void BM_Paired(benchmark::State& state) {
   state.counters["off_ns"] = m[1];
   state.counters["on_ns"] = m[2];
   state.counters["auto_ns"] = m[3];
+  state.counters["helper_ns"] = m[4];
   state.counters["on/off"] = m[2] / m[1];
   state.counters["auto/off"] = m[3] / m[1];
+  state.counters["helper/off"] = m[4] / m[1];
   state.counters["auto_on"] = aut.engine->prefetch_active();
 }
 
@@ -239,7 +250,7 @@ BENCHMARK(BM_Memcpy)->Apply(SizesAndDepths)->ArgNames({"size", "depth"})->UseMan
 BENCHMARK(BM_Dma)->Apply(SizesDepthsAndModes)->ArgNames({"size", "depth", "mode"})->UseManualTime();
 BENCHMARK(BM_Paired)->Apply(SizesAndDepths)->ArgNames({"size", "depth"})->UseManualTime();
 BENCHMARK(BM_DmaWarm)
-    ->ArgsProduct({{64, 4096}, {64}, {kOff, kOn}})
+    ->ArgsProduct({{64, 4096}, {64}, {kOff, kOn, kAuto}})
     ->ArgNames({"size", "depth", "mode"})
     ->UseManualTime();
 

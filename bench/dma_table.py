@@ -3,7 +3,7 @@
 Markdown tables of docs/DMA.md.
 
 Paired table (BM_Paired): per size and depth, ns per descriptor of memcpy and of the engine
-with prefetch off, on and auto (each the median over iterations, then the median over
+with prefetch off, on, auto and the helper thread (each the median over iterations, then the median over
 repetitions), the ratios on/off and auto/off, and what auto had settled on at the end.
 Separate table (BM_Dma, BM_Memcpy, BM_DmaWarm), if present: median ns per descriptor over
 repetitions of each mode, including the helper thread, which cannot be paired.
@@ -32,24 +32,26 @@ def main():
         med = lambda k: statistics.median(r[k] for r in runs)
         if kind == "Paired":
             paired[(size, depth)] = {k: med(k) for k in (
-                "memcpy_ns", "off_ns", "on_ns", "auto_ns", "on/off", "auto/off", "auto_on")}
+                "memcpy_ns", "off_ns", "on_ns", "auto_ns", "helper_ns", "on/off", "auto/off",
+                "helper/off", "auto_on")}
         else:
             col = "memcpy" if kind == "Memcpy" else ("warm_" if kind == "DmaWarm" else "") + \
                 MODES[int(mode)]
             single.setdefault((size, depth), {})[col] = med("ns_per_desc")
     if paired:
-        print("| size | depth | memcpy ns | off ns | on ns | auto ns | on/off | auto/off | "
-              "auto chose | off GB/s | best GB/s | memcpy GB/s |")
-        print("|---:|---:|---:|---:|---:|---:|---:|---:|:---:|---:|---:|---:|")
+        print("| size | depth | memcpy ns | off ns | on ns | auto ns | helper ns | on/off | "
+              "auto/off | helper/off | auto chose | off GB/s | best GB/s | memcpy GB/s |")
+        print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|:---:|---:|---:|---:|")
         for (size, depth), r in sorted(paired.items(), key=lambda kv: (kv[0][1], kv[0][0])):
             best = min(r["off_ns"], r["on_ns"], r["auto_ns"])
             print(f"| {size} | {depth} | {r['memcpy_ns']:.0f} | {r['off_ns']:.0f} | "
-                  f"{r['on_ns']:.0f} | {r['auto_ns']:.0f} | {r['on/off']:.2f} | "
-                  f"{r['auto/off']:.2f} | {'on' if r['auto_on'] >= 0.5 else 'off'} | "
+                  f"{r['on_ns']:.0f} | {r['auto_ns']:.0f} | {r['helper_ns']:.0f} | "
+                  f"{r['on/off']:.2f} | {r['auto/off']:.2f} | {r['helper/off']:.2f} | "
+                  f"{'on' if r['auto_on'] >= 0.5 else 'off'} | "
                   f"{size / r['off_ns']:.2f} | {size / best:.2f} | {size / r['memcpy_ns']:.2f} |")
     if single:
         print()
-        cols = [c for c in ["memcpy"] + MODES + ["warm_off", "warm_on"]
+        cols = [c for c in ["memcpy"] + MODES + ["warm_off", "warm_on", "warm_auto"]
                 if any(c in r for r in single.values())]
         print("| size | depth | " + " | ".join(f"{c} ns" for c in cols) + " |")
         print("|---:|---:|" + "---:|" * len(cols))
