@@ -4,8 +4,8 @@
 // (manual timing). Compared: prefetch off, on, auto, the helper thread, and plain memcpy of the
 // same buffers (the limit). BM_DmaWarm is the counter-case: sources already in cache.
 //
-// BM_Paired runs memcpy, off, on and auto in turn within each iteration (see there): the
-// figures docs/DMA.md quotes for the prefetch ratios.
+// BM_Paired runs memcpy, off, on, auto and the helper in turn within each iteration (see
+// there): the figures docs/DMA.md quotes. BM_PairedWarm is the same without the flush.
 // Arguments: size (bytes), depth (descriptors per doorbell), mode (BM_Dma* only).
 // Counters: ns_per_desc (batch time / depth), bytes_per_second, items_per_second (descriptors).
 // Run: build/bin/bench_dma --benchmark_counters_tabular=true   (figures in docs/DMA.md)
@@ -144,6 +144,9 @@ struct Rig {
     EngineOptions o;
     o.prefetch.mode = mode;
     o.prefetch.helper_thread = helper;
+    // The flush between batches takes longer than the default 50 us of spinning: without this
+    // the helper would be asleep whenever a batch arrives and measure only its wake-up.
+    o.prefetch.helper_spin_us = 20000;
     engine = std::make_unique<DmaEngine>(o);
     if (!engine->RegisterRegion(b.base, b.bytes).ok() || !engine->AddChannel(ring.get()).ok()) {
       std::abort();
@@ -181,7 +184,7 @@ struct Rig {
 // other work the background load then falls on all of them alike, so their ratios are far
 // steadier than those of separate benchmarks. (The helper thread of the idle engines sleeps in
 // 50 us naps while the others run.) Counters: median ns per descriptor of each, on/off.
-void BM_Paired(benchmark::State& state) {
+void RunPaired(benchmark::State& state, bool cold) {
   const size_t size = state.range(0), depth = state.range(1);
   Buffers b(size, depth);
   Rig off(b, PrefetchMode::kOff), on(b, PrefetchMode::kOn), aut(b, PrefetchMode::kAuto),
@@ -194,7 +197,7 @@ void BM_Paired(benchmark::State& state) {
     double sum = 0;
     for (uint64_t k = 0; k < kKinds; ++k) {
       const uint64_t which = (turn + k) % kKinds;
-      b.FlushSources();
+      if (cold) b.FlushSources();
       const auto t0 = Clock::now();
       if (which == 0) {
         for (size_t i = 0; i < depth; ++i) std::memcpy(b.dst(i), b.src(i), size);
@@ -226,6 +229,13 @@ void BM_Paired(benchmark::State& state) {
   state.counters["auto_on"] = aut.engine->prefetch_active();
 }
 
+void BM_Paired(benchmark::State& state) {
+  RunPaired(state, true);
+}
+void BM_PairedWarm(benchmark::State& state) {
+  RunPaired(state, false);
+}
+
 void BM_Dma(benchmark::State& state) {
   RunDma(state, true);
 }
@@ -249,6 +259,10 @@ void SizesDepthsAndModes(benchmark::internal::Benchmark* b) {
 BENCHMARK(BM_Memcpy)->Apply(SizesAndDepths)->ArgNames({"size", "depth"})->UseManualTime();
 BENCHMARK(BM_Dma)->Apply(SizesDepthsAndModes)->ArgNames({"size", "depth", "mode"})->UseManualTime();
 BENCHMARK(BM_Paired)->Apply(SizesAndDepths)->ArgNames({"size", "depth"})->UseManualTime();
+BENCHMARK(BM_PairedWarm)
+    ->ArgsProduct({{64, 512, 4096, 32768}, {8, 64}})
+    ->ArgNames({"size", "depth"})
+    ->UseManualTime();
 BENCHMARK(BM_DmaWarm)
     ->ArgsProduct({{64, 4096}, {64}, {kOff, kOn, kAuto}})
     ->ArgNames({"size", "depth", "mode"})

@@ -5,6 +5,7 @@ Markdown tables of docs/DMA.md.
 Paired table (BM_Paired): per size and depth, ns per descriptor of memcpy and of the engine
 with prefetch off, on, auto and the helper thread (each the median over iterations, then the median over
 repetitions), the ratios on/off and auto/off, and what auto had settled on at the end.
+Warm table (BM_PairedWarm): the same without the flush.
 Separate table (BM_Dma, BM_Memcpy, BM_DmaWarm), if present: median ns per descriptor over
 repetitions of each mode, including the helper thread, which cannot be paired.
 Usage: bench/dma_table.py RESULT.json"""
@@ -23,26 +24,32 @@ def main():
     for b in data["benchmarks"]:
         if b.get("run_type") != "aggregate":
             reps.setdefault(b["run_name"], []).append(b)
-    paired, single = {}, {}
+    paired, warm, single = {}, {}, {}
     for name, runs in reps.items():
         m = NAME.match(name)
         if not m:
             continue
         kind, size, depth, mode = m.group(1), int(m.group(2)), int(m.group(3)), m.group(4)
         med = lambda k: statistics.median(r[k] for r in runs)
-        if kind == "Paired":
-            paired[(size, depth)] = {k: med(k) for k in (
+        if kind in ("Paired", "PairedWarm"):
+            (paired if kind == "Paired" else warm)[(size, depth)] = {k: med(k) for k in (
                 "memcpy_ns", "off_ns", "on_ns", "auto_ns", "helper_ns", "on/off", "auto/off",
                 "helper/off", "auto_on")}
         else:
             col = "memcpy" if kind == "Memcpy" else ("warm_" if kind == "DmaWarm" else "") + \
                 MODES[int(mode)]
             single.setdefault((size, depth), {})[col] = med("ns_per_desc")
-    if paired:
+    for title, table in (("", paired), ("Warm sources (BM_PairedWarm):", warm)):
+        if not table:
+            continue
+        if title:
+            print()
+            print(title)
+            print()
         print("| size | depth | memcpy ns | off ns | on ns | auto ns | helper ns | on/off | "
               "auto/off | helper/off | auto chose | off GB/s | best GB/s | memcpy GB/s |")
         print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|:---:|---:|---:|---:|")
-        for (size, depth), r in sorted(paired.items(), key=lambda kv: (kv[0][1], kv[0][0])):
+        for (size, depth), r in sorted(table.items(), key=lambda kv: (kv[0][1], kv[0][0])):
             best = min(r["off_ns"], r["on_ns"], r["auto_ns"])
             print(f"| {size} | {depth} | {r['memcpy_ns']:.0f} | {r['off_ns']:.0f} | "
                   f"{r['on_ns']:.0f} | {r['auto_ns']:.0f} | {r['helper_ns']:.0f} | "

@@ -200,6 +200,8 @@ struct PrefetchOptions {
   // prefetch instructions. It spins while work is queued: on a small machine it competes
   // with the application for a core (see docs/DMA.md).
   bool helper_thread = false;
+  // How long the helper keeps spinning after it last found work before it naps (50 us naps).
+  uint32_t helper_spin_us = 50;
   // kAuto: descriptors per trial window, windows kept between trials, and the gain that
   // keeps prefetch on (fraction of the cost without it).
   uint32_t auto_window = 256;

@@ -151,7 +151,8 @@ __attribute__((no_sanitize("thread"))) uint64_t TouchLines(const uint8_t* p, uin
 __attribute__((no_sanitize("thread"))) void SourceToucher::Run() {
   std::vector<uint64_t> next(channels_.size(), 0);
   uint64_t sink = 0;
-  uint32_t idle = 0;
+  auto last_work = std::chrono::steady_clock::now();
+  uint32_t polls = 0;
   const uint32_t lookahead = std::clamp<uint32_t>(options_.lookahead, 1, kMaxLookahead);
   while (!stop_.load(std::memory_order_relaxed)) {
     uint64_t touched = 0;
@@ -175,8 +176,9 @@ __attribute__((no_sanitize("thread"))) void SourceToucher::Run() {
     }
     if (touched > 0) {
       touched_.fetch_add(touched, std::memory_order_relaxed);
-      idle = 0;
-    } else if (++idle < 256) {
+      last_work = std::chrono::steady_clock::now();
+    } else if ((++polls & 63) != 0 || std::chrono::steady_clock::now() - last_work <
+                                          std::chrono::microseconds(options_.helper_spin_us)) {
       CpuRelax();
     } else {
       // Nothing queued for a while: stop competing for the core.

@@ -1,6 +1,8 @@
 // The look-ahead parser's bounds and the kAuto governor, driven with fixed inputs.
 #include "dma/prefetch.h"
 
+#include <chrono>
+#include <thread>
 #include <vector>
 
 #include "dma/dma_test_util.h"
@@ -87,6 +89,27 @@ TEST_F(LookaheadTest, ScatterGatherAndCompareSourcesAreFollowed) {
   seen.clear();
   ForEachSource(Fill(&mem[0], 100, 1), regions, 4096, record);
   EXPECT_TRUE(seen.empty());
+}
+
+TEST(SourceToucherTest, TouchesRegisteredSourcesAheadOfTheExecutorOnly) {
+  std::vector<uint8_t> mem(1 << 20, 1);
+  RegionTable regions;
+  ASSERT_TRUE(regions.Add(mem.data(), 512 << 10, Iova(mem.data()), kReadWrite).ok());
+  auto r = SharedRing::Create(16);
+  ASSERT_TRUE(r.ok());
+  SharedRing* ring = r.value().get();
+  // Slots 1..4: sources of 1000 bytes; slot 5 names unregistered memory; 0 is "executing".
+  for (int i = 0; i < 6; ++i) ring->descriptors()[i] = Copy(&mem[8192 * i], &mem[400000], 1000);
+  ring->descriptors()[5].src = Iova(&mem[600000]);
+  std::atomic<uint64_t> executing{0};
+  PrefetchOptions o = Options(8, 4096, 1 << 20);
+  SourceToucher toucher(o, &regions, {{ring, &executing}});
+  ring->header()->head.store(6, std::memory_order_release);
+  for (int i = 0; i < 2000 && toucher.touched_bytes() < 4000; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  EXPECT_EQ(toucher.touched_bytes(), 4000u);  // 1..4, not 0 (executing) nor 5 (unregistered)
 }
 
 // Drives the governor with costs per byte given by the test: `on_ns`/`off_ns` per descriptor
