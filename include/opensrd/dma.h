@@ -261,6 +261,7 @@ class DmaEngine {
   Status Start();
   void Stop();
 
+  // From the polling thread, or after Stop(): not synchronised with a running worker.
   ChannelStats stats(uint32_t channel) const;
   // What kAuto currently chose (true = prefetching); fixed modes report themselves.
   bool prefetch_active() const;
