@@ -40,6 +40,8 @@ struct VolumeSpec {
 // Parses the CLI's volume spec; sizes take K/M/G/T (powers of 1024), KiB/MiB/GiB/TiB or none.
 Result<VolumeSpec> ParseVolumeSpec(const std::string& spec);
 Result<uint64_t> ParseByteSize(const std::string& s);
+// A volume token from a file: its first line (1-255 bytes).
+Result<std::string> ReadTokenFile(const std::string& path);
 
 struct BridgeOptions {
   std::vector<NetAddr> bind;

@@ -12,19 +12,18 @@ Status Bad(const std::string& why) {
   return Status(Code::kInvalidArgument, why);
 }
 
-Result<std::string> ReadToken(const std::string& path) {
+}  // namespace
+
+Result<std::string> ReadTokenFile(const std::string& path) {
   std::ifstream in(path);
   if (!in) return Bad("cannot read token file " + path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  std::string t = ss.str();
-  while (!t.empty() && (t.back() == '\n' || t.back() == '\r')) t.pop_back();
+  std::string t;
+  std::getline(in, t);
+  if (!t.empty() && t.back() == '\r') t.pop_back();
   if (t.empty()) return Bad("token file " + path + " is empty");
   if (t.size() > 255) return Bad("token in " + path + " is longer than 255 bytes");
   return t;
 }
-
-}  // namespace
 
 Result<uint64_t> ParseByteSize(const std::string& s) {
   size_t i = 0;
@@ -82,7 +81,7 @@ Result<VolumeSpec> ParseVolumeSpec(const std::string& spec) {
         if (val.empty() || val.size() > 255) return Bad("volume '" + v.name + "': bad token");
         v.token = val;
       } else {
-        Result<std::string> t = ReadToken(val);
+        Result<std::string> t = ReadTokenFile(val);
         if (!t.ok()) return Bad("volume '" + v.name + "': " + t.status().message());
         v.token = *t;
       }
