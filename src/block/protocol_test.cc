@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <array>
+#include <map>
 #include <vector>
 
 namespace opensrd::block::proto {
@@ -221,6 +222,63 @@ TEST(BlockProtocol, StatusMapping) {
   EXPECT_EQ(ToStatus(WireStatus::kInvalid, "beyond").message(), "invalid request: beyond");
   EXPECT_EQ(FromCode(Code::kInvalidArgument), WireStatus::kInvalid);
   EXPECT_EQ(FromCode(Code::kIoError), WireStatus::kIoError);
+}
+
+}  // namespace
+}  // namespace opensrd::block::proto
+
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+
+namespace opensrd::block::proto {
+namespace {
+
+// fuzz/block_corpus.py encodes one message of every kind from docs/WIRE.md's layout, by hand:
+// every one of those must parse here, so the page, the script and the code agree.
+TEST(BlockProtocol, SeedsEncodedFromTheDocumentedLayoutParse) {
+  std::map<Type, int> parsed;
+  int files = 0;
+  for (const auto& e : std::filesystem::directory_iterator(OPENSRD_BLOCK_CORPUS)) {
+    std::ifstream in(e.path(), std::ios::binary);
+    std::vector<uint8_t> m((std::istreambuf_iterator<char>(in)), {});
+    ++files;
+    Result<Type> t = PeekType(m);
+    if (!t.ok()) continue;
+    bool ok = false;
+    switch (*t) {
+      case Type::kIo:
+        ok = ParseIo(m, nullptr).ok();
+        break;
+      case Type::kIoReply:
+        ok = ParseIoReply(m, nullptr).ok();
+        break;
+      case Type::kAttach:
+        ok = ParseAttach(m).ok();
+        break;
+      case Type::kAttachReply:
+        ok = ParseAttachReply(m).ok();
+        break;
+      case Type::kResize:
+        ok = ParseResize(m).ok();
+        break;
+      case Type::kResizeReply:
+        ok = ParseResizeReply(m).ok();
+        break;
+      case Type::kInfo:
+        ok = ParseInfo(m).ok();
+        break;
+    }
+    parsed[*t] += ok;
+  }
+  EXPECT_GE(files, 20);
+  EXPECT_EQ(parsed[Type::kIo], 7) << "every valid IO seed";
+  EXPECT_EQ(parsed[Type::kIoReply], 2);
+  EXPECT_EQ(parsed[Type::kAttach], 2);
+  EXPECT_EQ(parsed[Type::kAttachReply], 2);
+  EXPECT_EQ(parsed[Type::kResize], 1);
+  EXPECT_EQ(parsed[Type::kResizeReply], 2);
+  EXPECT_EQ(parsed[Type::kInfo], 1);
 }
 
 }  // namespace
