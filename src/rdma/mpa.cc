@@ -116,6 +116,7 @@ Result<std::vector<uint8_t>> EncodeFpdu(std::span<const uint8_t> ulpdu, bool crc
 }
 
 void MpaReceiver::Feed(std::span<const uint8_t> bytes) {
+  if (!error_.ok()) return;  // a dead stream keeps nothing
   if (pos_ > 0 && pos_ == buf_.size()) {
     buf_.clear();
     pos_ = 0;
