@@ -71,6 +71,9 @@ std::vector<RdmaCommand> SampleCommands(ProtocolIndex index) {
       c.term_hdrct = 0;
     }
     if (roce && IsLast(op)) c.flags |= kFlagAckRequest;
+    if (roce && (op == RdmaOpcode::kSendOnlyImm || op == RdmaOpcode::kWriteOnlyImm)) {
+      c.flags |= kFlagSolicited;
+    }
     if (iwarp && Family(op) == OpcodeFamily::kSend && !IsFirst(op)) c.message_offset = 1000 + n;
     if (iwarp && (op == RdmaOpcode::kSendOnly)) c.flags |= kFlagSolicited;
     if (CarriesPayload(op)) {
