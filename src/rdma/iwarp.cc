@@ -26,7 +26,8 @@ constexpr FieldDescriptor kTaggedFields[] = {
     {"TO", F::kVa, 6, 0, 64},
 };
 // RFC 5041 4.3: untagged buffer header, 18 bytes; one table per RDMAP queue so the table checks
-// the QN. Bytes 2-5 belong to RDMAP: the invalidate STag of Send with Invalidate.
+// the QN. Bytes 2-5 belong to RDMAP: the invalidate STag of Send with Invalidate. Read requests
+// and terminates are single-segment messages (RFC 5040 4.4, 4.8): L = 1 and MO = 0.
 constexpr FieldDescriptor kUntaggedSendFields[] = {
     {"T", F::kConstant, 0, 0, 1, 0},
     {"L", F::kLastFlag, 0, 1, 1},
@@ -42,29 +43,29 @@ constexpr FieldDescriptor kUntaggedSendFields[] = {
 };
 constexpr FieldDescriptor kUntaggedReadFields[] = {
     {"T", F::kConstant, 0, 0, 1, 0},
-    {"L", F::kLastFlag, 0, 1, 1},
+    {"L", F::kConstant, 0, 1, 1, 1},  // one segment per message
     {"DdpRsvd", F::kReserved, 0, 2, 4},
     {"DV", F::kConstant, 0, 6, 2, kDdpVersion},
     {"RV", F::kConstant, 1, 0, 2, kRdmapVersion},
     {"RdmapRsvd", F::kReserved, 1, 2, 2},
     {"OpCode", F::kWireOpcode, 1, 4, 4},
-    {"InvalidateSTag", F::kReserved, 2, 0, 32},
+    {"UlpRsvd", F::kReserved, 2, 0, 32},
     {"QN", F::kConstant, 6, 0, 32, kReadRequestQueue},
     {"MSN", F::kMsn, 10, 0, 32},
-    {"MO", F::kMessageOffset, 14, 0, 32},
+    {"MO", F::kConstant, 14, 0, 32, 0},
 };
 constexpr FieldDescriptor kUntaggedTermFields[] = {
     {"T", F::kConstant, 0, 0, 1, 0},
-    {"L", F::kLastFlag, 0, 1, 1},
+    {"L", F::kConstant, 0, 1, 1, 1},  // one segment per message
     {"DdpRsvd", F::kReserved, 0, 2, 4},
     {"DV", F::kConstant, 0, 6, 2, kDdpVersion},
     {"RV", F::kConstant, 1, 0, 2, kRdmapVersion},
     {"RdmapRsvd", F::kReserved, 1, 2, 2},
     {"OpCode", F::kWireOpcode, 1, 4, 4},
-    {"InvalidateSTag", F::kReserved, 2, 0, 32},
+    {"UlpRsvd", F::kReserved, 2, 0, 32},
     {"QN", F::kConstant, 6, 0, 32, kTerminateQueue},
     {"MSN", F::kMsn, 10, 0, 32},
-    {"MO", F::kMessageOffset, 14, 0, 32},
+    {"MO", F::kConstant, 14, 0, 32, 0},
 };
 
 // RFC 5040 4.4: RDMA read request header, 28 bytes.

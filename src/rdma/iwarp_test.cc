@@ -223,6 +223,15 @@ TEST(IwarpReject, WrongQueueNumber) {
   EXPECT_EQ(Token(iwarp::DecodeUlpdu(r)), "bad_field");
 }
 
+TEST(IwarpReject, ReadRequestMustBeOneSegment) {
+  std::vector<uint8_t> r = ReadRequestBytes();
+  r[0] &= static_cast<uint8_t>(~0x40);  // L = 0
+  EXPECT_EQ(Token(iwarp::DecodeUlpdu(r)), "bad_field");
+  r = ReadRequestBytes();
+  r[17] = 4;  // MO = 4
+  EXPECT_EQ(Token(iwarp::DecodeUlpdu(r)), "bad_field");
+}
+
 TEST(IwarpReject, PayloadOnReadRequest) {
   std::vector<uint8_t> r = ReadRequestBytes();
   r.push_back(0);
