@@ -226,6 +226,21 @@ Result<std::vector<uint8_t>> BuildPacket(const Ipv4Udp& ip, const RdmaCommand& c
   return pkt;
 }
 
+Result<std::vector<uint8_t>> EncodeUdpPayload(const Ipv4Udp& ip, const RdmaCommand& cmd) {
+  Result<std::vector<uint8_t>> body = EncodeTransport(cmd);
+  if (!body.ok()) return body.status();
+  std::vector<uint8_t> out = std::move(body.value());
+  size_t n = out.size();
+  if (kIpv4HeaderLen + kUdpHeaderLen + n + kIcrcLen > 65535) {
+    return Status(Code::kInvalidArgument, "roce packet larger than an IPv4 datagram");
+  }
+  uint8_t hdr[kIpv4HeaderLen + kUdpHeaderLen];
+  WriteIpv4UdpHeaders(ip, n + kIcrcLen, hdr);
+  out.resize(n + kIcrcLen);
+  PutIcrc(out.data() + n, ComputeIcrc(hdr, std::span(out).first(n)));
+  return out;
+}
+
 Result<RdmaCommand> DecodeTransport(std::span<const uint8_t> bytes) {
   Result<RdmaCommand> r = DecodeHeaders(kTables, bytes);
   if (!r.ok()) return r;

@@ -68,6 +68,11 @@ struct Ipv4Udp {
 // count from the payload length.
 Result<std::vector<uint8_t>> EncodeTransport(const RdmaCommand& cmd);
 
+// The UDP payload a socket sends: BTH... + payload + pad + ICRC, the ICRC computed for the IPv4
+// and UDP headers `ip` describes (the kernel must send exactly those: an unconnected UDP socket
+// with IP_PMTUDISC_DO sends IP identification 0 with DF set).
+Result<std::vector<uint8_t>> EncodeUdpPayload(const Ipv4Udp& ip, const RdmaCommand& cmd);
+
 // A whole IPv4 packet: IPv4 header (with a correct header checksum) + UDP header + BTH... +
 // payload + pad + ICRC.
 Result<std::vector<uint8_t>> BuildPacket(const Ipv4Udp& ip, const RdmaCommand& cmd);

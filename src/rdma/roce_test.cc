@@ -5,6 +5,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstring>
 #include <vector>
 
@@ -132,6 +133,10 @@ TEST(Roce, EveryOpcodeRoundTripsThroughIpv4) {
     Result<std::vector<uint8_t>> again = roce::BuildPacket(HandIp(), *d);
     ASSERT_TRUE(again.ok());
     EXPECT_EQ(*again, *p);
+    // The socket-side encoder makes the same UDP payload.
+    Result<std::vector<uint8_t>> u = roce::EncodeUdpPayload(HandIp(), c);
+    ASSERT_TRUE(u.ok());
+    EXPECT_TRUE(std::equal(u->begin(), u->end(), p->begin() + 28, p->end()));
     // And the socket-side parser agrees, with and without the ICRC check.
     roce::Ipv4Udp ip = HandIp();
     std::span<const uint8_t> udp_payload = std::span(*p).subspan(28);
