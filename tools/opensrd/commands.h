@@ -63,4 +63,46 @@ struct PerfClientOptions {
 };
 int RunPerfClient(const PerfClientOptions& o);
 
+struct BridgeCliOptions {
+  std::vector<std::string> bind;     // HOST:PORT
+  std::vector<std::string> volumes;  // NAME=PATH[,size=BYTES][,token=..|,token-file=..][,ro]
+  int paths = 64;
+  int buffers = 128;
+  bool no_direct = false;
+  bool json = false;
+  bool quiet = false;
+  std::string key_file;
+  std::string key_mode;
+};
+int RunBridge(const BridgeCliOptions& o);
+
+struct VolumeResizeOptions {
+  std::string bridge;
+  std::string volume;
+  std::string size;
+  std::string token;
+  std::string token_file;
+  std::string key_file;
+  std::string key_mode;
+  uint64_t timeout_ms = 5000;
+};
+int RunVolumeResize(const VolumeResizeOptions& o);
+
+struct AdapterOptions {
+  std::vector<std::string> bridges;  // HOST:PORT, failover order
+  std::string volume;
+  std::string token;
+  std::string token_file;
+  std::string nvme;  // unix:PATH
+  int queues = 1;    // NVMe-style queue pairs
+  int paths = 4;
+  uint64_t peer_timeout_ms = 1000;
+  uint64_t reconnect_timeout_ms = 30000;
+  bool json = false;
+  bool quiet = false;
+  std::string key_file;
+  std::string key_mode;
+};
+int RunAdapter(const AdapterOptions& o);
+
 }  // namespace opensrd::cli
