@@ -179,6 +179,20 @@ def check_iwarp(d):
     good, bad = verbose.count("(Good CRC32)"), verbose.count("Bad CRC32")
     check(good == fpdus and bad == 0, f"iwarp: tshark CRC check good {good} bad {bad}")
     no_warnings(pcap)
+    # tshark's CRC verdict is not vacuous: one flipped ULPDU byte makes exactly one "Bad CRC32".
+    data = bytearray(open(pcap, "rb").read())
+    off, n, target = 24, 0, max(k for k, e in exp.items() if e["kind"] == "fpdu")
+    while off < len(data):
+        incl, = struct.unpack_from("<I", data, off + 8)
+        n += 1
+        if n == target:
+            data[off + 16 + 14 + 20 + 20 + 4] ^= 0x01
+        off += 16 + incl
+    bad_pcap = f"{d}/iwarp_badcrc.pcap"
+    open(bad_pcap, "wb").write(data)
+    verbose = subprocess.run(["tshark", "-r", bad_pcap, "-V"], check=True, capture_output=True,
+                             text=True).stdout
+    check(verbose.count("Bad CRC32") == 1, "iwarp: tshark does not notice a corrupted FPDU")
 
 
 def main():
