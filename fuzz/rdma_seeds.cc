@@ -41,9 +41,15 @@ int main(int argc, char** argv) {
   ip.dst_ip = 0x0A000002;
   ip.src_port = 0xC000;
   for (const RdmaCommand& c : SampleCommands(ProtocolIndex::kRoce)) {
+    Write(out + "/roce", 0x03, *roce::EncodeTransport(c));  // sealed over IPv6 by the harness
     std::vector<uint8_t> pkt = *roce::BuildPacket(ip, c);
     Write(out + "/roce", 0x00, pkt);
     Write(out + "/roce", 0x01, *roce::EncodeTransport(c));
+    roce::Ipv6Udp ip6;
+    ip6.src_ip[15] = 1;
+    ip6.dst_ip[15] = 2;
+    ip6.src_port = 0xC000;
+    Write(out + "/roce", 0x00, *roce::BuildPacket6(ip6, c));
   }
   std::vector<uint8_t> stream_req = *mpa::EncodeStartFrame(
       {false, mpa::kFlagCrc, 2, mpa::Enhanced{true, false, false, true, 16, 16}, {1, 2, 3}});

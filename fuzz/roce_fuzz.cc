@@ -1,7 +1,8 @@
 // Feeds arbitrary bytes to the RoCEv2 parser. The first byte picks the shape:
 //   even: a whole IPv4 packet for roce::ParsePacket (ICRC and all);
-//   odd:  transport bytes (BTH onward, pad included) that the harness wraps in IPv4/UDP and
-//         seals with a correct ICRC, so the fuzzer explores the header tables past the CRC.
+//   odd:  transport bytes (BTH onward, pad included) that the harness wraps in IPv4/UDP (or,
+//         with bit 1 set, IPv6/UDP) and seals with a correct ICRC, so the fuzzer explores the
+//         header tables past the CRC. Even inputs may be IPv4 or IPv6 packets.
 // Checks beyond "no crash": a command that parses re-encodes into a packet that parses to the
 // same command, and a sealed packet parses exactly when its transport bytes decode.
 #include <cstdint>
@@ -59,7 +60,30 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     ReEncode(*r, ip);
     return 0;
   }
-  if (in.size() + 32 > 65535) return 0;
+  if (in.size() + 60 > 65535) return 0;
+  if (data[0] & 2) {  // sealed over IPv6
+    roce::Ipv6Udp ip6;
+    ip6.src_ip[15] = 1;
+    ip6.dst_ip[15] = 2;
+    ip6.src_port = ip.src_port;
+    ip6.flow_label = data[0];
+    std::vector<uint8_t> u(in.size() + roce::kIcrcLen);
+    if (!in.empty()) std::memcpy(u.data(), in.data(), in.size());
+    uint8_t hdr[48];
+    roce::WriteIpv6UdpHeaders(ip6, u.size(), hdr);
+    uint32_t icrc = roce::ComputeIcrc6(hdr, in);
+    for (int i = 0; i < 4; ++i) u[in.size() + i] = static_cast<uint8_t>(icrc >> (8 * i));
+    Result<RdmaCommand> r = roce::ParseUdpPayload6(u, ip6);
+    Result<RdmaCommand> t = roce::DecodeTransport(in);
+    if (r.ok() != (t.ok() && in.size() >= roce::kBthLen)) std::abort();
+    if (r.ok()) {
+      Result<std::vector<uint8_t>> p6 = roce::BuildPacket6(ip6, *r);
+      if (!p6.ok()) std::abort();
+      Result<RdmaCommand> d = roce::ParsePacket(*p6);
+      if (!d.ok() || !SameCommand(*r, *d)) std::abort();
+    }
+    return 0;
+  }
   std::vector<uint8_t> pkt(28 + in.size() + roce::kIcrcLen);
   roce::WriteIpv4UdpHeaders(ip, in.size() + roce::kIcrcLen, pkt);
   if (!in.empty()) std::memcpy(pkt.data() + 28, in.data(), in.size());

@@ -1,7 +1,8 @@
 // Writes what opensrd's RoCEv2 and iWARP encoders put on the wire as pcap files for tshark to
 // judge (tests/rdma_tshark_test.sh), with a line of expected header values per frame derived
 // from the commands (not from the bytes), so the check can fail.
-//   roce.pcap   Ethernet/IPv4/UDP:4791 frames, one per RC opcode (every pad count)
+//   roce.pcap   Ethernet/IPv4/UDP:4791 frames, one per RC opcode (every pad count), then the
+//               same over IPv6
 //   iwarp.pcap  Ethernet/IPv4/TCP: handshake, MPA request and reply (revision 2, enhanced),
 //               then one FPDU per segment for every RDMAP opcode and send position
 //   *.expect    "frame=N key=value ..." lines
@@ -34,7 +35,11 @@ class Pcap {
   ~Pcap() { std::fclose(f_); }
   // Writes an Ethernet frame around an IPv4 packet; returns its frame number (from 1).
   int Write(const std::vector<uint8_t>& ip) {
-    static const uint8_t kEth[14] = {2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1, 0x08, 0x00};
+    uint8_t kEth[14] = {2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1, 0x08, 0x00};
+    if ((ip[0] >> 4) == 6) {  // IPv6: ethertype 0x86DD
+      kEth[12] = 0x86;
+      kEth[13] = 0xDD;
+    }
     uint32_t len = static_cast<uint32_t>(ip.size() + sizeof(kEth));
     uint32_t rec[4] = {1700000000u + static_cast<uint32_t>(n_), 0, len, len};
     std::fwrite(rec, sizeof(rec), 1, f_);
@@ -115,14 +120,25 @@ void WriteRoce(const std::string& dir) {
   Pcap pcap(dir + "/roce.pcap");
   std::FILE* exp = std::fopen((dir + "/roce.expect").c_str(), "w");
   uint16_t id = 0;
-  for (const RdmaCommand& c : SampleCommands(ProtocolIndex::kRoce)) {
+  std::vector<RdmaCommand> all = SampleCommands(ProtocolIndex::kRoce);
+  size_t n_v4 = all.size();
+  all.insert(all.end(), all.begin(), all.begin() + static_cast<std::ptrdiff_t>(n_v4));
+  for (size_t i = 0; i < all.size(); ++i) {
+    const RdmaCommand& c = all[i];
     roce::Ipv4Udp ip;
     ip.src_ip = 0x7F000001;
     ip.dst_ip = 0x7F000002;
     ip.src_port = static_cast<uint16_t>(49152 + c.dest_qp);  // a source port per QP, as rxe
     ip.ip_id = id;
     id = static_cast<uint16_t>(id * 31 + 7);
-    Result<std::vector<uint8_t>> p = roce::BuildPacket(ip, c);
+    // The second round goes over IPv6 (fd00::1 -> fd00::2, a flow label per QP).
+    roce::Ipv6Udp ip6;
+    ip6.src_ip = {0xFD, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1};
+    ip6.dst_ip = {0xFD, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2};
+    ip6.src_port = ip.src_port;
+    ip6.flow_label = c.dest_qp;
+    Result<std::vector<uint8_t>> p =
+        i < n_v4 ? roce::BuildPacket(ip, c) : roce::BuildPacket6(ip6, c);
     if (!p.ok()) {
       std::fprintf(stderr, "%s: %s\n", OpcodeName(c.opcode), p.status().ToString().c_str());
       std::exit(1);

@@ -258,7 +258,35 @@ Result<RdmaCommand> DecodeTransport(std::span<const uint8_t> bytes) {
   return c;
 }
 
+namespace {
+
+Result<RdmaCommand> ParseIpv6Packet(std::span<const uint8_t> packet) {
+  if (packet.size() < kIpv6HeaderLen + kUdpHeaderLen) return Malformed("too_short: roce IPv6");
+  const uint8_t* h = packet.data();
+  size_t plen = Be16(h + 4);
+  if (plen < kUdpHeaderLen || kIpv6HeaderLen + plen > packet.size()) {
+    return Malformed("bad_length: roce IPv6 payload length " + std::to_string(plen));
+  }
+  if (h[6] != 17) return Malformed("bad_ip: roce IPv6 next header is not UDP");
+  const uint8_t* u = h + kIpv6HeaderLen;
+  if (Be16(u + 2) != kUdpPort) return Malformed("bad_udp: roce UDP destination port is not 4791");
+  if (Be16(u + 4) != plen) {
+    return Malformed("bad_length: roce UDP length " + std::to_string(Be16(u + 4)));
+  }
+  constexpr size_t kHdr = kIpv6HeaderLen + kUdpHeaderLen;
+  std::span<const uint8_t> udp_payload = packet.subspan(kHdr, plen - kUdpHeaderLen);
+  if (udp_payload.size() < kBthLen + kIcrcLen) return Malformed("too_short: roce UDP payload");
+  std::span<const uint8_t> body = udp_payload.first(udp_payload.size() - kIcrcLen);
+  if (ComputeIcrc6(packet.first(kHdr), body) != GetIcrc(body.data() + body.size())) {
+    return Malformed("bad_icrc: roce ICRC does not match");
+  }
+  return DecodeTransport(body);
+}
+
+}  // namespace
+
 Result<RdmaCommand> ParsePacket(std::span<const uint8_t> packet) {
+  if (!packet.empty() && (packet[0] >> 4) == 6) return ParseIpv6Packet(packet);
   if (packet.size() < kIpv4HeaderLen + kUdpHeaderLen) return Malformed("too_short: roce IPv4");
   const uint8_t* h = packet.data();
   if (h[0] != 0x45) return Malformed("bad_ip: roce needs IPv4 without options");
@@ -286,6 +314,82 @@ Result<RdmaCommand> ParseUdpPayload(std::span<const uint8_t> udp_payload, const 
   uint8_t hdr[28];
   WriteIpv4UdpHeaders(*ip, udp_payload.size(), hdr);
   return CheckAndDecode(hdr, udp_payload);
+}
+
+void WriteIpv6UdpHeaders(const Ipv6Udp& ip, size_t udp_payload_len, std::span<uint8_t> out) {
+  uint8_t* h = out.data();
+  uint32_t w = 6u << 28 | uint32_t{ip.traffic_class} << 20 | (ip.flow_label & 0xFFFFF);
+  Put32(h, w);
+  Put16(h + 4, static_cast<uint16_t>(kUdpHeaderLen + udp_payload_len));
+  h[6] = 17;
+  h[7] = ip.hop_limit;
+  std::memcpy(h + 8, ip.src_ip.data(), 16);
+  std::memcpy(h + 24, ip.dst_ip.data(), 16);
+  uint8_t* u = h + kIpv6HeaderLen;
+  Put16(u, ip.src_port);
+  Put16(u + 2, ip.dst_port);
+  Put16(u + 4, static_cast<uint16_t>(kUdpHeaderLen + udp_payload_len));
+  Put16(u + 6, 0);
+}
+
+uint32_t ComputeIcrc6(std::span<const uint8_t> ip6_udp, std::span<const uint8_t> udp_payload) {
+  // As for IPv4 (see ComputeIcrc), with the IPv6 header's variant fields masked: traffic class,
+  // flow label and hop limit.
+  std::array<uint8_t, 8 + kIpv6HeaderLen + kUdpHeaderLen + kBthLen> pre;
+  std::memset(pre.data(), 0xFF, 8);
+  uint8_t* ip = pre.data() + 8;
+  std::memcpy(ip, ip6_udp.data(), kIpv6HeaderLen + kUdpHeaderLen);
+  ip[0] |= 0x0F;
+  ip[1] = ip[2] = ip[3] = 0xFF;
+  ip[7] = 0xFF;
+  uint8_t* udp = ip + kIpv6HeaderLen;
+  udp[6] = udp[7] = 0xFF;
+  uint8_t* bth = udp + kUdpHeaderLen;
+  size_t nbth = udp_payload.size() < kBthLen ? udp_payload.size() : kBthLen;
+  std::memcpy(bth, udp_payload.data(), nbth);
+  if (nbth > 4) bth[4] = 0xFF;
+  uint32_t crc = crc32_gzip_refl(0, pre.data(), 8 + kIpv6HeaderLen + kUdpHeaderLen + nbth);
+  if (udp_payload.size() > nbth) {
+    crc = crc32_gzip_refl(crc, udp_payload.data() + nbth, udp_payload.size() - nbth);
+  }
+  return crc;
+}
+
+Result<std::vector<uint8_t>> BuildPacket6(const Ipv6Udp& ip, const RdmaCommand& cmd) {
+  Result<std::vector<uint8_t>> body = EncodeTransport(cmd);
+  if (!body.ok()) return body.status();
+  const std::vector<uint8_t>& b = *body;
+  size_t udp_len = kUdpHeaderLen + b.size() + kIcrcLen;
+  if (udp_len > 65535) return Status(Code::kInvalidArgument, "roce packet over 64 KiB");
+  constexpr size_t kHdr = kIpv6HeaderLen + kUdpHeaderLen;
+  std::vector<uint8_t> pkt(kIpv6HeaderLen + udp_len);
+  WriteIpv6UdpHeaders(ip, b.size() + kIcrcLen, pkt);
+  std::memcpy(pkt.data() + kHdr, b.data(), b.size());
+  PutIcrc(pkt.data() + kHdr + b.size(), ComputeIcrc6(std::span(pkt).first(kHdr), b));
+  // UDP checksum over the IPv6 pseudo-header (addresses, UDP length, next header) and the
+  // datagram; 0 is sent as 0xFFFF.
+  uint32_t sum = 0;
+  for (size_t i = 8; i < 40; i += 2) sum += Be16(pkt.data() + i);
+  sum += static_cast<uint32_t>(udp_len) + 17;
+  const uint8_t* u = pkt.data() + kIpv6HeaderLen;
+  for (size_t i = 0; i + 1 < udp_len; i += 2) sum += Be16(u + i);
+  if (udp_len & 1) sum += static_cast<uint32_t>(u[udp_len - 1]) << 8;
+  while (sum >> 16) sum = (sum & 0xFFFF) + (sum >> 16);
+  uint16_t csum = static_cast<uint16_t>(~sum);
+  Put16(pkt.data() + kIpv6HeaderLen + 6, csum == 0 ? 0xFFFF : csum);
+  return pkt;
+}
+
+Result<RdmaCommand> ParseUdpPayload6(std::span<const uint8_t> udp_payload, const Ipv6Udp& ip) {
+  if (udp_payload.size() < kBthLen + kIcrcLen) return Malformed("too_short: roce UDP payload");
+  if (udp_payload.size() + kUdpHeaderLen > 65535) return Malformed("bad_length: roce UDP payload");
+  uint8_t hdr[kIpv6HeaderLen + kUdpHeaderLen];
+  WriteIpv6UdpHeaders(ip, udp_payload.size(), hdr);
+  std::span<const uint8_t> body = udp_payload.first(udp_payload.size() - kIcrcLen);
+  if (ComputeIcrc6(hdr, body) != GetIcrc(body.data() + body.size())) {
+    return Malformed("bad_icrc: roce ICRC does not match");
+  }
+  return DecodeTransport(body);
 }
 
 }  // namespace opensrd::rdma::roce

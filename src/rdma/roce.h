@@ -3,6 +3,7 @@
 // The header layouts live in tables (roce.cc) decoded by the generic codec; this file adds the
 // framing: pad, ICRC, and the IPv4/UDP headers the ICRC covers. Pure functions; thread-safe.
 #pragma once
+#include <array>
 #include <cstddef>
 #include <cstdint>
 #include <span>
@@ -19,6 +20,7 @@ inline constexpr size_t kBthLen = 12;
 inline constexpr size_t kIcrcLen = 4;
 inline constexpr size_t kIpv4HeaderLen = 20;  // no options: RoCEv2 peers send none
 inline constexpr size_t kUdpHeaderLen = 8;
+inline constexpr size_t kIpv6HeaderLen = 40;  // no extension headers
 
 // BTH opcodes of the reliable-connection class (IBTA vol. 1, table 38; RC = 0x00-0x1F).
 enum class WireOpcode : uint8_t {
@@ -87,8 +89,9 @@ uint32_t ComputeIcrc(std::span<const uint8_t> ip_udp, std::span<const uint8_t> u
 // plus "bad_pad".
 Result<RdmaCommand> DecodeTransport(std::span<const uint8_t> bytes);
 
-// Parses a whole IPv4 packet (as BuildPacket makes, or as captured): IPv4 header, UDP to port
-// 4791, lengths, ICRC, then the transport headers. The command's payload points into `packet`.
+// Parses a whole IP packet (as BuildPacket or BuildPacket6 make, or as captured): IPv4 (no
+// options) or IPv6 (no extension headers), UDP to port 4791, lengths, ICRC, then the transport
+// headers. The command's payload points into `packet`. The UDP checksum is not checked.
 // Error tokens: "too_short", "bad_ip", "bad_udp", "bad_length", "bad_icrc", and
 // DecodeTransport's.
 Result<RdmaCommand> ParsePacket(std::span<const uint8_t> packet);
@@ -100,5 +103,25 @@ Result<RdmaCommand> ParseUdpPayload(std::span<const uint8_t> udp_payload, const 
 
 // The IPv4 + UDP headers (28 bytes) BuildPacket puts in front of `udp_payload_len` bytes.
 void WriteIpv4UdpHeaders(const Ipv4Udp& ip, size_t udp_payload_len, std::span<uint8_t> out);
+
+// RoCEv2 over IPv6 (rxe's GIDs that are not IPv4-mapped). The ICRC masks the traffic class,
+// flow label and hop limit; the UDP checksum, mandatory over IPv6, is computed.
+struct Ipv6Udp {
+  std::array<uint8_t, 16> src_ip{};
+  std::array<uint8_t, 16> dst_ip{};
+  uint16_t src_port = 0;
+  uint16_t dst_port = kUdpPort;
+  uint8_t traffic_class = 0;
+  uint32_t flow_label = 0;  // 20 bits
+  uint8_t hop_limit = 64;
+};
+// The IPv6 + UDP headers (48 bytes, UDP checksum zero: BuildPacket6 fills it in).
+void WriteIpv6UdpHeaders(const Ipv6Udp& ip, size_t udp_payload_len, std::span<uint8_t> out);
+// ICRC over `ip6_udp` (48 bytes of IPv6 + UDP header) and the BTH onward, as ComputeIcrc.
+uint32_t ComputeIcrc6(std::span<const uint8_t> ip6_udp, std::span<const uint8_t> udp_payload);
+// A whole IPv6 packet: header, UDP header with its checksum, BTH... + payload + pad + ICRC.
+Result<std::vector<uint8_t>> BuildPacket6(const Ipv6Udp& ip, const RdmaCommand& cmd);
+// As ParseUdpPayload, the ICRC checked against IPv6/UDP headers rebuilt from `ip`.
+Result<RdmaCommand> ParseUdpPayload6(std::span<const uint8_t> udp_payload, const Ipv6Udp& ip);
 
 }  // namespace opensrd::rdma::roce

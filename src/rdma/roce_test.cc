@@ -214,6 +214,80 @@ TEST(Roce, EncoderRefusesIwarpOnlyOpcodeAndWideFields) {
   EXPECT_FALSE(roce::EncodeTransport(c).ok());
 }
 
+roce::Ipv6Udp HandIp6() {
+  roce::Ipv6Udp ip;
+  ip.src_ip = {0xFE, 0x80, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1};
+  ip.dst_ip = {0xFE, 0x80, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2};
+  ip.src_port = 0xC000;
+  ip.flow_label = 0x12345;
+  return ip;
+}
+
+TEST(Roce, Ipv6WriteOnlyMatchesHandVector) {
+  Result<std::vector<uint8_t>> p = roce::BuildPacket6(HandIp6(), HandWrite());
+  ASSERT_TRUE(p.ok()) << p.status().ToString();
+  const std::vector<uint8_t>& pkt = *p;
+  ASSERT_EQ(pkt.size(), 40u + 8 + kHandTransport.size() + 4);
+  // Version 6, traffic class 0, flow label 0x12345; payload length 48; UDP; hop limit 64.
+  const uint8_t ip6[] = {0x60, 0x01, 0x23, 0x45, 0x00, 48, 17, 64};
+  EXPECT_EQ(0, std::memcmp(pkt.data(), ip6, sizeof(ip6)));
+  EXPECT_EQ(0, std::memcmp(pkt.data() + 48, kHandTransport.data(), kHandTransport.size()));
+  // zlib.crc32 with the IPv6 masking (traffic class, flow label, hop limit, UDP checksum).
+  const uint8_t icrc[] = {0x91, 0x2B, 0x66, 0x36};
+  EXPECT_EQ(0, std::memcmp(pkt.data() + pkt.size() - 4, icrc, 4));
+  EXPECT_NE(pkt[46] | pkt[47], 0);  // a UDP checksum is present
+  Result<RdmaCommand> d = roce::ParsePacket(pkt);
+  ASSERT_TRUE(d.ok()) << d.status().ToString();
+  EXPECT_EQ(d->opcode, RdmaOpcode::kWriteOnly);
+  EXPECT_EQ(d->rkey, 0xAABBCCDDu);
+  EXPECT_EQ(d->payload.size(), 5u);
+  std::span<const uint8_t> udp_payload = std::span(pkt).subspan(48);
+  EXPECT_EQ(Token(roce::ParseUdpPayload6(udp_payload, HandIp6())), "ok");
+  // Masked fields may change in flight; the addresses may not.
+  std::vector<uint8_t> q = pkt;
+  q[1] ^= 0xF0;  // traffic class
+  q[3] ^= 0x0F;  // flow label
+  q[7] = 1;      // hop limit
+  EXPECT_EQ(Token(roce::ParsePacket(q)), "ok");
+  q = pkt;
+  q[23] ^= 1;  // source address
+  EXPECT_EQ(Token(roce::ParsePacket(q)), "bad_icrc");
+  roce::Ipv6Udp other = HandIp6();
+  other.src_port = 0xC001;
+  EXPECT_EQ(Token(roce::ParseUdpPayload6(udp_payload, other)), "bad_icrc");
+}
+
+TEST(Roce, Ipv6EveryOpcodeRoundTrips) {
+  for (const RdmaCommand& c : SampleCommands(ProtocolIndex::kRoce)) {
+    SCOPED_TRACE(OpcodeName(c.opcode));
+    Result<std::vector<uint8_t>> p = roce::BuildPacket6(HandIp6(), c);
+    ASSERT_TRUE(p.ok());
+    Result<RdmaCommand> d = roce::ParsePacket(*p);
+    ASSERT_TRUE(d.ok()) << d.status().ToString();
+    EXPECT_EQ(*roce::BuildPacket6(HandIp6(), *d), *p);
+  }
+}
+
+TEST(RoceReject, Ipv6HeaderAndLengths) {
+  std::vector<uint8_t> pkt = *roce::BuildPacket6(HandIp6(), HandWrite());
+  EXPECT_EQ(Token(roce::ParsePacket(std::span(pkt).first(47))), "too_short");
+  std::vector<uint8_t> p = pkt;
+  p[6] = 6;  // next header TCP
+  EXPECT_EQ(Token(roce::ParsePacket(p)), "bad_ip");
+  p = pkt;
+  p[5] += 4;  // payload length beyond the buffer
+  EXPECT_EQ(Token(roce::ParsePacket(p)), "bad_length");
+  p = pkt;
+  p[45] += 4;  // UDP length disagrees
+  EXPECT_EQ(Token(roce::ParsePacket(p)), "bad_length");
+  p = pkt;
+  p[43] ^= 1;  // destination port 4790
+  EXPECT_EQ(Token(roce::ParsePacket(p)), "bad_udp");
+  p = pkt;
+  p[60] ^= 1;  // a RETH byte
+  EXPECT_EQ(Token(roce::ParsePacket(p)), "bad_icrc");
+}
+
 // --- one test per rejection path -------------------------------------------------------------
 
 // Rebuilds the ICRC after a test edits the transport bytes, so the edit is what gets refused.
