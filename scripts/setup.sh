@@ -11,6 +11,7 @@ PACKAGES=(
   clang-16 libclang-rt-16-dev clang-format
   libisal-dev
   iproute2 nftables iperf3 sockperf jq python3
+  qemu-utils libnbd-bin nbdkit fio
 )
 
 missing=()
