@@ -1,0 +1,275 @@
+// NbdServer over real sockets: pipelined requests on several connections against a device that
+// completes on its own thread (the cross-thread completion path, under TSan in CI), clients that
+// vanish with requests in flight, Stop with connections open, TCP on loopback.
+#include "block/nbd/nbd_server.h"
+
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <condition_variable>
+#include <cstdlib>
+#include <deque>
+#include <filesystem>
+#include <mutex>
+#include <thread>
+
+#include "block/memory_device.h"
+#include "block/nbd/nbd_test_client.h"
+
+namespace opensrd::block::nbd {
+namespace {
+
+using namespace client;  // NOLINT
+
+// Completes every request on a worker thread, newest first within a batch, so replies come back
+// out of order and from a thread other than the server's.
+class ThreadedDevice : public BlockDevice {
+ public:
+  explicit ThreadedDevice(BlockDevice& inner) : inner_(inner), worker_([this] { Work(); }) {}
+  ~ThreadedDevice() override {
+    {
+      std::lock_guard lock(mu_);
+      stop_ = true;
+    }
+    cv_.notify_all();
+    worker_.join();
+  }
+  VolumeInfo Info() const override { return inner_.Info(); }
+  Result<std::vector<Extent>> BlockStatus(uint64_t o, uint64_t l) override {
+    return inner_.BlockStatus(o, l);
+  }
+  void Submit(const IoRequest& r, IoCallback done) override {
+    {
+      std::lock_guard lock(mu_);
+      q_.emplace_back(r, std::move(done));
+    }
+    cv_.notify_one();
+  }
+
+ private:
+  void Work() {
+    std::unique_lock lock(mu_);
+    for (;;) {
+      cv_.wait(lock, [&] { return stop_ || !q_.empty(); });
+      if (q_.empty()) return;
+      auto batch = std::move(q_);
+      q_.clear();
+      lock.unlock();
+      std::this_thread::sleep_for(std::chrono::microseconds(200));
+      for (auto it = batch.rbegin(); it != batch.rend(); ++it) {
+        inner_.Submit(it->first, std::move(it->second));
+      }
+      lock.lock();
+    }
+  }
+  BlockDevice& inner_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<std::pair<IoRequest, IoCallback>> q_;
+  bool stop_ = false;
+  std::thread worker_;
+};
+
+class Client {
+ public:
+  explicit Client(const std::string& address) {
+    if (address.rfind("unix:", 0) == 0) {
+      fd_ = socket(AF_UNIX, SOCK_STREAM, 0);
+      sockaddr_un sa{};
+      sa.sun_family = AF_UNIX;
+      const std::string path = address.substr(5);
+      std::memcpy(sa.sun_path, path.data(), path.size());
+      ok_ = connect(fd_, reinterpret_cast<sockaddr*>(&sa), sizeof(sa)) == 0;
+    } else {
+      fd_ = socket(AF_INET, SOCK_STREAM, 0);
+      sockaddr_in sa{};
+      sa.sin_family = AF_INET;
+      sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+      sa.sin_port = htons(std::stoi(address.substr(address.rfind(':') + 1)));
+      ok_ = connect(fd_, reinterpret_cast<sockaddr*>(&sa), sizeof(sa)) == 0;
+    }
+  }
+  ~Client() { Close(); }
+  void Close() {
+    if (fd_ >= 0) close(fd_);
+    fd_ = -1;
+  }
+  bool ok() const { return ok_; }
+  void Send(const Bytes& b) {
+    size_t at = 0;
+    while (at < b.size()) {
+      const ssize_t n = write(fd_, b.data() + at, b.size() - at);
+      ASSERT_GT(n, 0);
+      at += n;
+    }
+  }
+  bool Fill() {  // one read into the reader; false at EOF
+    uint8_t buf[65536];
+    const ssize_t n = read(fd_, buf, sizeof(buf));
+    if (n <= 0) return false;
+    r_.Add(buf, n);
+    return true;
+  }
+  OptionReplyMsg Opt() {
+    for (;;) {
+      if (auto m = r_.NextOption()) return *m;
+      if (!Fill()) return {};
+    }
+  }
+  ReplyMsg Reply(uint32_t simple_len = 0) {
+    for (;;) {
+      if (auto m = r_.NextReply(simple_len)) return *m;
+      if (!Fill()) return {};
+    }
+  }
+  bool Handshake(bool structured) {
+    if (!Fill() || !r_.Take(kGreetingLen)) return false;
+    Send(ClientFlags());
+    if (structured) {
+      Send(OptionRequest(kOptStructuredReply));
+      if (Opt().type != kRepAck) return false;
+    }
+    Send(OptionRequest(kOptGo, InfoData("vol", {kInfoBlockSize})));
+    for (;;) {
+      const auto m = Opt();
+      if (m.type == kRepAck) return true;
+      if (m.type != kRepInfo) return false;
+    }
+  }
+
+ private:
+  int fd_ = -1;
+  bool ok_ = false;
+  ReplyReader r_;
+};
+
+std::string TempSocket() {
+  char dir[] = "/tmp/opensrd_nbd_test.XXXXXX";
+  EXPECT_NE(mkdtemp(dir), nullptr);
+  return std::string("unix:") + dir + "/nbd.sock";
+}
+
+VolumeInfo Volume() {
+  VolumeInfo v;
+  v.size_bytes = 8 << 20;
+  v.max_transfer = 1 << 20;
+  return v;
+}
+
+NbdExportConfig Config() {
+  NbdExportConfig c;
+  c.name = "vol";
+  return c;
+}
+
+TEST(NbdServer, PipelinedConnectionsWithCompletionsOnAnotherThread) {
+  MemoryDevice mem(Volume());
+  ThreadedDevice dev(mem);
+  const std::string addr = TempSocket();
+  auto server = NbdServer::Start(dev, addr, Config());
+  ASSERT_TRUE(server.ok()) << server.status().ToString();
+  constexpr int kConns = 4, kRequests = 64, kLen = 4096;
+  std::vector<std::thread> threads;
+  for (int c = 0; c < kConns; ++c) {
+    threads.emplace_back([&, c] {
+      Client cl(server.value()->address());
+      ASSERT_TRUE(cl.ok());
+      ASSERT_TRUE(cl.Handshake(/*structured=*/c % 2 == 0));
+      // Every write in flight at once, then a flush, then every read at once.
+      Bytes burst;
+      for (int i = 0; i < kRequests; ++i) {
+        const uint64_t off = (uint64_t(c) * kRequests + i) * kLen;
+        burst = Cat({burst, Request(kCmdWrite, i, off, kLen, 0, Bytes(kLen, uint8_t(c * 64 + i)))});
+      }
+      burst = Cat({burst, Request(kCmdFlush, 1000, 0, 0)});
+      cl.Send(burst);
+      for (int i = 0; i <= kRequests; ++i) EXPECT_EQ(cl.Reply().error, 0u);
+      burst.clear();
+      for (int i = 0; i < kRequests; ++i) {
+        burst = Cat({burst, Request(kCmdRead, 5000 + i, (uint64_t(c) * kRequests + i) * kLen, kLen,
+                                    kCmdFlagFua * 0)});
+      }
+      cl.Send(burst);
+      for (int i = 0; i < kRequests; ++i) {
+        const auto m = cl.Reply(kLen);
+        ASSERT_GE(m.handle, 5000u);
+        const uint8_t want = uint8_t(c * 64 + (m.handle - 5000));
+        const Bytes data = m.structured ? Bytes(m.payload.begin() + 8, m.payload.end()) : m.payload;
+        ASSERT_EQ(data, Bytes(kLen, want));
+      }
+      cl.Send(Request(kCmdDisc, 0, 0, 0));
+      EXPECT_FALSE(cl.Fill());  // the server closes after DISC
+    });
+  }
+  for (auto& t : threads) t.join();
+  const auto counters = server.value()->counters();
+  EXPECT_EQ(counters.connections, uint64_t(kConns));
+  EXPECT_EQ(counters.requests, uint64_t(kConns) * (2 * kRequests + 1));
+  server.value()->Stop();
+  EXPECT_EQ(server.value()->counters().active, 0u);
+}
+
+TEST(NbdServer, ClientVanishingWithRequestsInFlight) {
+  MemoryDevice mem(Volume());
+  ThreadedDevice dev(mem);
+  auto server = NbdServer::Start(dev, TempSocket(), Config());
+  ASSERT_TRUE(server.ok());
+  for (int round = 0; round < 5; ++round) {
+    Client cl(server.value()->address());
+    ASSERT_TRUE(cl.Handshake(true));
+    Bytes burst;
+    for (int i = 0; i < 32; ++i) burst = Cat({burst, Request(kCmdRead, i, 0, 65536)});
+    cl.Send(burst);
+    cl.Close();
+  }
+  // The server keeps serving.
+  Client cl(server.value()->address());
+  ASSERT_TRUE(cl.Handshake(false));
+  cl.Send(Request(kCmdFlush, 1, 0, 0));
+  EXPECT_EQ(cl.Reply().handle, 1u);
+  for (int i = 0; i < 200 && server.value()->counters().active > 1; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  EXPECT_EQ(server.value()->counters().active, 1u);
+}
+
+TEST(NbdServer, StopWithOpenConnections) {
+  MemoryDevice mem(Volume());
+  auto server = NbdServer::Start(mem, TempSocket(), Config());
+  ASSERT_TRUE(server.ok());
+  Client idle(server.value()->address());
+  Client mid(server.value()->address());
+  ASSERT_TRUE(mid.Handshake(true));
+  mid.Send(Bytes{0x25, 0x60});  // half a request header
+  server.value()->Stop();
+  EXPECT_EQ(server.value()->counters().active, 0u);
+}
+
+TEST(NbdServer, TcpOnLoopback) {
+  MemoryDevice mem(Volume());
+  auto server = NbdServer::Start(mem, "127.0.0.1:0", Config());
+  ASSERT_TRUE(server.ok()) << server.status().ToString();
+  const std::string addr = server.value()->address();
+  EXPECT_EQ(addr.rfind("127.0.0.1:", 0), 0u);
+  EXPECT_NE(addr, "127.0.0.1:0");
+  Client cl(addr);
+  ASSERT_TRUE(cl.ok());
+  ASSERT_TRUE(cl.Handshake(true));
+  cl.Send(Request(kCmdWrite, 1, 0, 512, kCmdFlagFua, Bytes(512, 0x77)));
+  EXPECT_EQ(cl.Reply().error, 0u);
+}
+
+TEST(NbdServer, BadListenAddresses) {
+  MemoryDevice mem(Volume());
+  EXPECT_FALSE(NbdServer::Start(mem, "nonsense", Config()).ok());
+  EXPECT_FALSE(NbdServer::Start(mem, "unix:", Config()).ok());
+  EXPECT_FALSE(NbdServer::Start(mem, "unix:/nonexistent/dir/sock", Config()).ok());
+  EXPECT_FALSE(NbdServer::Start(mem, "999.1.1.1:1", Config()).ok());
+}
+
+}  // namespace
+}  // namespace opensrd::block::nbd
