@@ -147,11 +147,20 @@ class Client {
   ReplyReader r_;
 };
 
-std::string TempSocket() {
-  char dir[] = "/tmp/opensrd_nbd_test.XXXXXX";
-  EXPECT_NE(mkdtemp(dir), nullptr);
-  return std::string("unix:") + dir + "/nbd.sock";
-}
+// A socket path in a fresh temp dir, removed (with the dir) when the test ends.
+class TempSocket {
+ public:
+  TempSocket() {
+    char dir[] = "/tmp/opensrd_nbd_test.XXXXXX";
+    EXPECT_NE(mkdtemp(dir), nullptr);
+    dir_ = dir;
+  }
+  ~TempSocket() { std::filesystem::remove_all(dir_); }
+  std::string address() const { return "unix:" + dir_ + "/nbd.sock"; }
+
+ private:
+  std::string dir_;
+};
 
 VolumeInfo Volume() {
   VolumeInfo v;
@@ -169,8 +178,8 @@ NbdExportConfig Config() {
 TEST(NbdServer, PipelinedConnectionsWithCompletionsOnAnotherThread) {
   MemoryDevice mem(Volume());
   ThreadedDevice dev(mem);
-  const std::string addr = TempSocket();
-  auto server = NbdServer::Start(dev, addr, Config());
+  TempSocket sock;
+  auto server = NbdServer::Start(dev, sock.address(), Config());
   ASSERT_TRUE(server.ok()) << server.status().ToString();
   constexpr int kConns = 4, kRequests = 64, kLen = 4096;
   std::vector<std::thread> threads;
@@ -190,8 +199,8 @@ TEST(NbdServer, PipelinedConnectionsWithCompletionsOnAnotherThread) {
       for (int i = 0; i <= kRequests; ++i) EXPECT_EQ(cl.Reply().error, 0u);
       burst.clear();
       for (int i = 0; i < kRequests; ++i) {
-        burst = Cat({burst, Request(kCmdRead, 5000 + i, (uint64_t(c) * kRequests + i) * kLen, kLen,
-                                    kCmdFlagFua * 0)});
+        burst =
+            Cat({burst, Request(kCmdRead, 5000 + i, (uint64_t(c) * kRequests + i) * kLen, kLen)});
       }
       cl.Send(burst);
       for (int i = 0; i < kRequests; ++i) {
@@ -216,7 +225,8 @@ TEST(NbdServer, PipelinedConnectionsWithCompletionsOnAnotherThread) {
 TEST(NbdServer, ClientVanishingWithRequestsInFlight) {
   MemoryDevice mem(Volume());
   ThreadedDevice dev(mem);
-  auto server = NbdServer::Start(dev, TempSocket(), Config());
+  TempSocket sock;
+  auto server = NbdServer::Start(dev, sock.address(), Config());
   ASSERT_TRUE(server.ok());
   for (int round = 0; round < 5; ++round) {
     Client cl(server.value()->address());
@@ -239,7 +249,8 @@ TEST(NbdServer, ClientVanishingWithRequestsInFlight) {
 
 TEST(NbdServer, StopWithOpenConnections) {
   MemoryDevice mem(Volume());
-  auto server = NbdServer::Start(mem, TempSocket(), Config());
+  TempSocket sock;
+  auto server = NbdServer::Start(mem, sock.address(), Config());
   ASSERT_TRUE(server.ok());
   Client idle(server.value()->address());
   Client mid(server.value()->address());
