@@ -8,8 +8,8 @@
 
 namespace opensrd::block {
 
-MemoryDevice::MemoryDevice(VolumeInfo info, uint32_t page_size)
-    : page_size_(page_size), info_(info) {
+MemoryDevice::MemoryDevice(VolumeInfo info, uint32_t page_size, bool volatile_cache)
+    : page_size_(page_size), volatile_cache_(volatile_cache), info_(info) {
   const uint32_t bs = info.block_size ? info.block_size : 1;
   if (page_size == 0 || (page_size & (page_size - 1)) != 0 || page_size % bs != 0) {
     throw std::invalid_argument("MemoryDevice: page size " + std::to_string(page_size) +
@@ -26,6 +26,7 @@ void MemoryDevice::Resize(uint64_t size_bytes) {
   std::lock_guard lock(mu_);
   if (size_bytes < info_.size_bytes) {
     // The page holding the new end keeps only the bytes before it, so growing again reads zeroes.
+    MarkDirty(size_bytes, info_.size_bytes - size_bytes);
     ZeroRange(size_bytes, info_.size_bytes - size_bytes, /*keep_allocated=*/false);
   }
   info_.size_bytes = size_bytes;
@@ -46,6 +47,48 @@ uint64_t MemoryDevice::allocated_pages() const {
   return pages_.size();
 }
 
+uint64_t MemoryDevice::dirty_pages() const {
+  std::lock_guard lock(mu_);
+  return dirty_.size();
+}
+
+void MemoryDevice::PowerCut() {
+  std::lock_guard lock(mu_);
+  if (!volatile_cache_) return;  // memory is the stable storage: nothing to lose
+  pages_.clear();
+  for (const auto& [index, bytes] : durable_) {
+    auto& p = pages_[index];
+    p.reset(new uint8_t[page_size_]);
+    std::memcpy(p.get(), bytes.get(), page_size_);
+  }
+  dirty_.clear();
+}
+
+void MemoryDevice::MarkDirty(uint64_t offset, uint64_t length) {
+  if (!volatile_cache_ || length == 0) return;
+  const uint64_t first = offset / page_size_;
+  const uint64_t end = (offset + length - 1) / page_size_ + 1;
+  for (auto* m : {&pages_, &durable_}) {
+    for (auto it = m->lower_bound(first); it != m->end() && it->first < end; ++it) {
+      dirty_.insert(it->first);
+    }
+  }
+}
+
+void MemoryDevice::Persist(uint64_t first_page, uint64_t end_page) {
+  for (auto it = dirty_.lower_bound(first_page); it != dirty_.end() && *it < end_page;) {
+    auto page = pages_.find(*it);
+    if (page == pages_.end()) {
+      durable_.erase(*it);
+    } else {
+      auto& d = durable_[*it];
+      if (!d) d.reset(new uint8_t[page_size_]);
+      std::memcpy(d.get(), page->second.get(), page_size_);
+    }
+    it = dirty_.erase(it);
+  }
+}
+
 void MemoryDevice::Submit(const IoRequest& request, IoCallback done) {
   Status s = Execute(request);
   done(std::move(s));  // outside the lock: the callback may submit again
@@ -58,6 +101,24 @@ Status MemoryDevice::Execute(const IoRequest& r) {
     return Status(*inj, std::string("injected ") + OpName(r.op) + " error");
   }
   if (r.flags & kFua) ++counters_.fua;
+  if (r.op != Op::kRead && r.op != Op::kFlush) {
+    MarkDirty(r.offset, r.length);  // pages a discard is about to free
+    Status s = Mutate(r);
+    MarkDirty(r.offset, r.length);  // pages a write just allocated
+    if (volatile_cache_ && (r.flags & kFua) && r.length > 0) {
+      Persist(r.offset / page_size_, (r.offset + r.length - 1) / page_size_ + 1);
+    }
+    return s;
+  }
+  if (r.op == Op::kFlush) {
+    ++counters_.flushes;
+    if (volatile_cache_) Persist(0, UINT64_MAX);
+    return Status::Ok();
+  }
+  return Mutate(r);
+}
+
+Status MemoryDevice::Mutate(const IoRequest& r) {
   auto* bytes = static_cast<uint8_t*>(r.data);
   switch (r.op) {
     case Op::kRead: {
@@ -94,7 +155,6 @@ Status MemoryDevice::Execute(const IoRequest& r) {
       return Status::Ok();
     }
     case Op::kFlush:
-      ++counters_.flushes;
       return Status::Ok();
     case Op::kDiscard:
       ++counters_.discards;

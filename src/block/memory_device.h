@@ -5,9 +5,15 @@
 // (and allocates) every page it covers. Requests are checked with ValidateRequest and complete
 // inline, inside Submit, on the caller's thread.
 //
+// Durability: by default memory is this device's stable storage and Flush is a no-op. With
+// `volatile_cache`, it behaves like a disk with a write-back cache: every change is visible at
+// once but becomes durable only at a Flush (all of it, whichever caller made it) or, for the
+// pages a kFua request touched, when that request completes; PowerCut() throws away everything
+// not yet durable. Durability is tracked per page, so a FUA or flush may also make other
+// not-yet-durable bytes of the same page durable (never less than promised).
+//
 // Thread-safety: every method may be called from any thread; one mutex guards the pages, so
 // concurrent requests are serialized (each request is atomic with respect to the others).
-// Flush is a no-op: memory is this device's "stable storage".
 #pragma once
 
 #include <atomic>
@@ -16,6 +22,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <vector>
 
 #include "opensrd/block.h"
@@ -26,7 +33,7 @@ class MemoryDevice : public BlockDevice {
  public:
   // page_size: allocation granularity in bytes, a power of two and a multiple of
   // info.block_size (4096 by default).
-  explicit MemoryDevice(VolumeInfo info, uint32_t page_size = 4096);
+  explicit MemoryDevice(VolumeInfo info, uint32_t page_size = 4096, bool volatile_cache = false);
 
   VolumeInfo Info() const override;
   void Submit(const IoRequest& request, IoCallback done) override;
@@ -44,14 +51,26 @@ class MemoryDevice : public BlockDevice {
   Counters counters() const;
   uint64_t allocated_pages() const;
 
+  // volatile_cache only: drop every change not yet durable (a simulated power failure).
+  void PowerCut();
+  uint64_t dirty_pages() const;  // pages whose contents are not yet durable
+
  private:
   Status Execute(const IoRequest& r);
+  Status Mutate(const IoRequest& r);  // applies a validated request's effect; mu_ held
   void ZeroRange(uint64_t offset, uint64_t length, bool keep_allocated);  // mu_ held
+  // volatile_cache: note the pages of [offset, +length) that exist now (before and after a
+  // change), and make pages durable. mu_ held.
+  void MarkDirty(uint64_t offset, uint64_t length);
+  void Persist(uint64_t first_page, uint64_t end_page);
 
   const uint32_t page_size_;
+  const bool volatile_cache_;
   mutable std::mutex mu_;
-  VolumeInfo info_;                                       // guarded by mu_
-  std::map<uint64_t, std::unique_ptr<uint8_t[]>> pages_;  // page index -> page_size_ bytes
+  VolumeInfo info_;                                         // guarded by mu_
+  std::map<uint64_t, std::unique_ptr<uint8_t[]>> pages_;    // page index -> page_size_ bytes
+  std::map<uint64_t, std::unique_ptr<uint8_t[]>> durable_;  // volatile_cache: what survives
+  std::set<uint64_t> dirty_;  // volatile_cache: pages whose pages_ state is not durable
   std::optional<Code> injected_[5];
   Counters counters_;
 };

@@ -18,7 +18,7 @@ VolumeInfo Volume(uint64_t size = 1 << 20) {
 }
 
 Status Do(BlockDevice& d, Op op, uint64_t off, uint32_t len, void* data = nullptr,
-           uint8_t flags = 0) {
+          uint8_t flags = 0) {
   IoRequest r;
   r.op = op;
   r.flags = flags;
@@ -145,6 +145,48 @@ TEST(MemoryDevice, InjectedErrorsAndCounters) {
   EXPECT_EQ(c.fua, 1u);
 }
 
+TEST(MemoryDevice, VolatileCacheKeepsOnlyFlushedAndFuaWritesAtPowerCut) {
+  MemoryDevice d(Volume(), 4096, /*volatile_cache=*/true);
+  std::vector<uint8_t> a(4096, 0xaa), b(4096, 0xbb), c(4096, 0xcc), r(4096);
+  ASSERT_TRUE(Do(d, Op::kWrite, 0, 4096, a.data()).ok());
+  ASSERT_TRUE(Do(d, Op::kWrite, 8192, 4096, a.data()).ok());
+  ASSERT_TRUE(Do(d, Op::kFlush, 0, 0).ok());                         // both durable
+  ASSERT_TRUE(Do(d, Op::kWrite, 0, 4096, b.data()).ok());            // lost: never flushed
+  ASSERT_TRUE(Do(d, Op::kDiscard, 8192, 4096).ok());                 // lost: the data comes back
+  ASSERT_TRUE(Do(d, Op::kWrite, 16384, 4096, c.data(), kFua).ok());  // durable by itself
+  ASSERT_TRUE(Do(d, Op::kWrite, 32768, 4096, b.data()).ok());        // lost
+  ASSERT_TRUE(Do(d, Op::kRead, 0, 4096, r.data()).ok());
+  EXPECT_EQ(r, b);  // visible before the cut
+  EXPECT_EQ(d.dirty_pages(), 3u);
+  d.PowerCut();
+  ASSERT_TRUE(Do(d, Op::kRead, 0, 4096, r.data()).ok());
+  EXPECT_EQ(r, a);
+  ASSERT_TRUE(Do(d, Op::kRead, 8192, 4096, r.data()).ok());
+  EXPECT_EQ(r, a);
+  ASSERT_TRUE(Do(d, Op::kRead, 16384, 4096, r.data()).ok());
+  EXPECT_EQ(r, c);
+  ASSERT_TRUE(Do(d, Op::kRead, 32768, 4096, r.data()).ok());
+  EXPECT_EQ(r, std::vector<uint8_t>(4096, 0));
+  EXPECT_EQ(d.dirty_pages(), 0u);
+  // A flushed discard stays discarded.
+  ASSERT_TRUE(Do(d, Op::kDiscard, 0, 4096).ok());
+  ASSERT_TRUE(Do(d, Op::kFlush, 0, 0).ok());
+  d.PowerCut();
+  auto e = ExtentsOf(d, 0, 4096);
+  ASSERT_EQ(e.size(), 1u);
+  EXPECT_TRUE(e[0].hole);
+}
+
+TEST(MemoryDevice, WithoutVolatileCachePowerCutLosesNothing) {
+  MemoryDevice d(Volume());
+  std::vector<uint8_t> a(4096, 0xaa), r(4096);
+  ASSERT_TRUE(Do(d, Op::kWrite, 0, 4096, a.data()).ok());
+  EXPECT_EQ(d.dirty_pages(), 0u);
+  d.PowerCut();
+  ASSERT_TRUE(Do(d, Op::kRead, 0, 4096, r.data()).ok());
+  EXPECT_EQ(r, a);
+}
+
 TEST(MemoryDevice, ConcurrentWritersAndReaders) {
   MemoryDevice d(Volume(4 << 20));
   constexpr int kThreads = 4;
@@ -157,7 +199,9 @@ TEST(MemoryDevice, ConcurrentWritersAndReaders) {
         EXPECT_TRUE(Do(d, Op::kWrite, off, 4096, w.data()).ok());
         EXPECT_TRUE(Do(d, Op::kRead, off, 4096, r.data()).ok());
         EXPECT_EQ(r, w);
-        if (i % 3 == 0) EXPECT_TRUE(Do(d, Op::kDiscard, off, 4096).ok());
+        if (i % 3 == 0) {
+          EXPECT_TRUE(Do(d, Op::kDiscard, off, 4096).ok());
+        }
         EXPECT_TRUE(d.BlockStatus(0, 1 << 20).ok());
       }
     });

@@ -100,6 +100,7 @@ uint16_t NbdSession::TransmissionFlags() const {
 void NbdSession::EnterTransmission() {
   transmission_ = true;
   sizes_ = Sizes();
+  tflags_ = TransmissionFlags();
   state_ = State::kRequestHeader;
 }
 

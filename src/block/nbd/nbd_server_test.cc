@@ -222,6 +222,35 @@ TEST(NbdServer, PipelinedConnectionsWithCompletionsOnAnotherThread) {
   EXPECT_EQ(server.value()->counters().active, 0u);
 }
 
+// CAN_MULTI_CONN's promise: a FLUSH on one connection makes durable every write acknowledged on
+// any connection; FUA makes its own write durable. Checked against a device with a volatile
+// write cache and a simulated power cut.
+TEST(NbdServer, FlushOnOneConnectionCoversWritesAcknowledgedOnAnother) {
+  MemoryDevice dev(Volume(), 4096, /*volatile_cache=*/true);
+  TempSocket sock;
+  auto server = NbdServer::Start(dev, sock.address(), Config());
+  ASSERT_TRUE(server.ok());
+  Client a(server.value()->address()), b(server.value()->address());
+  ASSERT_TRUE(a.Handshake(true));
+  ASSERT_TRUE(b.Handshake(true));
+  a.Send(Request(kCmdWrite, 1, 0, 4096, 0, Bytes(4096, 0x11)));
+  ASSERT_EQ(a.Reply().error, 0u);
+  b.Send(Request(kCmdFlush, 2, 0, 0));  // the other connection's flush
+  ASSERT_EQ(b.Reply().error, 0u);
+  a.Send(Request(kCmdWrite, 3, 4096, 4096, 0, Bytes(4096, 0x22)));  // acknowledged, unflushed
+  ASSERT_EQ(a.Reply().error, 0u);
+  b.Send(Request(kCmdWrite, 4, 8192, 4096, kCmdFlagFua, Bytes(4096, 0x33)));
+  ASSERT_EQ(b.Reply().error, 0u);
+  dev.PowerCut();
+  for (const auto& [off, want] :
+       std::vector<std::pair<uint64_t, uint8_t>>{{0, 0x11}, {4096, 0x00}, {8192, 0x33}}) {
+    a.Send(Request(kCmdRead, 10 + off, off, 4096, kCmdFlagDf));
+    const auto m = a.Reply();
+    ASSERT_EQ(m.type, kReplyOffsetData);
+    EXPECT_EQ(Bytes(m.payload.begin() + 8, m.payload.end()), Bytes(4096, want)) << off;
+  }
+}
+
 TEST(NbdServer, ClientVanishingWithRequestsInFlight) {
   MemoryDevice mem(Volume());
   ThreadedDevice dev(mem);

@@ -93,7 +93,7 @@ class NbdSession {
   bool in_transmission() const { return transmission_; }
   size_t in_flight() const { return pending_.size(); }
   bool structured_replies() const { return structured_; }
-  uint16_t transmission_flags() const { return TransmissionFlags(); }
+  uint16_t transmission_flags() const { return transmission_ ? tflags_ : TransmissionFlags(); }
 
  private:
   enum class State {
@@ -184,6 +184,7 @@ class NbdSession {
   bool transmission_ = false;
   bool meta_allocation_ = false;            // base:allocation selected for our export
   BlockSizes sizes_ = {1, 4096, 1u << 20};  // fixed when transmission starts
+  uint16_t tflags_ = 0;                      // the transmission flags the client was sent
 
   // Current request.
   uint16_t req_flags_ = 0;

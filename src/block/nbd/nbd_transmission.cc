@@ -62,7 +62,7 @@ bool NbdSession::HasRoomFor(uint32_t payload) const {
 }
 
 uint32_t NbdSession::CheckRequest(const VolumeInfo& info, std::string* why) const {
-  const uint16_t tflags = TransmissionFlags();
+  const uint16_t tflags = tflags_;  // what the client was told it may use
   const uint16_t cmd = req_cmd_;
   auto fail = [&](uint32_t err, const std::string& text) {
     *why = std::string(CommandName(cmd)) + ": " + text;
