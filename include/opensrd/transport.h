@@ -163,6 +163,20 @@ struct Completion {
   void* buffer = nullptr;  // receive buffer that holds the message (kRecv)
 };
 
+// What happened to a peer (Endpoint::PollPeerEvents). kConnected: a session with the peer is up
+// (once per peer incarnation). kRestarted: the peer came back as a new incarnation; its old
+// session's work failed with kPeerRestarted (kConnected follows once the new session is up).
+// kGone: the peer timed out (reason kTimedOut or kRnrRetryExceeded) or was forgotten after
+// being idle (reason kOk); a later handshake announces it again with kConnected.
+enum class PeerEventKind : uint8_t { kConnected, kRestarted, kGone };
+const char* PeerEventKindName(PeerEventKind k);
+
+struct PeerEvent {
+  PeerEventKind kind = PeerEventKind::kConnected;
+  PeerId peer = 0;
+  Code reason = Code::kOk;
+};
+
 enum class PathState : uint8_t { kActive, kSuspect };
 const char* PathStateName(PathState s);
 
@@ -210,10 +224,11 @@ struct EndpointStats {
   uint64_t path_migrations = 0;       // validated paths that moved to another address
   uint64_t peer_restarts = 0;
   uint64_t peer_timeouts = 0;
-  uint64_t contexts_reclaimed = 0;  // idle contexts freed (idle_timeout_us)
-  uint64_t peers_freed = 0;         // accepted peers forgotten with their last context
-  uint64_t contexts_live = 0;       // at the time of the call
-  uint64_t peers_live = 0;          // at the time of the call
+  uint64_t peer_events_dropped = 0;  // not polled in time: the oldest beyond 4096 are dropped
+  uint64_t contexts_reclaimed = 0;   // idle contexts freed (idle_timeout_us)
+  uint64_t peers_freed = 0;          // accepted peers forgotten with their last context
+  uint64_t contexts_live = 0;        // at the time of the call
+  uint64_t peers_live = 0;           // at the time of the call
   // Bytes the endpoint holds for its peers, contexts and queues, by its own accounting (heap
   // allocator overhead not included), at the time of the call.
   uint64_t memory_bytes = 0;
@@ -261,6 +276,9 @@ class Endpoint {
   Status PostRecv(CqId cq, void* buffer, size_t len, uint64_t tag);
   // Moves up to out.size() completions of `cq` into `out`; returns how many.
   size_t PollCompletions(CqId cq, std::span<Completion> out);
+  // Moves up to out.size() peer events (oldest first) into `out`; returns how many. Events
+  // wait for at most 4096 polls' worth: beyond that the oldest are dropped and counted.
+  size_t PollPeerEvents(std::span<PeerEvent> out);
 
   // ---- I/O (the driver's side) ----
   void HandleDatagram(Nanos now, uint16_t local_socket, const NetAddr& from,

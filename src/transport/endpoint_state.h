@@ -41,6 +41,9 @@ struct Peer {
   // The context that sends for SQ s is slots[s % contexts_per_peer] (0: none yet; one is opened
   // on the next post). Fixed slots keep an SQ on one context however many the peer opens.
   std::vector<uint32_t> slots;
+  // The incarnation announced with PeerEventKind::kConnected (0: none since the last kGone or
+  // kRestarted), so several contexts toward one peer announce it once.
+  uint32_t announced_incarnation = 0;
 };
 
 // The configuration's durations in nanoseconds, the core's clock (EndpointConfig gives them in
@@ -76,6 +79,26 @@ struct EndpointShared {
     --sq.outstanding;
     cqs[sq.options.cq].push_back(c);
   }
+  void PushPeerEvent(PeerEventKind kind, PeerId peer, Code reason = Code::kOk) {
+    if (peer_events.size() >= kMaxPeerEvents) {
+      peer_events.pop_front();
+      ++stats.peer_events_dropped;
+    }
+    peer_events.push_back(PeerEvent{kind, peer, reason});
+  }
+  // A session with `peer` is up with its incarnation `incarnation`: announce it once.
+  void NotePeerConnected(Peer& peer, uint32_t incarnation) {
+    if (peer.announced_incarnation == incarnation) return;
+    peer.announced_incarnation = incarnation;
+    PushPeerEvent(PeerEventKind::kConnected, peer.id);
+  }
+  void NotePeerGone(Peer& peer, Code reason) {
+    if (peer.announced_incarnation == 0) return;
+    peer.announced_incarnation = 0;
+    PushPeerEvent(PeerEventKind::kGone, peer.id, reason);
+  }
+  static constexpr size_t kMaxPeerEvents = 4096;
+
   void CompleteRecv(CqId cq, const Completion& c) {
     if (c.status == Code::kOk) {
       ++stats.messages_received;
@@ -92,6 +115,7 @@ struct EndpointShared {
   uint32_t incarnation = 0;
   EndpointStats stats;
   std::deque<PostedRecv> recvs;
+  std::deque<PeerEvent> peer_events;
   std::vector<std::deque<Completion>> cqs;
   std::vector<SendQueueState> sqs;
   // Contexts with messages posted and not complete (Endpoint::Busy without a scan).

@@ -63,4 +63,29 @@ struct PerfClientOptions {
 };
 int RunPerfClient(const PerfClientOptions& o);
 
+struct BridgeCliOptions {
+  std::vector<std::string> bind;     // HOST:PORT
+  std::vector<std::string> volumes;  // NAME=PATH[,size=BYTES][,token=..|,token-file=..][,ro]
+  int paths = 64;
+  int buffers = 128;
+  bool no_direct = false;
+  bool json = false;
+  bool quiet = false;
+  std::string key_file;
+  std::string key_mode;
+};
+int RunBridge(const BridgeCliOptions& o);
+
+struct VolumeResizeOptions {
+  std::string bridge;
+  std::string volume;
+  std::string size;
+  std::string token;
+  std::string token_file;
+  std::string key_file;
+  std::string key_mode;
+  uint64_t timeout_ms = 5000;
+};
+int RunVolumeResize(const VolumeResizeOptions& o);
+
 }  // namespace opensrd::cli
