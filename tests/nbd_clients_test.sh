@@ -90,6 +90,14 @@ step "fio: nbd engine, randwrite + verify crc32c, QD 16"
 errs=$(python3 -c 'import json,sys; t=open(sys.argv[1]).read(); j=json.loads(t[t.index("{"):]); print(sum(x["error"] for x in j["jobs"]))' "$work/fio.json")
 [ "$errs" = "0" ] || fail "fio reported $errs errors"
 
+step "4 KiB-sector export: qemu-io read-modify-write of unaligned I/O"
+start_server --size 16M --block-size 4096
+nbdinfo "$uri" | grep -q "block_size_minimum: 4096" || fail "minimum block size not 4096"
+qemu-io -f raw "$uri" -c 'write -P 0x5a 512 1024' -c 'read -P 0x5a 512 1024' \
+  -c 'read -P 0 0 512' -c 'read -P 0 1536 2560' >"$work/qemu-io-4k.log" 2>&1 ||
+  fail "qemu-io on a 4K export: $(cat "$work/qemu-io-4k.log")"
+grep -q "Pattern verification failed" "$work/qemu-io-4k.log" && fail "4K export: $(cat "$work/qemu-io-4k.log")"
+
 step "read-only export refuses writes"
 start_server --size 16M --read-only
 qemu-io -f raw -r "$uri" -c 'read -P 0 0 64k' >/dev/null || fail "read-only read"
