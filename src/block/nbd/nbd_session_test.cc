@@ -192,6 +192,22 @@ TEST(NbdHandshake, ListNamesTheExport) {
   EXPECT_EQ(h.Opt().type, kRepAck);
 }
 
+TEST(NbdHandshake, ClientThatNeverReadsStopsBeingRead) {
+  Harness h;
+  h.Feed(ClientFlags());
+  Bytes many;
+  for (int i = 0; i < 40000; ++i) {
+    const Bytes one = OptionRequest(kOptList);
+    many.insert(many.end(), one.begin(), one.end());
+  }
+  // Nothing is drained: the replies pile up to the cap, then input is left unread.
+  const size_t used = h.s.Feed(many.data(), many.size());
+  EXPECT_LT(used, many.size());
+  EXPECT_LE(h.s.output_bytes(), NbdSession::kMaxHandshakeOutput + 1024);
+  h.Drain();
+  EXPECT_GT(h.s.Feed(many.data() + used, many.size() - used), 0u);  // room again
+}
+
 TEST(NbdHandshake, ListWithDataIsInvalid) {
   Harness h;
   h.Feed(Cat({ClientFlags(), OptionRequest(kOptList, Bytes{1})}));
