@@ -35,8 +35,11 @@ std::string Errno(const std::string& what) {
 
 class NbdServer::Loop {
  public:
-  Loop(BlockDevice& device, NbdExportConfig config, int listen_fd)
-      : device_(device), config_(std::move(config)), listen_fd_(listen_fd) {}
+  Loop(BlockDevice& device, NbdExportConfig config, int listen_fd, std::vector<WatchFd> watch)
+      : device_(device),
+        config_(std::move(config)),
+        listen_fd_(listen_fd),
+        watch_(std::move(watch)) {}
   ~Loop() {
     if (epfd_ >= 0) close(epfd_);
     if (efd_ >= 0) close(efd_);
@@ -56,6 +59,12 @@ class NbdServer::Loop {
     ev.data.u64 = kWakeKey;
     if (epoll_ctl(epfd_, EPOLL_CTL_ADD, efd_, &ev) != 0) {
       return Status(Code::kIoError, Errno("epoll_ctl eventfd"));
+    }
+    for (size_t i = 0; i < watch_.size(); ++i) {
+      ev.data.u64 = kWatchBase + i;
+      if (epoll_ctl(epfd_, EPOLL_CTL_ADD, watch_[i].fd, &ev) != 0) {
+        return Status(Code::kIoError, Errno("epoll_ctl watched fd"));
+      }
     }
     return Status::Ok();
   }
@@ -77,6 +86,7 @@ class NbdServer::Loop {
  private:
   static constexpr uint64_t kListenKey = 0;
   static constexpr uint64_t kWakeKey = 1;
+  static constexpr uint64_t kWatchBase = 1ull << 62;  // + index into watch_; connections below
 
   struct Connection {
     Connection(Loop* l, uint64_t i, int f, BlockDevice& d, const NbdExportConfig& c)
@@ -122,6 +132,7 @@ class NbdServer::Loop {
   BlockDevice& device_;
   const NbdExportConfig config_;
   int listen_fd_ = -1;
+  const std::vector<WatchFd> watch_;
   int epfd_ = -1;
   int efd_ = -1;
   std::atomic<bool> stop_{false};
@@ -161,6 +172,8 @@ void NbdServer::Loop::Run() {
           uint64_t v;
           [[maybe_unused]] ssize_t r = read(efd_, &v, sizeof(v));
           wake_pending_.store(false);
+        } else if (key >= kWatchBase) {
+          watch_[key - kWatchBase].ready();  // completions it runs are queued, drained below
         } else if (auto it = conns_.find(key); it != conns_.end()) {
           dirty_.insert(it->second.get());
         }
@@ -317,7 +330,8 @@ void NbdServer::Loop::Destroy(Connection* c) {
 }
 
 Result<std::unique_ptr<NbdServer>> NbdServer::Start(BlockDevice& device, const std::string& listen,
-                                                    NbdExportConfig config) {
+                                                    NbdExportConfig config,
+                                                    std::vector<WatchFd> watch) {
   std::unique_ptr<NbdServer> server(new NbdServer());
   int fd = -1;
   if (listen.rfind("unix:", 0) == 0) {
@@ -389,7 +403,7 @@ Result<std::unique_ptr<NbdServer>> NbdServer::Start(BlockDevice& device, const s
     close(fd);
     return s;
   }
-  server->loop_ = std::make_unique<Loop>(device, std::move(config), fd);
+  server->loop_ = std::make_unique<Loop>(device, std::move(config), fd, std::move(watch));
   if (Status s = server->loop_->Init(); !s.ok()) return s;
   server->thread_ = std::thread([l = server->loop_.get()] { l->Run(); });
   return server;

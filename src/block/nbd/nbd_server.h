@@ -18,9 +18,11 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "block/nbd/nbd_session.h"
 #include "common/status.h"
@@ -30,10 +32,19 @@ namespace opensrd::block::nbd {
 
 class NbdServer {
  public:
+  // A file descriptor the loop also watches, such as a device's completion eventfd: when it is
+  // readable the loop calls `ready` on its own thread (FileDevice::Reap, say), so the device's
+  // completions and the NBD sessions share one thread.
+  struct WatchFd {
+    int fd;
+    std::function<void()> ready;
+  };
+
   // Binds and listens on `listen` (`unix:PATH` — an existing socket file at PATH is replaced —
   // or `HOST:PORT`, port 0 for any) and starts the loop thread.
   static Result<std::unique_ptr<NbdServer>> Start(BlockDevice& device, const std::string& listen,
-                                                  NbdExportConfig config);
+                                                  NbdExportConfig config,
+                                                  std::vector<WatchFd> watch = {});
   ~NbdServer();
   NbdServer(const NbdServer&) = delete;
   NbdServer& operator=(const NbdServer&) = delete;

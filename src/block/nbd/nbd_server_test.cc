@@ -17,6 +17,7 @@
 #include <mutex>
 #include <thread>
 
+#include "block/file_device.h"
 #include "block/memory_device.h"
 #include "block/nbd/nbd_test_client.h"
 
@@ -249,6 +250,41 @@ TEST(NbdServer, FlushOnOneConnectionCoversWritesAcknowledgedOnAnother) {
     ASSERT_EQ(m.type, kReplyOffsetData);
     EXPECT_EQ(Bytes(m.payload.begin() + 8, m.payload.end()), Bytes(4096, want)) << off;
   }
+}
+
+// A device that needs reaping (FileDevice: io_uring completions) is reaped on the server's own
+// loop through a watched fd.
+TEST(NbdServer, FileDeviceReapedOnTheLoop) {
+  TempSocket sock;
+  char dir[] = "/tmp/opensrd_nbd_file.XXXXXX";
+  ASSERT_NE(mkdtemp(dir), nullptr);
+  FileDeviceOptions fo;
+  fo.path = std::string(dir) + "/vol";
+  fo.create_size = 4 << 20;
+  auto file = FileDevice::Open(fo);
+  ASSERT_TRUE(file.ok()) << file.status().ToString();
+  FileDevice* raw = file.value().get();
+  {
+    auto server = NbdServer::Start(*raw, sock.address(), Config(),
+                                   {NbdServer::WatchFd{raw->event_fd(), [raw] { raw->Reap(); }}});
+    ASSERT_TRUE(server.ok());
+    Client cl(server.value()->address());
+    ASSERT_TRUE(cl.Handshake(/*structured=*/false));
+    Bytes burst;
+    for (int i = 0; i < 16; ++i) {
+      burst = Cat({burst, Request(kCmdWrite, i, i * 4096, 4096, i % 2 ? kCmdFlagFua : 0,
+                                  Bytes(4096, uint8_t(i + 1)))});
+    }
+    cl.Send(Cat({burst, Request(kCmdFlush, 100, 0, 0)}));
+    for (int i = 0; i < 17; ++i) EXPECT_EQ(cl.Reply().error, 0u);
+    for (int i = 0; i < 16; ++i) {
+      cl.Send(Request(kCmdRead, 200 + i, i * 4096, 4096));
+      const auto m = cl.Reply(4096);
+      EXPECT_EQ(m.payload, Bytes(4096, uint8_t(i + 1)));
+    }
+  }
+  file.value().reset();
+  std::filesystem::remove_all(dir);
 }
 
 TEST(NbdServer, ClientVanishingWithRequestsInFlight) {
