@@ -28,6 +28,7 @@ stop_server() {  # SIGTERM: nbd_serve prints its counters to the log as it exits
 }
 start_server() {  # ARGS...: serves export "disk" on $work/nbd.sock
   stop_server
+  : >"$work/server.log"  # exists before the background job opens it, for the wait below
   "$serve" --listen "unix:$work/nbd.sock" --name disk "$@" >"$work/server.log" 2>&1 &
   server_pid=$!
   for _ in $(seq 50); do grep -q "listening on" "$work/server.log" && return 0; sleep 0.1; done
