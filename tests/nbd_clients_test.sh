@@ -70,8 +70,8 @@ nbdcopy --connections=4 --threads=4 "$work/random.bin" "$uri" || fail "nbdcopy i
 nbdcopy --connections=4 --threads=4 "$uri" "$work/back.bin" || fail "nbdcopy out"
 cmp "$work/back.bin" "$work/random.bin" || fail "nbdcopy round trip differs"
 stop_server
-grep -q "nbd_serve: 8 connections" "$work/server.log" ||
-  fail "expected 8 connections (4 per copy): $(cat "$work/server.log")"
+conns=$(sed -n 's/^nbd_serve: \([0-9]*\) connections.*/\1/p' "$work/server.log")
+[ "${conns:-0}" -ge 8 ] || fail "expected at least 8 connections (4 per copy): $(cat "$work/server.log")"
 
 step "qemu-img convert in and out, compare"
 start_server --size 32M  # an export the image's size, so compare checks every byte
