@@ -113,12 +113,12 @@ class NbdServer::Loop {
       [[maybe_unused]] ssize_t r = write(efd_, &one, sizeof(one));
     }
   }
-  // Called from device threads (or inline from Submit).
+  // Called from device threads (or inline from Submit). The wake-up happens under the lock: once
+  // the loop has taken this completion it may finish the connection and, at Stop, destroy the
+  // Loop, so nothing here may touch the Loop after the unlock.
   void Post(Connection* c, uint64_t id, Status s) {
-    {
-      std::lock_guard lock(mu_);
-      done_.push_back(Done{c, id, std::move(s)});
-    }
+    std::lock_guard lock(mu_);
+    done_.push_back(Done{c, id, std::move(s)});
     Wake();
   }
   void Accept();
