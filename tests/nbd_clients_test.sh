@@ -99,6 +99,17 @@ qemu-io -f raw "$uri" -c 'write -P 0x5a 512 1024' -c 'read -P 0x5a 512 1024' \
   fail "qemu-io on a 4K export: $(cat "$work/qemu-io-4k.log")"
 grep -q "Pattern verification failed" "$work/qemu-io-4k.log" && fail "4K export: $(cat "$work/qemu-io-4k.log")"
 
+step "file-backed export (FileDevice, io_uring): nbdcopy in, the file holds the bytes"
+start_server --size 64M --file "$work/vol.img"
+nbdcopy --connections=4 --threads=4 "$work/random.bin" "$uri" || fail "nbdcopy into the file export"
+qemu-io -f raw "$uri" -c 'write -P 0x3c -f 1M 64k' -c 'flush' >/dev/null || fail "qemu-io FUA write"
+nbdcopy "$uri" "$work/vol_back.bin" || fail "nbdcopy out of the file export"
+stop_server
+cmp "$work/vol.img" "$work/vol_back.bin" || fail "what the clients read is not what the file holds"
+cmp -n 1M "$work/vol.img" "$work/random.bin" || fail "the file does not hold the copied bytes"
+head -c 1114112 "$work/vol.img" | tail -c 65536 | tr -d '\074' | wc -c | grep -qx 0 ||
+  fail "the FUA write is not in the file"
+
 step "read-only export refuses writes"
 start_server --size 16M --read-only
 qemu-io -f raw -r "$uri" -c 'read -P 0 0 64k' >/dev/null || fail "read-only read"
