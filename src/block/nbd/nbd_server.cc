@@ -136,6 +136,7 @@ class NbdServer::Loop {
   int epfd_ = -1;
   int efd_ = -1;
   std::atomic<bool> stop_{false};
+  bool listen_paused_ = false;  // the listener left the epoll set (out of descriptors)
   std::atomic<bool> wake_pending_{false};
   std::mutex mu_;
   std::vector<Done> done_;  // guarded by mu_
@@ -192,7 +193,15 @@ void NbdServer::Loop::Run() {
 void NbdServer::Loop::Accept() {
   for (;;) {
     const int fd = accept4(listen_fd_, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
-    if (fd < 0) return;  // EAGAIN, or a transient error: the listener stays armed
+    if (fd < 0) {
+      if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+        // Out of descriptors or memory: the pending connection would make the listener report
+        // readable on every wait. Stop listening until a connection closes.
+        epoll_ctl(epfd_, EPOLL_CTL_DEL, listen_fd_, nullptr);
+        listen_paused_ = true;
+      }
+      return;  // EAGAIN (or a transient error: the listener stays armed)
+    }
     const int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));  // fails harmlessly on unix
     const uint64_t id = next_conn_++;
@@ -327,6 +336,12 @@ void NbdServer::Loop::Destroy(Connection* c) {
   dirty_.erase(c);
   active_.fetch_sub(1);
   conns_.erase(c->id);
+  if (listen_paused_ && !stop_.load()) {
+    epoll_event ev{};
+    ev.events = EPOLLIN;
+    ev.data.u64 = kListenKey;
+    if (epoll_ctl(epfd_, EPOLL_CTL_ADD, listen_fd_, &ev) == 0) listen_paused_ = false;
+  }
 }
 
 Result<std::unique_ptr<NbdServer>> NbdServer::Start(BlockDevice& device, const std::string& listen,

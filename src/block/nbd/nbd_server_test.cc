@@ -5,6 +5,7 @@
 
 #include <gtest/gtest.h>
 #include <netinet/in.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -323,6 +324,56 @@ TEST(NbdServer, StopWithOpenConnections) {
   mid.Send(Bytes{0x25, 0x60});  // half a request header
   server.value()->Stop();
   EXPECT_EQ(server.value()->counters().active, 0u);
+}
+
+// Out of descriptors, accept fails with EMFILE; the listener must leave the epoll set rather than
+// wake the loop forever, and come back when a connection closes.
+TEST(NbdServer, OutOfDescriptorsPausesAcceptingUntilAConnectionCloses) {
+  MemoryDevice mem(Volume());
+  TempSocket sock;
+  auto server = NbdServer::Start(mem, sock.address(), Config());
+  ASSERT_TRUE(server.ok());
+  int highest = 0;
+  for (const auto& e : std::filesystem::directory_iterator("/proc/self/fd")) {
+    highest = std::max(highest, std::stoi(e.path().filename().string()));
+  }
+  rlimit old{};
+  ASSERT_EQ(getrlimit(RLIMIT_NOFILE, &old), 0);
+  rlimit low = old;
+  low.rlim_cur = highest + 64;
+  ASSERT_EQ(setrlimit(RLIMIT_NOFILE, &low), 0);
+  // Fill every free descriptor, then free exactly three: one served connection (client and
+  // server side) and one more client socket, whose server side cannot be accepted.
+  std::vector<int> filler;
+  for (int fd; (fd = dup(0)) >= 0;) filler.push_back(fd);
+  ASSERT_GE(filler.size(), 3u);
+  for (int i = 0; i < 3; ++i) {
+    close(filler.back());
+    filler.pop_back();
+  }
+  {
+    auto first = std::make_unique<Client>(server.value()->address());
+    ASSERT_TRUE(first->ok());
+    ASSERT_TRUE(first->Handshake(false));
+    Client second(server.value()->address());  // queued: the server cannot accept it
+    ASSERT_TRUE(second.ok());
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    // The loop must sleep, not spin on a listener it cannot serve.
+    auto cpu_ms = [] {
+      timespec ts{};
+      clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+      return ts.tv_sec * 1000.0 + ts.tv_nsec / 1e6;
+    };
+    const double before = cpu_ms();
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    EXPECT_LT(cpu_ms() - before, 50.0);
+    EXPECT_EQ(server.value()->counters().connections, 1u);
+    first.reset();  // its server side closes, a descriptor frees, accepting resumes
+    EXPECT_TRUE(second.Handshake(false));
+    EXPECT_EQ(server.value()->counters().connections, 2u);
+  }
+  for (int fd : filler) close(fd);
+  setrlimit(RLIMIT_NOFILE, &old);
 }
 
 TEST(NbdServer, TcpOnLoopback) {
