@@ -41,7 +41,7 @@ struct NbdExportConfig {
   std::string description;  // NBD_INFO_DESCRIPTION and the text of NBD_OPT_LIST (may be empty)
   uint32_t max_payload = 32u << 20;  // largest READ/WRITE; also capped by the device's max_transfer
   uint32_t preferred_block = 4096;   // NBD_INFO_BLOCK_SIZE preferred (raised to the block size)
-  uint32_t max_in_flight = 128;      // requests held (submitted or being answered) per connection
+  uint32_t max_in_flight = 128;      // requests at the device (submitted, not complete) at once
   uint64_t max_buffered = 64u << 20;  // payload bytes held for requests and unsent replies
   // Offer NBD_FLAG_CAN_MULTI_CONN. Correct only because a BlockDevice's flush is device-wide: it
   // covers every write acknowledged before it, whichever connection sent it.
@@ -184,7 +184,7 @@ class NbdSession {
   bool transmission_ = false;
   bool meta_allocation_ = false;            // base:allocation selected for our export
   BlockSizes sizes_ = {1, 4096, 1u << 20};  // fixed when transmission starts
-  uint16_t tflags_ = 0;                      // the transmission flags the client was sent
+  uint16_t tflags_ = 0;                     // the transmission flags the client was sent
 
   // Current request.
   uint16_t req_flags_ = 0;
