@@ -88,4 +88,21 @@ struct VolumeResizeOptions {
 };
 int RunVolumeResize(const VolumeResizeOptions& o);
 
+struct AdapterOptions {
+  std::vector<std::string> bridges;  // HOST:PORT, failover order
+  std::string volume;
+  std::string token;
+  std::string token_file;
+  std::string nvme;  // unix:PATH
+  int queues = 1;    // NVMe-style queue pairs
+  int paths = 4;
+  uint64_t peer_timeout_ms = 1000;
+  uint64_t reconnect_timeout_ms = 30000;
+  bool json = false;
+  bool quiet = false;
+  std::string key_file;
+  std::string key_mode;
+};
+int RunAdapter(const AdapterOptions& o);
+
 }  // namespace opensrd::cli

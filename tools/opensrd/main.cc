@@ -134,6 +134,36 @@ int main(int argc, char** argv) {
   resize_cmd->add_option("--timeout-ms", resize.timeout_ms, "give up after this long")
       ->check(CLI::Range(1, 600'000));
 
+  AdapterOptions adapter;
+  auto* adapter_cmd = app.add_subcommand(
+      "adapter", "Storage adapter: attach a volume on bridges and serve it to local clients");
+  adapter_cmd
+      ->add_option("--bridge", adapter.bridges, "bridge HOST:PORT (repeat: failover in order)")
+      ->required();
+  adapter_cmd->add_option("--volume", adapter.volume, "volume name")->required();
+  auto* atok = adapter_cmd->add_option("--token", adapter.token,
+                                       "the volume's token (visible in the process list)");
+  adapter_cmd->add_option("--token-file", adapter.token_file, "file holding the volume's token")
+      ->excludes(atok);
+  adapter_cmd->add_option("--nvme", adapter.nvme,
+                          "unix:PATH: NVMe-style queues in shared memory for a host program");
+  adapter_cmd->add_option("--queues", adapter.queues, "NVMe-style queue pairs")
+      ->check(CLI::Range(1, 8));
+  adapter_cmd->add_option("--paths", adapter.paths, "paths to each bridge")
+      ->check(CLI::Range(1, 256));
+  adapter_cmd
+      ->add_option("--peer-timeout-ms", adapter.peer_timeout_ms,
+                   "a bridge silent this long is given up (then the next one is tried)")
+      ->check(CLI::Range(10, 3'600'000));
+  adapter_cmd
+      ->add_option("--reconnect-timeout-ms", adapter.reconnect_timeout_ms,
+                   "requests wait this long for a bridge to return before failing (io-disabled)")
+      ->check(CLI::Range(10, 86'400'000));
+  adapter_cmd->add_flag("--json", adapter.json, "print one JSON object of counters at exit");
+  adapter_cmd->add_flag("--quiet", adapter.quiet, "no log lines on stderr");
+  adapter_cmd->add_option("--key-file", adapter.key_file, "cluster key file");
+  adapter_cmd->add_option("--key-mode", adapter.key_mode, "mac (default) or aead");
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -145,5 +175,6 @@ int main(int argc, char** argv) {
   if (client_cmd->parsed()) return RunPerfClient(client);
   if (bridge_cmd->parsed()) return RunBridge(bridge);
   if (resize_cmd->parsed()) return RunVolumeResize(resize);
+  if (adapter_cmd->parsed()) return RunAdapter(adapter);
   return 2;
 }
