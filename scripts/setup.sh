@@ -11,6 +11,7 @@ PACKAGES=(
   clang-16 libclang-rt-16-dev clang-format
   libisal-dev liburing-dev
   iproute2 nftables iperf3 sockperf jq python3
+  tshark
   qemu-utils libnbd-bin nbdkit fio
 )
 

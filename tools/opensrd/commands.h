@@ -23,8 +23,11 @@ struct DemoOptions {
   double loss = 0.05;  // injected on path 1
   uint64_t messages = 2000;
   uint64_t seed = 1;
+  uint64_t storage_ops = 4000;  // 4 KiB writes (then reads) of the storage part; 0: skip it
 };
 int RunDemo(const DemoOptions& o);
+// The storage part of the demo: bridge and adapter in-process on a temporary file volume.
+int RunStorageDemo(uint64_t ops, uint64_t seed);
 
 struct PerfServerOptions {
   std::vector<std::string> bind;  // HOST:PORT, one socket each (several: a multi-homed server)
