@@ -36,7 +36,7 @@ run_fio() {
   local c0=0 c1=0
   [ -n "$pid" ] && c0=$(cpu_secs "$pid")
   fio --name=j --ioengine=nbd --uri="$uri" --rw="$rw" --bs=4k --iodepth="$qd" --size="${mib}M" \
-    --time_based --runtime="$secs" --ramp_time=1 --output-format=json >"$work/fio.json" 2>"$work/fio.err" ||
+    --time_based --runtime="$secs" --ramp_time=1 --output-format=json --output="$work/fio.json" 2>"$work/fio.err" ||
     { echo "fio failed: $(cat "$work/fio.err")"; exit 1; }
   [ -n "$pid" ] && c1=$(cpu_secs "$pid")
   local side=read

@@ -38,7 +38,7 @@ loss() {  # loss on|off PROTO PORT
 }
 run_fio() {  # run_fio NAME URI
   "${in_ns[@]}" fio --name=j --ioengine=nbd --uri="$2" --rw=randread --bs=4k --iodepth=1 \
-    --size=256M --time_based --runtime="$secs" --output-format=json >"$work/fio.json" 2>"$work/fio.err" ||
+    --size=256M --time_based --runtime="$secs" --output-format=json --output="$work/fio.json" 2>"$work/fio.err" ||
     { echo "fio failed: $(cat "$work/fio.err")"; exit 1; }
   jq -r --arg n "$1" '.jobs[0].read as $x | $x.clat_ns.percentile as $p |
     "| \($n) | \($x.iops | floor) | \($p["50.000000"] / 1000 | floor) | \($p["99.000000"] / 1000 | floor) | \($p["99.900000"] / 1000 | floor) | \($x.clat_ns.max / 1000 | floor) |"' "$work/fio.json"
