@@ -9,8 +9,10 @@ PACKAGES=(
   libgtest-dev libgmock-dev googletest libbenchmark-dev
   libcli11-dev nlohmann-json3-dev libsodium-dev
   clang-16 libclang-rt-16-dev clang-format
-  libisal-dev
+  libisal-dev liburing-dev
   iproute2 nftables iperf3 sockperf jq python3
+  tshark
+  qemu-utils libnbd-bin nbdkit fio
 )
 
 missing=()

@@ -389,3 +389,109 @@ TEST(IdleContexts, ServerReclaimsAndQuietClientReconnectsCleanly) {
 
 }  // namespace
 }  // namespace opensrd::sim
+
+namespace opensrd::sim {
+namespace {
+
+std::vector<PeerEvent> Events(Endpoint& ep) {
+  std::vector<PeerEvent> out(64);
+  out.resize(ep.PollPeerEvents(out));
+  return out;
+}
+
+// Peer events tell an application (the storage bridge: drop a dead adapter's attachments) when
+// a peer's session comes up, restarts and goes away, once per peer however many contexts.
+TEST(PeerEvents, ConnectedRestartedGoneOncePerPeer) {
+  Network net(11);
+  EndpointConfig ca = Config(0xA, 1);
+  ca.contexts_per_peer = 2;
+  HostId a = net.AddHost(kIpA, 1000, 1, ca);
+  HostId b = net.AddHost(kIpB, 2000, 1, Config(0xB, 2));
+  simtest::App app_a, app_b;
+  app_a.Init(net, a);
+  app_b.Init(net, b);
+  SqId sq2 = app_a.ep().CreateSendQueue({.cq = app_a.cq}).value();
+  PeerId to_b = app_a.ep().AddPeer({{0, net.address(b, 0)}}, net.now_ns()).value();
+  app_a.Send(to_b, 1, 1000);
+  uint8_t byte = 1;
+  Sge sge{&byte, 1};
+  ASSERT_TRUE(app_a.ep().PostSend(sq2, to_b, {&sge, 1}, 2, net.now_ns()).ok());
+  ASSERT_TRUE(net.RunUntil(
+      [&] {
+        app_a.Poll();
+        app_b.Poll();
+        return app_a.sends.size() == 2;
+      },
+      net.now() + 100'000));
+  std::vector<PeerEvent> ev = Events(app_a.ep());
+  ASSERT_EQ(ev.size(), 1u) << "two contexts, one peer: one event";
+  EXPECT_EQ(ev[0].kind, PeerEventKind::kConnected);
+  EXPECT_EQ(ev[0].peer, to_b);
+  ev = Events(app_b.ep());
+  ASSERT_EQ(ev.size(), 1u);
+  EXPECT_EQ(ev[0].kind, PeerEventKind::kConnected);
+  const PeerId b_sees_a = ev[0].peer;
+
+  // A restarts: B learns it from the new incarnation's handshake.
+  net.RestartHost(a, Config(0xA, 9));
+  simtest::App app_a2;
+  app_a2.Init(net, a);
+  PeerId to_b2 = app_a2.ep().AddPeer({{0, net.address(b, 0)}}, net.now_ns()).value();
+  app_a2.Send(to_b2, 3, 100);
+  ASSERT_TRUE(net.RunUntil(
+      [&] {
+        app_a2.Poll();
+        app_b.Poll();
+        return app_a2.sends.size() == 1;
+      },
+      net.now() + 100'000));
+  ev = Events(app_b.ep());
+  ASSERT_EQ(ev.size(), 2u);
+  EXPECT_EQ(ev[0].kind, PeerEventKind::kRestarted);
+  EXPECT_EQ(ev[0].peer, b_sees_a);
+  EXPECT_EQ(ev[0].reason, Code::kPeerRestarted);
+  EXPECT_EQ(ev[1].kind, PeerEventKind::kConnected);
+  EXPECT_EQ(ev[1].peer, b_sees_a);
+
+  // B dies for good: A's next message times out and A hears that B is gone.
+  LinkConfig dead;
+  dead.fault.blackhole_after_us = 0;
+  net.SetPath(net.address(a, 0), net.address(b, 0), dead);
+  app_a2.Send(to_b2, 4, 100);
+  ASSERT_TRUE(net.RunUntil(
+      [&] {
+        app_a2.Poll();
+        return app_a2.sends.size() == 2;
+      },
+      net.now() + 1'000'000));
+  EXPECT_EQ(app_a2.sends[1].status, Code::kTimedOut);
+  ev = Events(app_a2.ep());
+  ASSERT_EQ(ev.size(), 2u);
+  EXPECT_EQ(ev[0].kind, PeerEventKind::kConnected);
+  EXPECT_EQ(ev[1].kind, PeerEventKind::kGone);
+  EXPECT_EQ(ev[1].peer, to_b2);
+  EXPECT_EQ(ev[1].reason, Code::kTimedOut);
+}
+
+TEST(PeerEvents, APeerThatNeverAnswersIsGone) {
+  Network net(12);
+  HostId a = net.AddHost(kIpA, 1000, 1, Config(0xA, 1));
+  simtest::App app;
+  app.Init(net, a);
+  PeerId nobody = app.ep().AddPeer({{0, NetAddr{0x0A0000FF, 9}}}, 0).value();
+  app.Send(nobody, 1, 10);
+  ASSERT_TRUE(net.RunUntil(
+      [&] {
+        app.Poll();
+        return app.sends.size() == 1;
+      },
+      1'000'000));
+  std::vector<PeerEvent> ev = Events(app.ep());
+  ASSERT_EQ(ev.size(), 1u);
+  EXPECT_EQ(ev[0].kind, PeerEventKind::kGone);
+  EXPECT_EQ(ev[0].peer, nobody);
+  EXPECT_EQ(ev[0].reason, Code::kTimedOut);
+}
+
+}  // namespace
+}  // namespace opensrd::sim

@@ -94,6 +94,12 @@ struct EndpointConfig {
   uint32_t max_message = 64u << 20;
   uint32_t window_packets = 8192;  // PSN window: packets in flight per context (power of two)
   uint32_t contexts_per_peer = 1;  // SQ s uses context slot s % contexts_per_peer
+  // Receive buffers one peer's messages may hold at once, from the buffer's first packet until
+  // the application posts that buffer again (PostRecv with the same address); beyond it the
+  // peer is told "receiver not ready" and retries. 0: no quota (the fair share of partly
+  // received messages still applies). For servers that hold buffers while they work on them
+  // (the storage bridge), so one busy client cannot take them all.
+  uint32_t recv_quota_per_peer = 0;
   // Acks: at most every `ack_every` data packets or `ack_delay_us` after the first unacked one;
   // at once on a gap or a duplicate.
   uint32_t ack_every = 8;
@@ -163,6 +169,20 @@ struct Completion {
   void* buffer = nullptr;  // receive buffer that holds the message (kRecv)
 };
 
+// What happened to a peer (Endpoint::PollPeerEvents). kConnected: a session with the peer is up
+// (once per peer incarnation). kRestarted: the peer came back as a new incarnation; its old
+// session's work failed with kPeerRestarted (kConnected follows once the new session is up).
+// kGone: the peer timed out (reason kTimedOut or kRnrRetryExceeded) or was forgotten after
+// being idle (reason kOk); a later handshake announces it again with kConnected.
+enum class PeerEventKind : uint8_t { kConnected, kRestarted, kGone };
+const char* PeerEventKindName(PeerEventKind k);
+
+struct PeerEvent {
+  PeerEventKind kind = PeerEventKind::kConnected;
+  PeerId peer = 0;
+  Code reason = Code::kOk;
+};
+
 enum class PathState : uint8_t { kActive, kSuspect };
 const char* PathStateName(PathState s);
 
@@ -199,6 +219,7 @@ struct EndpointStats {
   uint64_t stale_dropped = 0;  // from or to another incarnation, or unknown context
   uint64_t out_of_window_dropped = 0;
   uint64_t rnr_sent = 0;
+  uint64_t recv_quota_refusals = 0;  // messages refused because their peer was at its quota
   uint64_t rnr_received = 0;
   uint64_t resets_sent = 0;
   uint64_t resets_received = 0;
@@ -210,10 +231,11 @@ struct EndpointStats {
   uint64_t path_migrations = 0;       // validated paths that moved to another address
   uint64_t peer_restarts = 0;
   uint64_t peer_timeouts = 0;
-  uint64_t contexts_reclaimed = 0;  // idle contexts freed (idle_timeout_us)
-  uint64_t peers_freed = 0;         // accepted peers forgotten with their last context
-  uint64_t contexts_live = 0;       // at the time of the call
-  uint64_t peers_live = 0;          // at the time of the call
+  uint64_t peer_events_dropped = 0;  // not polled in time: the oldest beyond 4096 are dropped
+  uint64_t contexts_reclaimed = 0;   // idle contexts freed (idle_timeout_us)
+  uint64_t peers_freed = 0;          // accepted peers forgotten with their last context
+  uint64_t contexts_live = 0;        // at the time of the call
+  uint64_t peers_live = 0;           // at the time of the call
   // Bytes the endpoint holds for its peers, contexts and queues, by its own accounting (heap
   // allocator overhead not included), at the time of the call.
   uint64_t memory_bytes = 0;
@@ -261,6 +283,9 @@ class Endpoint {
   Status PostRecv(CqId cq, void* buffer, size_t len, uint64_t tag);
   // Moves up to out.size() completions of `cq` into `out`; returns how many.
   size_t PollCompletions(CqId cq, std::span<Completion> out);
+  // Moves up to out.size() peer events (oldest first) into `out`; returns how many. Events
+  // wait for at most 4096 polls' worth: beyond that the oldest are dropped and counted.
+  size_t PollPeerEvents(std::span<PeerEvent> out);
 
   // ---- I/O (the driver's side) ----
   void HandleDatagram(Nanos now, uint16_t local_socket, const NetAddr& from,

@@ -26,6 +26,8 @@ const char* CodeName(Code c) {
       return "MALFORMED";
     case Code::kRnrRetryExceeded:
       return "RNR_RETRY_EXCEEDED";
+    case Code::kPermissionDenied:
+      return "PERMISSION_DENIED";
   }
   return "UNKNOWN";
 }

@@ -20,6 +20,7 @@ enum class Code {
   kIoError,            // socket or system call failure
   kMalformed,          // bytes that do not parse
   kRnrRetryExceeded,   // the receiver refused (no receive buffer) for the whole peer timeout
+  kPermissionDenied,   // wrong token or key: the caller is not allowed to do this
 };
 
 const char* CodeName(Code c);

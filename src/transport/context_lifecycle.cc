@@ -63,6 +63,7 @@ void TransportContext::Establish(Nanos now, const wire::Packet& p) {
   remote_generation_ = p.hello.generation;
   Negotiate(p.hello);
   state_ = State::kEstablished;
+  ep_.NotePeerConnected(peer_, p.common.src_incarnation);
   hello_due_ = kNever;
   last_heard_ = now;
   NoteProgress(now);

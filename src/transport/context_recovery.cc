@@ -263,6 +263,11 @@ void TransportContext::HandleTimeout(Nanos now) {
   if (trim_pending_ && now >= last_activity_ + kTrimAfter && Idle()) Trim();
   if (state_ == State::kConnecting && now >= connect_started_ + ep_.t.peer_timeout) {
     ++ep_.stats.peer_timeouts;
+    if (peer_.announced_incarnation == 0) {
+      ep_.PushPeerEvent(PeerEventKind::kGone, peer_.id, Code::kTimedOut);  // never answered
+    } else {
+      ep_.NotePeerGone(peer_, Code::kTimedOut);
+    }
     Close(now, Code::kTimedOut);
     return;
   }
@@ -272,7 +277,9 @@ void TransportContext::HandleTimeout(Nanos now) {
     // session ends. Sends fail, half-received messages give their buffers back, and late
     // packets of this session meet no partner (they are answered with RESET).
     ++ep_.stats.peer_timeouts;
-    Close(now, rnr_since_progress_ ? Code::kRnrRetryExceeded : Code::kTimedOut);
+    const Code why = rnr_since_progress_ ? Code::kRnrRetryExceeded : Code::kTimedOut;
+    ep_.NotePeerGone(peer_, why);
+    Close(now, why);
     return;
   }
   while (!rnr_wait_.empty() && rnr_wait_.front().first <= now) {

@@ -88,6 +88,18 @@ size_t MaxDatagramSize(const EndpointConfig& c) {
          (c.key_mode == KeyMode::kNone ? 0 : PacketProtection::kTrailerLen);
 }
 
+const char* PeerEventKindName(PeerEventKind k) {
+  switch (k) {
+    case PeerEventKind::kConnected:
+      return "connected";
+    case PeerEventKind::kRestarted:
+      return "restarted";
+    case PeerEventKind::kGone:
+      return "gone";
+  }
+  return "?";
+}
+
 const char* PathStateName(PathState s) {
   return s == PathState::kActive ? "active" : "suspect";
 }
@@ -276,6 +288,7 @@ class Endpoint::Impl {
     ++sh_.stats.contexts_reclaimed;
     if (ids.empty()) {
       // Nothing left toward this peer: forget it. Its id is not reused; posting to it fails.
+      sh_.NotePeerGone(peer, Code::kOk);
       by_node_.erase(peer.node_id);
       sh_.suspect_peers.erase(peer.id);
       peers_[peer.id - 1].reset();
@@ -431,6 +444,10 @@ class Endpoint::Impl {
   // The peer came back with a new incarnation (or forgot us): fail everything toward it.
   void RestartPeer(Peer& peer, Nanos now, TransportContext* except) {
     ++sh_.stats.peer_restarts;
+    if (peer.announced_incarnation != 0) {
+      peer.announced_incarnation = 0;
+      sh_.PushPeerEvent(PeerEventKind::kRestarted, peer.id, Code::kPeerRestarted);
+    }
     for (uint32_t id : peer.contexts) {
       TransportContext* c = FindContext(id);
       if (c == except) continue;
@@ -835,6 +852,7 @@ Status Endpoint::PostRecv(CqId cq, void* buffer, size_t len, uint64_t tag) {
   auto& sh = impl_->sh_;
   if (cq >= sh.cqs.size()) return Status(Code::kNotFound, "no such completion queue");
   if (buffer == nullptr && len > 0) return Status(Code::kInvalidArgument, "null receive buffer");
+  sh.ReturnRecv(buffer);
   sh.recvs.push_back({cq, buffer, len, tag});
   return Status::Ok();
 }
@@ -843,6 +861,16 @@ size_t Endpoint::PollCompletions(CqId cq, std::span<Completion> out) {
   auto& sh = impl_->sh_;
   if (cq >= sh.cqs.size()) return 0;
   auto& q = sh.cqs[cq];
+  size_t n = 0;
+  while (n < out.size() && !q.empty()) {
+    out[n++] = q.front();
+    q.pop_front();
+  }
+  return n;
+}
+
+size_t Endpoint::PollPeerEvents(std::span<PeerEvent> out) {
+  auto& q = impl_->sh_.peer_events;
   size_t n = 0;
   while (n < out.size() && !q.empty()) {
     out[n++] = q.front();

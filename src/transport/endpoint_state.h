@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <deque>
 #include <set>
+#include <unordered_map>
 #include <vector>
 
 #include "common/rng.h"
@@ -41,6 +42,9 @@ struct Peer {
   // The context that sends for SQ s is slots[s % contexts_per_peer] (0: none yet; one is opened
   // on the next post). Fixed slots keep an SQ on one context however many the peer opens.
   std::vector<uint32_t> slots;
+  // The incarnation announced with PeerEventKind::kConnected (0: none since the last kGone or
+  // kRestarted), so several contexts toward one peer announce it once.
+  uint32_t announced_incarnation = 0;
 };
 
 // The configuration's durations in nanoseconds, the core's clock (EndpointConfig gives them in
@@ -76,6 +80,26 @@ struct EndpointShared {
     --sq.outstanding;
     cqs[sq.options.cq].push_back(c);
   }
+  void PushPeerEvent(PeerEventKind kind, PeerId peer, Code reason = Code::kOk) {
+    if (peer_events.size() >= kMaxPeerEvents) {
+      peer_events.pop_front();
+      ++stats.peer_events_dropped;
+    }
+    peer_events.push_back(PeerEvent{kind, peer, reason});
+  }
+  // A session with `peer` is up with its incarnation `incarnation`: announce it once.
+  void NotePeerConnected(Peer& peer, uint32_t incarnation) {
+    if (peer.announced_incarnation == incarnation) return;
+    peer.announced_incarnation = incarnation;
+    PushPeerEvent(PeerEventKind::kConnected, peer.id);
+  }
+  void NotePeerGone(Peer& peer, Code reason) {
+    if (peer.announced_incarnation == 0) return;
+    peer.announced_incarnation = 0;
+    PushPeerEvent(PeerEventKind::kGone, peer.id, reason);
+  }
+  static constexpr size_t kMaxPeerEvents = 4096;
+
   void CompleteRecv(CqId cq, const Completion& c) {
     if (c.status == Code::kOk) {
       ++stats.messages_received;
@@ -92,6 +116,7 @@ struct EndpointShared {
   uint32_t incarnation = 0;
   EndpointStats stats;
   std::deque<PostedRecv> recvs;
+  std::deque<PeerEvent> peer_events;
   std::vector<std::deque<Completion>> cqs;
   std::vector<SendQueueState> sqs;
   // Contexts with messages posted and not complete (Endpoint::Busy without a scan).
@@ -100,6 +125,28 @@ struct EndpointShared {
   // share of the shared receive pool (MessageAssembly::ReserveBuffer).
   size_t recv_held = 0;
   size_t recv_holders = 0;
+  // recv_quota_per_peer: buffers each peer's messages hold, and which peer holds each buffer
+  // (until the application posts it again).
+  std::unordered_map<PeerId, uint32_t> recv_lent;
+  std::unordered_map<const void*, PeerId> lent_buffers;
+  bool AtRecvQuota(PeerId peer) const {
+    if (cfg.recv_quota_per_peer == 0) return false;
+    auto it = recv_lent.find(peer);
+    return it != recv_lent.end() && it->second >= cfg.recv_quota_per_peer;
+  }
+  void LendRecv(PeerId peer, const void* buffer) {
+    if (cfg.recv_quota_per_peer == 0) return;
+    ++recv_lent[peer];
+    lent_buffers[buffer] = peer;
+  }
+  void ReturnRecv(const void* buffer) {
+    if (cfg.recv_quota_per_peer == 0) return;
+    auto it = lent_buffers.find(buffer);
+    if (it == lent_buffers.end()) return;
+    auto lent = recv_lent.find(it->second);
+    if (lent != recv_lent.end() && --lent->second == 0) recv_lent.erase(lent);
+    lent_buffers.erase(it);
+  }
   // Peers with a suspect path (probes are due on them); the endpoint visits only these.
   std::set<PeerId> suspect_peers;
 };

@@ -32,6 +32,8 @@ constexpr size_t kTxPerStep = 256;
 constexpr size_t kTxSlots = 512;
 // Receive buffers hold the largest UDP payload, so no datagram is cut short.
 constexpr size_t kRxBufLen = wire::kMaxDatagram + 1;
+// epoll tag of wake fds (socket events carry the socket's index).
+constexpr uint32_t kWakeTag = 0xFFFFFFFF;
 // Empty spin rounds between sched_yield calls (see Poll).
 constexpr uint32_t kSpinsPerYield = 4;
 // Offset of the path id in the common header (docs/WIRE.md).
@@ -170,6 +172,15 @@ class UdpEndpoint::Impl {
   }
 
   bool gso_enabled() const { return gso_ && gro_; }
+
+  Status AddWakeFd(int fd) {
+    epoll_event ev{};
+    ev.events = EPOLLIN;
+    ev.data.u32 = kWakeTag;
+    if (epoll_ctl(epfd_, EPOLL_CTL_ADD, fd, &ev) != 0) return Errno("epoll_ctl wake fd");
+    return Status::Ok();
+  }
+  int epfd() const { return epfd_; }
 
   // The shell keeps time in microseconds (waits, spins, held packets); the core runs on
   // nanoseconds. Both from one clock: NowNs() / 1000 == Now().
@@ -343,7 +354,9 @@ class UdpEndpoint::Impl {
       const int n = epoll_wait(epfd_, evs, 64, 0);
       if (n < 0 && errno != EINTR) return Errno("epoll_wait");
       std::fill(readable_.begin(), readable_.end(), false);
-      for (int i = 0; i < n; ++i) readable_[evs[i].data.u32] = true;
+      for (int i = 0; i < n; ++i) {
+        if (evs[i].data.u32 != kWakeTag) readable_[evs[i].data.u32] = true;
+      }
     }
     for (size_t s = 0; s < fds_.size(); ++s) {
       if (!readable_[s]) continue;
@@ -652,6 +665,13 @@ const UdpStats& UdpEndpoint::stats() const {
 bool UdpEndpoint::gso_enabled() const {
   return impl_->gso_enabled();
 }
+Status UdpEndpoint::AddWakeFd(int fd) {
+  return impl_->AddWakeFd(fd);
+}
+int UdpEndpoint::poll_fd() const {
+  return impl_->epfd();
+}
+
 Result<size_t> UdpEndpoint::Poll(Micros max_wait_us) {
   return impl_->Poll(max_wait_us);
 }

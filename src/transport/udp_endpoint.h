@@ -103,6 +103,14 @@ class UdpEndpoint {
   // (in + out), or an error when a system call fails unrecoverably.
   Result<size_t> Poll(Micros max_wait_us);
 
+  // Sharing the thread with other event sources (an io_uring's eventfd, a queue's eventfd):
+  // Poll's blocking wait also ends when `fd` is readable. The caller drains it after Poll
+  // returns (it is level-triggered, so an undrained fd makes Poll return at once).
+  Status AddWakeFd(int fd);
+  // An fd that is readable when a socket or a wake fd is (the shell's epoll fd), for callers
+  // that block in their own poll loop instead of in Poll.
+  int poll_fd() const;
+
  private:
   class Impl;
   explicit UdpEndpoint(std::unique_ptr<Impl> impl);

@@ -4,7 +4,12 @@
 #include "transport/udp_endpoint.h"
 
 #include <gtest/gtest.h>
+#include <poll.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
 
+#include <chrono>
+#include <thread>
 #include <vector>
 
 #include "common/pattern.h"
@@ -121,6 +126,46 @@ TEST(UdpEndpoint, BadOptionsAreRefused) {
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.status().code(), Code::kIoError);
   EXPECT_NE(r.status().message().find("bind"), std::string::npos) << r.status().ToString();
+}
+
+}  // namespace
+}  // namespace opensrd
+
+namespace opensrd {
+namespace {
+
+// An idle endpoint blocks in Poll; a wake fd (here an eventfd another thread writes, as the
+// bridge's io_uring does) ends that wait long before its timeout, and the shell's poll fd
+// reports readiness to an outside poll loop.
+TEST(UdpEndpoint, WakeFdEndsTheWaitAndPollFdIsReadable) {
+  UdpEndpointOptions o;
+  o.endpoint = {.node_id = 5, .seed = 5};
+  o.local = {{Ip(1), 0}};
+  o.spin_us = 0;
+  auto ep = UdpEndpoint::Create(o);
+  ASSERT_TRUE(ep.ok()) << ep.status().ToString();
+  UdpEndpoint& u = *ep.value();
+  const int efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  ASSERT_GE(efd, 0);
+  ASSERT_TRUE(u.AddWakeFd(efd).ok());
+  ASSERT_TRUE(u.Poll(0).ok());
+  std::thread waker([&] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    const uint64_t one = 1;
+    ASSERT_EQ(write(efd, &one, sizeof one), 8);
+  });
+  const Micros start = u.Now();
+  ASSERT_TRUE(u.Poll(5'000'000).ok());
+  const Micros waited = u.Now() - start;
+  waker.join();
+  EXPECT_LT(waited, 2'000'000u) << "the wake fd must end the 5 s wait";
+  pollfd p{u.poll_fd(), POLLIN, 0};
+  EXPECT_EQ(poll(&p, 1, 0), 1) << "undrained wake fd: the poll fd is readable";
+  uint64_t v;
+  ASSERT_EQ(read(efd, &v, sizeof v), 8);
+  EXPECT_EQ(poll(&p, 1, 0), 0);
+  EXPECT_FALSE(u.AddWakeFd(-1).ok());
+  close(efd);
 }
 
 }  // namespace

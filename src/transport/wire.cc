@@ -2,53 +2,14 @@
 
 #include <cstring>
 
+#include "common/byte_io.h"
 #include "common/crc32c.h"
 
 namespace opensrd::wire {
 namespace {
 
-// Big-endian cursor over a fixed buffer; bounds are checked by the callers' length checks.
-struct Writer {
-  uint8_t* p;
-  void U8(uint8_t v) { *p++ = v; }
-  void Bytes(const uint8_t* b, size_t n) {
-    std::memcpy(p, b, n);
-    p += n;
-  }
-  void U16(uint16_t v) {
-    U8(static_cast<uint8_t>(v >> 8));
-    U8(static_cast<uint8_t>(v));
-  }
-  void U32(uint32_t v) {
-    U16(static_cast<uint16_t>(v >> 16));
-    U16(static_cast<uint16_t>(v));
-  }
-  void U64(uint64_t v) {
-    U32(static_cast<uint32_t>(v >> 32));
-    U32(static_cast<uint32_t>(v));
-  }
-};
-
-struct Reader {
-  const uint8_t* p;
-  uint8_t U8() { return *p++; }
-  void Bytes(uint8_t* b, size_t n) {
-    std::memcpy(b, p, n);
-    p += n;
-  }
-  uint16_t U16() {
-    uint16_t hi = U8();
-    return static_cast<uint16_t>((hi << 8) | U8());
-  }
-  uint32_t U32() {
-    uint32_t hi = U16();
-    return (hi << 16) | U16();
-  }
-  uint64_t U64() {
-    uint64_t hi = U32();
-    return (hi << 32) | U32();
-  }
-};
+using Writer = ByteWriter;
+using Reader = ByteReader;
 
 void WriteCommon(Writer& w, const Common& c) {
   w.U16(kMagic);

@@ -23,8 +23,11 @@ struct DemoOptions {
   double loss = 0.05;  // injected on path 1
   uint64_t messages = 2000;
   uint64_t seed = 1;
+  uint64_t storage_ops = 4000;  // 4 KiB writes (then reads) of the storage part; 0: skip it
 };
 int RunDemo(const DemoOptions& o);
+// The storage part of the demo: bridge and adapter in-process on a temporary file volume.
+int RunStorageDemo(uint64_t ops, uint64_t seed);
 
 struct PerfServerOptions {
   std::vector<std::string> bind;  // HOST:PORT, one socket each (several: a multi-homed server)
@@ -62,5 +65,48 @@ struct PerfClientOptions {
   std::string key_mode;  // mac (default with a key) | aead
 };
 int RunPerfClient(const PerfClientOptions& o);
+
+struct BridgeCliOptions {
+  std::vector<std::string> bind;     // HOST:PORT
+  std::vector<std::string> volumes;  // NAME=PATH[,size=BYTES][,token=..|,token-file=..][,ro]
+  int paths = 64;
+  int buffers = 128;
+  bool no_direct = false;
+  bool json = false;
+  bool quiet = false;
+  std::string key_file;
+  std::string key_mode;
+};
+int RunBridge(const BridgeCliOptions& o);
+
+struct VolumeResizeOptions {
+  std::string bridge;
+  std::string volume;
+  std::string size;
+  std::string token;
+  std::string token_file;
+  std::string key_file;
+  std::string key_mode;
+  uint64_t timeout_ms = 5000;
+};
+int RunVolumeResize(const VolumeResizeOptions& o);
+
+struct AdapterOptions {
+  std::vector<std::string> bridges;  // HOST:PORT, failover order
+  std::string volume;
+  std::string token;
+  std::string token_file;
+  std::string nvme;  // unix:PATH
+  std::string nbd;   // unix:PATH or HOST:PORT
+  int queues = 1;    // NVMe-style queue pairs
+  int paths = 4;
+  uint64_t peer_timeout_ms = 1000;
+  uint64_t reconnect_timeout_ms = 30000;
+  bool json = false;
+  bool quiet = false;
+  std::string key_file;
+  std::string key_mode;
+};
+int RunAdapter(const AdapterOptions& o);
 
 }  // namespace opensrd::cli

@@ -161,7 +161,8 @@ int RunDemo(const DemoOptions& o) {
   std::printf("  verified     %s (%llu of %llu messages, every byte checked at the receiver)\n",
               verified ? "yes" : "NO", static_cast<unsigned long long>(recv_ok),
               static_cast<unsigned long long>(o.messages));
-  return verified ? 0 : 1;
+  if (!verified) return 1;
+  return o.storage_ops > 0 ? RunStorageDemo(o.storage_ops, o.seed) : 0;
 }
 
 }  // namespace opensrd::cli

@@ -1,5 +1,7 @@
 #include "tools/opensrd/key_file.h"
 
+#include "block/bridge.h"
+
 #include <fstream>
 #include <iterator>
 #include <vector>
@@ -60,6 +62,15 @@ Status ApplyKeyOptions(const std::string& key_file, const std::string& key_mode,
   cfg.key_mode = mode.value();
   cfg.cluster_key = key.value();
   return Status::Ok();
+}
+
+Result<std::string> LoadToken(const std::string& inline_token, const std::string& token_file) {
+  if (!inline_token.empty() && !token_file.empty()) {
+    return Status(Code::kInvalidArgument, "give --token or --token-file, not both");
+  }
+  if (!token_file.empty()) return block::ReadTokenFile(token_file);
+  if (inline_token.size() > 255) return Status(Code::kInvalidArgument, "token too long");
+  return inline_token;
 }
 
 }  // namespace opensrd::cli

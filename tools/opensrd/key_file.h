@@ -18,4 +18,8 @@ Result<KeyMode> ParseKeyMode(const std::string& s);
 Status ApplyKeyOptions(const std::string& key_file, const std::string& key_mode,
                        EndpointConfig& cfg);
 
+// A volume token: inline (`--token`, visible to other users in the process list) or from a file
+// (`--token-file`, the first line); at most one of them. Neither: the empty token.
+Result<std::string> LoadToken(const std::string& inline_token, const std::string& token_file);
+
 }  // namespace opensrd::cli

@@ -21,6 +21,11 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(0.0, 0.9));
   demo_cmd->add_option("--messages", demo.messages, "messages to transfer");
   demo_cmd->add_option("--seed", demo.seed, "seed for payload sizes");
+  demo_cmd
+      ->add_option("--storage-ops", demo.storage_ops,
+                   "4 KiB writes, then reads, of the storage part (bridge and adapter on a "
+                   "temporary file volume); 0 skips it")
+      ->check(CLI::Range(0, 16384));
 
   auto* perf_cmd = app.add_subcommand(
       "perf", "Bandwidth and latency over real UDP sockets (a server and a client)");
@@ -97,6 +102,76 @@ int main(int argc, char** argv) {
                          "cluster key file (32 bytes or 64 hex digits): every packet protected");
   client_cmd->add_option("--key-mode", client.key_mode, "mac (default) or aead");
 
+  BridgeCliOptions bridge;
+  auto* bridge_cmd = app.add_subcommand(
+      "bridge", "Storage bridge: serve named volumes (files or block devices) to adapters");
+  bridge_cmd->add_option("--bind", bridge.bind, "HOST:PORT to listen on (repeatable)")->required();
+  bridge_cmd
+      ->add_option("--volume", bridge.volumes,
+                   "NAME=PATH[,size=BYTES][,token=SECRET|,token-file=PATH][,ro][,crash-test] "
+                   "(repeatable; a missing file is created at the size; an inline token is "
+                   "visible to other users in the process list)")
+      ->required();
+  bridge_cmd->add_option("--paths", bridge.paths, "paths accepted per adapter")
+      ->check(CLI::Range(1, 256));
+  bridge_cmd->add_option("--buffers", bridge.buffers, "requests in flight (receive buffers)")
+      ->check(CLI::Range(4, 65536));
+  bridge_cmd->add_flag("--no-direct", bridge.no_direct, "buffered I/O instead of O_DIRECT");
+  bridge_cmd->add_flag("--json", bridge.json, "print one JSON object of counters at exit");
+  bridge_cmd->add_flag("--quiet", bridge.quiet, "no log lines on stderr");
+  bridge_cmd->add_option("--key-file", bridge.key_file, "cluster key file (docs/SECURITY.md)");
+  bridge_cmd->add_option("--key-mode", bridge.key_mode, "mac (default) or aead");
+
+  auto* volume_cmd = app.add_subcommand("volume", "Manage volumes on a running bridge");
+  volume_cmd->require_subcommand(1);
+  VolumeResizeOptions resize;
+  auto* resize_cmd = volume_cmd->add_subcommand("resize", "Grow a volume; adapters see it live");
+  resize_cmd->add_option("--bridge", resize.bridge, "bridge HOST:PORT")->required();
+  resize_cmd->add_option("--volume", resize.volume, "volume name")->required();
+  resize_cmd->add_option("--size", resize.size, "new size (bytes, or with K/M/G/T/KiB/MiB/GiB)")
+      ->required();
+  auto* tok = resize_cmd->add_option("--token", resize.token,
+                                     "the volume's token (visible in the process list)");
+  resize_cmd->add_option("--token-file", resize.token_file, "file holding the volume's token")
+      ->excludes(tok);
+  resize_cmd->add_option("--key-file", resize.key_file, "cluster key file");
+  resize_cmd->add_option("--key-mode", resize.key_mode, "mac (default) or aead");
+  resize_cmd->add_option("--timeout-ms", resize.timeout_ms, "give up after this long")
+      ->check(CLI::Range(1, 600'000));
+
+  AdapterOptions adapter;
+  auto* adapter_cmd = app.add_subcommand(
+      "adapter", "Storage adapter: attach a volume on bridges and serve it to local clients");
+  adapter_cmd
+      ->add_option("--bridge", adapter.bridges, "bridge HOST:PORT (repeat: failover in order)")
+      ->required();
+  adapter_cmd->add_option("--volume", adapter.volume, "volume name")->required();
+  auto* atok = adapter_cmd->add_option("--token", adapter.token,
+                                       "the volume's token (visible in the process list)");
+  adapter_cmd->add_option("--token-file", adapter.token_file, "file holding the volume's token")
+      ->excludes(atok);
+  adapter_cmd->add_option("--nvme", adapter.nvme,
+                          "unix:PATH: NVMe-style queues in shared memory for a host program");
+  adapter_cmd->add_option("--nbd", adapter.nbd,
+                          "unix:PATH or HOST:PORT: serve the volume over NBD (export named as "
+                          "the volume)");
+  adapter_cmd->add_option("--queues", adapter.queues, "NVMe-style queue pairs")
+      ->check(CLI::Range(1, 8));
+  adapter_cmd->add_option("--paths", adapter.paths, "paths to each bridge")
+      ->check(CLI::Range(1, 256));
+  adapter_cmd
+      ->add_option("--peer-timeout-ms", adapter.peer_timeout_ms,
+                   "a bridge silent this long is given up (then the next one is tried)")
+      ->check(CLI::Range(10, 3'600'000));
+  adapter_cmd
+      ->add_option("--reconnect-timeout-ms", adapter.reconnect_timeout_ms,
+                   "requests wait this long for a bridge to return before failing (io-disabled)")
+      ->check(CLI::Range(10, 86'400'000));
+  adapter_cmd->add_flag("--json", adapter.json, "print one JSON object of counters at exit");
+  adapter_cmd->add_flag("--quiet", adapter.quiet, "no log lines on stderr");
+  adapter_cmd->add_option("--key-file", adapter.key_file, "cluster key file");
+  adapter_cmd->add_option("--key-mode", adapter.key_mode, "mac (default) or aead");
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -106,5 +181,8 @@ int main(int argc, char** argv) {
   if (demo_cmd->parsed()) return RunDemo(demo);
   if (server_cmd->parsed()) return RunPerfServer(server);
   if (client_cmd->parsed()) return RunPerfClient(client);
+  if (bridge_cmd->parsed()) return RunBridge(bridge);
+  if (resize_cmd->parsed()) return RunVolumeResize(resize);
+  if (adapter_cmd->parsed()) return RunAdapter(adapter);
   return 2;
 }
