@@ -1,5 +1,6 @@
 #include "block/bridge.h"
 
+#include <poll.h>
 #include <sodium.h>
 
 #include <cstdio>
@@ -60,6 +61,17 @@ class Bridge::Impl {
   };
 
   ~Impl() {
+    // Requests still at a device complete first (their callbacks use this object), then the
+    // replies the transport never finished sending are freed.
+    for (Volume& v : vols_) {
+      for (int i = 0; i < 5000 && v.dev->in_flight() > 0; ++i) {
+        pollfd p{v.dev->event_fd(), POLLIN, 0};
+        poll(&p, 1, 1);
+        v.dev->Reap();
+      }
+      v.dev->Reap();
+    }
+    for (Reply* r : replies_) delete r;
     for (RecvBuf& b : bufs_) std::free(b.chunk);
   }
 
@@ -151,7 +163,9 @@ class Bridge::Impl {
     while ((n = ep().PollCompletions(cq_, c)) > 0) {
       for (size_t k = 0; k < n; ++k) {
         if (c[k].kind == CompletionKind::kSend) {
-          delete reinterpret_cast<Reply*>(c[k].tag);
+          auto* r = reinterpret_cast<Reply*>(c[k].tag);
+          replies_.erase(r);
+          delete r;
         } else {
           OnMessage(c[k]);
         }
@@ -181,7 +195,11 @@ class Bridge::Impl {
     Sge sgl[2] = {{r->hdr, r->hdr_len}, {r->data, r->data_len}};
     const size_t n = r->data_len > 0 ? 2 : 1;
     Status s = ep().PostSend(sq_, peer, {sgl, n}, reinterpret_cast<uint64_t>(r), udp_->NowNs());
-    if (!s.ok()) delete r;  // the peer is gone: nobody to answer
+    if (!s.ok()) {
+      delete r;  // the peer is gone: nobody to answer
+      return;
+    }
+    replies_.insert(r);
   }
 
   void OnMessage(const Completion& c) {
@@ -425,6 +443,7 @@ class Bridge::Impl {
   std::vector<Volume> vols_;
   std::vector<RecvBuf> bufs_;
   std::unordered_map<uint32_t, Attachment> attached_;
+  std::unordered_set<Reply*> replies_;  // posted, send not completed
   std::unordered_map<PeerId, size_t> per_peer_;
   std::unordered_map<uint64_t, Dedup> dedup_;
   std::atomic<bool> stop_{false};

@@ -53,6 +53,22 @@ class FileDevice::Impl {
   };
 
   ~Impl() {
+    // Requests the owner did not wait for: let the kernel finish with their buffers, then free
+    // them without calling back (the owner is going away).
+    while (ring_ok_ && sqes_out_ > 0) {
+      io_uring_cqe* cqe = nullptr;
+      __kernel_timespec ts{1, 0};
+      if (io_uring_wait_cqe_timeout(&ring_, &cqe, &ts) != 0) break;
+      auto* p = static_cast<Pending*>(io_uring_cqe_get_data(cqe));
+      io_uring_cqe_seen(&ring_, cqe);
+      --sqes_out_;
+      std::free(p->bounce);
+      delete p;
+    }
+    for (Pending* p : overflow_) {
+      std::free(p->bounce);
+      delete p;
+    }
     if (ring_ok_) io_uring_queue_exit(&ring_);
     if (efd_ >= 0) close(efd_);
     if (fd_ >= 0) close(fd_);

@@ -12,6 +12,7 @@
 #include <mutex>
 #include <thread>
 #include <unordered_map>
+#include <unordered_set>
 
 #include "block/protocol.h"
 #include "transport/udp_endpoint.h"
@@ -64,6 +65,7 @@ class RemoteVolume::Impl {
     stop_.store(true);
     Wake();
     if (thread_.joinable()) thread_.join();
+    for (AttachMsg* m : attach_msgs_) delete m;  // sends the transport never completed
     for (uint8_t* b : bufs_) std::free(b);
     if (efd_ >= 0) close(efd_);
   }
@@ -268,7 +270,9 @@ class RemoteVolume::Impl {
 
   void OnSendDone(const Completion& c) {
     if (c.tag & kAttachTag) {
-      delete reinterpret_cast<AttachMsg*>(c.tag & ~kAttachTag);
+      auto* m = reinterpret_cast<AttachMsg*>(c.tag & ~kAttachTag);
+      attach_msgs_.erase(m);
+      delete m;
       if (c.status != Code::kOk && attach_pending_) {
         attach_pending_ = false;  // the bridge did not take it: try again (or the next one)
         NextBridge(c.status == Code::kPeerRestarted);
@@ -412,6 +416,7 @@ class RemoteVolume::Impl {
       next_attach_at_ = Now() + UsNs(100'000);
       return;
     }
+    attach_msgs_.insert(m);
     attach_pending_ = true;
     attach_sent_at_ = Now();
   }
@@ -552,6 +557,7 @@ class RemoteVolume::Impl {
   Nanos open_started_ = 0;
   uint32_t on_wire_ = 0;
   std::unordered_map<uint64_t, Req*> outstanding_;
+  std::unordered_set<AttachMsg*> attach_msgs_;  // posted, send not completed
   std::deque<Req*> to_send_;
 };
 

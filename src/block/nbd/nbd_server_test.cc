@@ -329,6 +329,11 @@ TEST(NbdServer, StopWithOpenConnections) {
 // Out of descriptors, accept fails with EMFILE; the listener must leave the epoll set rather than
 // wake the loop forever, and come back when a connection closes.
 TEST(NbdServer, OutOfDescriptorsPausesAcceptingUntilAConnectionCloses) {
+#ifdef OPENSRD_SANITIZED
+  // UBSan's vptr check probes memory through a pipe: with every descriptor taken it reports
+  // valid objects as invalid. The release stage runs this test.
+  GTEST_SKIP() << "sanitizers need free descriptors of their own";
+#endif
   MemoryDevice mem(Volume());
   TempSocket sock;
   auto server = NbdServer::Start(mem, sock.address(), Config());
