@@ -54,8 +54,8 @@ Phase RunPhase(block::BlockDevice& dev, uint64_t n, Make make, Check check) {
         if (!s.ok()) ++ph.errors;
         if (s.ok() && !check(i, bufs[slot].data())) ++ph.bad;
       }
-      ++done;
       issue(slot);
+      ++done;  // last: once every op is done the caller returns and `issue` is gone
     });
   };
   for (uint32_t s = 0; s < kQd; ++s) issue(s);
