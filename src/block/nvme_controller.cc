@@ -272,6 +272,10 @@ class NvmeController::Impl {
 
   void Post(uint16_t q, uint16_t cid, uint16_t status) {
     Queue& s = q_[q];
+    if (status != kSuccess) {
+      std::lock_guard<std::mutex> lock(stats_mu_);
+      ++stats_.errors;
+    }
     {
       std::lock_guard<std::mutex> lock(s.mu);
       auto* cq = reinterpret_cast<Completion*>(base_ + layout_.CqOffset(q));
@@ -288,14 +292,11 @@ class NvmeController::Impl {
       const uint32_t next = (t + 1) % layout_.cq_entries;
       if (next == 0) s.phase ^= 1;
       s.cq_tail = next;
-      --s.inflight;
-    }
-    if (status != kSuccess) {
-      std::lock_guard<std::mutex> lock(stats_mu_);
-      ++stats_.errors;
     }
     const uint64_t one = 1;
     [[maybe_unused]] ssize_t n = write(irq_, &one, sizeof one);
+    // Last: the destructor waits for no command in flight before it closes the eventfds.
+    --s.inflight;
   }
 
   ControllerOptions opts_;

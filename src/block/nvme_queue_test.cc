@@ -48,6 +48,15 @@ class RamDevice : public block::BlockDevice {
     std::lock_guard<std::mutex> lock(mu_);
     threads_.emplace_back([done = std::move(done), s] { done(s); });
   }
+  // The device's bytes and op counts, read under its lock (its threads write them).
+  std::vector<uint8_t> Bytes() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return bytes_;
+  }
+  int Ops(block::Op op) {
+    std::lock_guard<std::mutex> lock(mu_);
+    return ops_[static_cast<int>(op)];
+  }
   std::vector<uint8_t> bytes_;
   int ops_[5] = {};
   bool ro_;
@@ -104,7 +113,7 @@ TEST(NvmeQueue, EveryOpcode) {
   std::memset(d.data() + 65536, 0, 65536);
   EXPECT_EQ(St(r.Run(ReadCommand(3, 100, 128, 65536, 512))), kSuccess);
   EXPECT_TRUE(CheckPattern(3, d.data() + 65536, 65536));
-  EXPECT_EQ(0, std::memcmp(&r.dev.bytes_[100 * 512], d.data(), 65536));
+  EXPECT_EQ(0, std::memcmp(&r.dev.Bytes()[100 * 512], d.data(), 65536));
   EXPECT_EQ(St(r.Run(FlushCommand(4))), kSuccess);
   EXPECT_EQ(St(r.Run(WriteZeroesCommand(5, 100, 8, false))), kSuccess);
   EXPECT_EQ(St(r.Run(WriteZeroesCommand(6, 108, 8, true))), kSuccess);
@@ -112,14 +121,15 @@ TEST(NvmeQueue, EveryOpcode) {
   ranges[0] = {0, 8, 116};
   ranges[1] = {0, 8, 300};
   EXPECT_EQ(St(r.Run(DiscardCommand(7, 200000, 2))), kSuccess);
-  for (size_t i = 100 * 512; i < 124 * 512; ++i) ASSERT_EQ(r.dev.bytes_[i], 0) << i;
-  for (size_t i = 300 * 512; i < 308 * 512; ++i) ASSERT_EQ(r.dev.bytes_[i], 0) << i;
-  EXPECT_EQ(r.dev.ops_[static_cast<int>(block::Op::kDiscard)], 2);
-  EXPECT_EQ(r.dev.ops_[static_cast<int>(block::Op::kFlush)], 1);
+  const std::vector<uint8_t> bytes = r.dev.Bytes();
+  for (size_t i = 100 * 512; i < 124 * 512; ++i) ASSERT_EQ(bytes[i], 0) << i;
+  for (size_t i = 300 * 512; i < 308 * 512; ++i) ASSERT_EQ(bytes[i], 0) << i;
+  EXPECT_EQ(r.dev.Ops(block::Op::kDiscard), 2);
+  EXPECT_EQ(r.dev.Ops(block::Op::kFlush), 1);
   Command hint = DiscardCommand(8, 200000, 1);
   hint.cdw11 = 0;  // no deallocate: only a hint, nothing done
   EXPECT_EQ(St(r.Run(hint)), kSuccess);
-  EXPECT_EQ(r.dev.ops_[static_cast<int>(block::Op::kDiscard)], 2);
+  EXPECT_EQ(r.dev.Ops(block::Op::kDiscard), 2);
 }
 
 TEST(NvmeQueue, ErrorStatuses) {
@@ -127,7 +137,7 @@ TEST(NvmeQueue, ErrorStatuses) {
   ASSERT_TRUE(r.host);
   const uint64_t blocks = r.host->Info().blocks;
   const uint64_t data = r.host->data().size();
-  auto before = r.dev.bytes_;
+  auto before = r.dev.Bytes();
   EXPECT_EQ(St(r.Run(WriteCommand(1, blocks - 1, 2, 0, 512))), kLbaOutOfRange & kStatusMask);
   EXPECT_EQ(St(r.Run(ReadCommand(2, UINT64_MAX - 1, 4, 0, 512))), kLbaOutOfRange & kStatusMask);
   EXPECT_EQ(St(r.Run(WriteCommand(3, 0, 1, data - 256, 512))), kDataTransferError);
@@ -148,7 +158,7 @@ TEST(NvmeQueue, ErrorStatuses) {
   rg[0] = {0, 16, blocks - 8};
   EXPECT_EQ(St(r.Run(DiscardCommand(9, 0, 1))), kLbaOutOfRange & kStatusMask);
   EXPECT_EQ(St(r.Run(DiscardCommand(10, data - 8, 1))), kDataTransferError);
-  EXPECT_EQ(r.dev.bytes_, before) << "no failed command wrote anything";
+  EXPECT_EQ(r.dev.Bytes(), before) << "no failed command wrote anything";
   EXPECT_NE(std::string(StatusName(kLbaOutOfRange)), "unknown status");
   EXPECT_GE(r.ctrl->stats().errors, 10u);
 }
@@ -239,7 +249,7 @@ TEST(NvmeQueue, HostInAnotherProcess) {
   ASSERT_EQ(waitpid(pid, &st, 0), pid);
   ASSERT_TRUE(WIFEXITED(st));
   EXPECT_EQ(WEXITSTATUS(st), 0);
-  EXPECT_TRUE(CheckPattern(77, &dev.bytes_[16 * 512], 8192));
+  EXPECT_TRUE(CheckPattern(77, &dev.Bytes()[16 * 512], 8192));
 }
 
 }  // namespace
