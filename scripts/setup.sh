@@ -11,6 +11,7 @@ PACKAGES=(
   clang-16 libclang-rt-16-dev clang-format
   libisal-dev liburing-dev
   iproute2 nftables iperf3 sockperf jq python3
+  tshark tcpdump
 )
 
 missing=()
@@ -22,6 +23,9 @@ if [ ${#missing[@]} -gt 0 ]; then
   SUDO=""
   [ "$(id -u)" -eq 0 ] || SUDO=sudo
   $SUDO apt-get update -q
+  # tshark asks whether non-root users may capture: answer no, without a prompt.
+  echo "wireshark-common wireshark-common/install-setuid boolean false" |
+    $SUDO debconf-set-selections
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"
 fi
 

@@ -23,6 +23,7 @@ struct DemoOptions {
   double loss = 0.05;  // injected on path 1
   uint64_t messages = 2000;
   uint64_t seed = 1;
+  std::string pcap;  // capture both endpoints' datagrams here; empty: none
 };
 int RunDemo(const DemoOptions& o);
 
@@ -35,6 +36,7 @@ struct PerfServerOptions {
   bool quiet = false;
   std::string key_file;  // cluster key (docs/SECURITY.md); empty: none
   std::string key_mode;  // mac (default with a key) | aead
+  std::string pcap;      // capture every datagram here (docs/OBSERVABILITY.md); empty: none
 };
 int RunPerfServer(const PerfServerOptions& o);
 
@@ -60,6 +62,7 @@ struct PerfClientOptions {
   uint64_t seed = 0;     // 0: from the clock (new incarnation per run)
   std::string key_file;  // cluster key (docs/SECURITY.md); empty: none
   std::string key_mode;  // mac (default with a key) | aead
+  std::string pcap;      // capture every datagram here (docs/OBSERVABILITY.md); empty: none
 };
 int RunPerfClient(const PerfClientOptions& o);
 

@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "tools/opensrd/capture.h"
 #include "tools/opensrd/commands.h"
 #include "tools/opensrd/key_file.h"
 #include "tools/opensrd/latency.h"
@@ -69,8 +70,9 @@ class PerfClient {
   PerfClient(const PerfClientOptions& o, std::vector<NetAddr> locals, std::vector<NetAddr> remotes)
       : o_(o), locals_(std::move(locals)), remotes_(std::move(remotes)), remote_(remotes_[0]) {}
 
-  Status Setup(const FaultSpec& fault, const EndpointConfig& key_cfg) {
+  Status Setup(const FaultSpec& fault, const EndpointConfig& key_cfg, PcapWriter::Source* pcap) {
     UdpEndpointOptions uo;
+    uo.pcap = pcap;
     uo.endpoint.key_mode = key_cfg.key_mode;
     uo.endpoint.cluster_key = key_cfg.cluster_key;
     uint64_t seed = o_.seed;
@@ -126,7 +128,8 @@ class PerfClient {
     if (errors_ == 0) FetchReport();
   }
 
-  int Print() {
+  // `capture`: the --pcap writer, closed here so that its counters are final.
+  int Print(PcapWriter* capture) {
     const LatencySummary lat = lat_.Summarize();
     const double secs = std::max<double>(1e-6, static_cast<double>(last_done_ - start_) / 1e6);
     const EndpointStats st = udp_->endpoint().stats();
@@ -168,6 +171,12 @@ class PerfClient {
                      {"corrupt_dropped", st.corrupt_dropped},
                      {"duplicates_dropped", st.duplicates_dropped},
                      {"rnr_received", st.rnr_received},
+                     {"datagrams_out", st.datagrams_out},
+                     {"datagrams_in", st.datagrams_in},
+                     {"data_packets_sent", st.data_packets_sent},
+                     {"acks_sent", st.acks_sent},
+                     {"acks_piggybacked", st.acks_piggybacked},
+                     {"acks_received", st.acks_received},
                      {"bad_echoes", bad_echoes_},
                      {"datagrams_sent", us.datagrams_sent},
                      {"datagrams_received", us.datagrams_received},
@@ -194,6 +203,7 @@ class PerfClient {
                       {"state", PathStateName(p.state)}});
       }
       j["paths"] = pj;
+      if (capture) j["pcap"] = FinishCapture(capture);
       std::printf("%s\n", j.dump().c_str());
     } else {
       std::printf("opensrd perf %s to %s: %d paths, %u-byte messages%s\n", o_.mode.c_str(),
@@ -219,6 +229,7 @@ class PerfClient {
       std::printf("  verified: %s (server checked %llu ok, %llu bad)\n", verified ? "yes" : "NO",
                   static_cast<unsigned long long>(report_.messages_ok),
                   static_cast<unsigned long long>(report_.messages_bad));
+      if (capture) std::printf("  %s\n", CaptureSummary(FinishCapture(capture)).c_str());
     }
     if (!first_error_.empty()) {
       std::fprintf(stderr, "opensrd perf client: error: %s\n", first_error_.c_str());
@@ -514,15 +525,18 @@ int RunPerfClient(const PerfClientOptions& o) {
     return Usage("--size must be at least " + std::to_string(kAppHeaderLen) + " (the perf header)");
   }
   if (opts.count == 0 && opts.duration_s <= 0) opts.duration_s = 3;
+  // Declared before the client: the endpoint's capture source must outlive it.
+  Result<std::unique_ptr<PcapWriter>> capture = OpenCapture(o.pcap);
+  if (!capture.ok()) return Usage(capture.status().message());
   PerfClient client(opts, std::move(locals), std::move(remotes));
   client.set_size(size);
-  Status s = client.Setup(*fault, key_cfg);
+  Status s = client.Setup(*fault, key_cfg, *capture ? (*capture)->NewSource() : nullptr);
   if (!s.ok()) {
     std::fprintf(stderr, "opensrd perf client: %s\n", s.ToString().c_str());
     return 1;
   }
   client.Run();
-  return client.Print();
+  return client.Print(capture->get());
 }
 
 }  // namespace opensrd::cli

@@ -13,6 +13,7 @@
 #include <memory>
 #include <vector>
 
+#include "tools/opensrd/capture.h"
 #include "tools/opensrd/commands.h"
 #include "tools/opensrd/key_file.h"
 #include "tools/opensrd/perf_protocol.h"
@@ -190,6 +191,12 @@ int RunPerfServer(const PerfServerOptions& o) {
     std::fprintf(stderr, "opensrd perf server: %s\n", k.message().c_str());
     return 2;
   }
+  Result<std::unique_ptr<PcapWriter>> capture = OpenCapture(o.pcap);
+  if (!capture.ok()) {
+    std::fprintf(stderr, "opensrd perf server: %s\n", capture.status().message().c_str());
+    return 2;
+  }
+  if (*capture) uo.pcap = (*capture)->NewSource();
   uo.local = binds;
   uo.max_path_id = static_cast<uint32_t>(o.paths);
   uo.endpoint.max_payload =
@@ -220,6 +227,10 @@ int RunPerfServer(const PerfServerOptions& o) {
                    listening.c_str(), o.paths);
     }
     s = server.Run();
+  }
+  if (*capture) {
+    std::fprintf(stderr, "perf server: %s\n",
+                 CaptureSummary(FinishCapture(capture->get())).c_str());
   }
   if (!s.ok()) {
     std::fprintf(stderr, "opensrd perf server: %s\n", s.ToString().c_str());

@@ -1,0 +1,85 @@
+#!/usr/bin/env bash
+# tools/wireshark/opensrd.lua on hand-built datagrams (tests/opensrd_samples.py): both examples
+# of docs/WIRE.md decode to the documented field values; a valid datagram of every type decodes
+# with a good CRC and no expert error; every rejection rule of wire::Parse is flagged (malformed
+# or bad CRC); the heuristic leaves datagrams without opensrd's magic, version and type alone,
+# and the port preference decodes them as malformed. Needs tshark. No sockets.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+lua="$here/../tools/wireshark/opensrd.lua"
+command -v tshark >/dev/null || { echo "SKIPPED: no tshark (scripts/setup.sh installs it)"; exit 77; }
+command -v python3 >/dev/null || { echo "SKIPPED: no python3"; exit 77; }
+work=$(mktemp -d /tmp/opensrd_test.XXXXXX)
+trap 'rm -rf "$work"' EXIT
+fail() {
+  echo "FAIL: $*"
+  exit 1
+}
+
+python3 "$here/opensrd_samples.py" "$work/s.pcap" "$work/cases.tsv"
+decode() {  # decode OUT [tshark options...]: one line per frame
+  local out=$1
+  shift
+  tshark -X lua_script:"$lua" "$@" -r "$work/s.pcap" -T fields -E separator='|' \
+    -e frame.number -e frame.protocols -e _ws.expert.severity -e _ws.expert.message \
+    -e opensrd.crc32c.status -e opensrd.type >"$out" 2>"$work/tshark.err" ||
+    fail "tshark: $(cat "$work/tshark.err")"
+}
+decode "$work/port.txt" -o opensrd.udp_port:7441
+decode "$work/heur.txt"
+
+bad=0
+while IFS=$'\t' read -r num name verdict; do
+  IFS='|' read -r _ protos sev msg crc _ < <(sed -n "${num}p" "$work/port.txt")
+  IFS='|' read -r _ hprotos _ < <(sed -n "${num}p" "$work/heur.txt")
+  error=no
+  [[ ",$sev," == *",8388608,"* ]] && error=yes
+  case $verdict in
+    ok) [[ $protos == *opensrd* && $error == no && $crc == 1 ]] || { echo "FAIL $name: expected a clean decode: $sev $msg crc=$crc"; bad=1; } ;;
+    bad_crc) [[ $crc == 0 && $msg == *"Bad CRC32C"* ]] || { echo "FAIL $name: bad CRC not flagged: $msg"; bad=1; } ;;
+    malformed) [[ $error == yes && $msg == *Malformed* ]] || { echo "FAIL $name: not flagged malformed: $msg"; bad=1; } ;;
+    not_opensrd)
+      [[ $error == yes && $msg == *Malformed* ]] || { echo "FAIL $name: by port, not flagged malformed: $msg"; bad=1; }
+      [[ $hprotos != *opensrd* ]] || { echo "FAIL $name: the heuristic claimed it"; bad=1; } ;;
+  esac
+  if [[ $verdict != not_opensrd && $hprotos != *opensrd* ]]; then
+    echo "FAIL $name: the heuristic did not find it ($hprotos)"
+    bad=1
+  fi
+done <"$work/cases.tsv"
+[ "$bad" -eq 0 ] || fail "see above"
+
+# docs/WIRE.md's examples (frames 1 and 2), field by field.
+field() {  # field FRAME NAME: the value(s) tshark decodes
+  tshark -X lua_script:"$lua" -r "$work/s.pcap" -Y "frame.number == $1" -T fields \
+    -E occurrence=a -E aggregator=, -e "$2" 2>/dev/null
+}
+expect() {
+  local got
+  got=$(field "$1" "$2")
+  [ "$got" = "$3" ] || fail "frame $1 $2: got '$got', docs/WIRE.md says '$3'"
+}
+expect 1 opensrd.type 5
+expect 1 opensrd.path_id 2
+expect 1 opensrd.dst_ctx 1
+expect 1 opensrd.src_ctx 3
+expect 1 opensrd.src_incarnation 0x0a0b0c0d
+expect 1 opensrd.dst_incarnation 0x11223344
+expect 1 opensrd.tx_ts 1000000
+expect 1 opensrd.crc32c 0xb5c0e5af
+expect 2 opensrd.type 2
+expect 2 opensrd.cum_psn 5
+expect 2 opensrd.echo_ts 1000000
+expect 2 opensrd.ack_delay_us 12
+expect 2 opensrd.echo_path 2
+expect 2 opensrd.n_ranges 1
+expect 2 opensrd.ranges.begin 7
+expect 2 opensrd.ranges.end 9
+expect 2 opensrd.crc32c 0x468691be
+# A piggybacked ack (frame 5) and the retransmission flag (frame 4).
+expect 4 opensrd.flags.retx 1
+expect 5 opensrd.flags.ack 1
+expect 5 opensrd.ranges.begin 7,11
+expect 5 opensrd.ranges.end 9,12
+expect 5 opensrd.psn 7
+echo "wireshark dissector ok: $(wc -l <"$work/cases.tsv") cases"
