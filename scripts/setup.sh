@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 PACKAGES=(
   build-essential cmake ninja-build pkg-config git
   libgtest-dev libgmock-dev googletest libbenchmark-dev
-  libcli11-dev nlohmann-json3-dev libsodium-dev
+  libcli11-dev nlohmann-json3-dev libsodium-dev libcpp-httplib-dev
   clang-16 libclang-rt-16-dev clang-format
   libisal-dev liburing-dev
   iproute2 nftables iperf3 sockperf jq python3

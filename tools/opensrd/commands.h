@@ -37,6 +37,7 @@ struct PerfServerOptions {
   std::string key_file;  // cluster key (docs/SECURITY.md); empty: none
   std::string key_mode;  // mac (default with a key) | aead
   std::string pcap;      // capture every datagram here (docs/OBSERVABILITY.md); empty: none
+  std::string metrics;   // HOST:PORT serving Prometheus text at /metrics; empty: none
 };
 int RunPerfServer(const PerfServerOptions& o);
 
@@ -63,6 +64,7 @@ struct PerfClientOptions {
   std::string key_file;  // cluster key (docs/SECURITY.md); empty: none
   std::string key_mode;  // mac (default with a key) | aead
   std::string pcap;      // capture every datagram here (docs/OBSERVABILITY.md); empty: none
+  std::string metrics;   // HOST:PORT serving Prometheus text at /metrics; empty: none
 };
 int RunPerfClient(const PerfClientOptions& o);
 

@@ -10,6 +10,8 @@ namespace {
 constexpr const char* kPcapHelp =
     "write every datagram crossing the sockets to this pcap file (sends after the fault "
     "injector, receives before it; never slows the run: drops are counted)";
+constexpr const char* kMetricsHelp =
+    "serve the endpoint's counters as Prometheus text at http://HOST:PORT/metrics";
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -55,6 +57,7 @@ int main(int argc, char** argv) {
                          "cluster key file (32 bytes or 64 hex digits): every packet protected");
   server_cmd->add_option("--key-mode", server.key_mode, "mac (default) or aead");
   server_cmd->add_option("--pcap", server.pcap, kPcapHelp);
+  server_cmd->add_option("--metrics", server.metrics, kMetricsHelp);
 
   PerfClientOptions client;
   auto* client_cmd = perf_cmd->add_subcommand("client", "Run a bw or lat test against a server");
@@ -105,6 +108,7 @@ int main(int argc, char** argv) {
                          "cluster key file (32 bytes or 64 hex digits): every packet protected");
   client_cmd->add_option("--key-mode", client.key_mode, "mac (default) or aead");
   client_cmd->add_option("--pcap", client.pcap, kPcapHelp);
+  client_cmd->add_option("--metrics", client.metrics, kMetricsHelp);
 
   BridgeCliOptions bridge;
   auto* bridge_cmd = app.add_subcommand(

@@ -18,6 +18,7 @@
 #include "tools/opensrd/commands.h"
 #include "tools/opensrd/key_file.h"
 #include "tools/opensrd/latency.h"
+#include "tools/opensrd/metrics.h"
 #include "tools/opensrd/perf_protocol.h"
 #include "transport/udp_endpoint.h"
 
@@ -240,6 +241,7 @@ class PerfClient {
   }
 
   void set_size(uint32_t size) { size_ = size; }
+  void set_metrics(MetricsServer* m) { metrics_ = m; }
 
  private:
   void Error(const std::string& what) {
@@ -270,6 +272,7 @@ class PerfClient {
       Error(r.status().ToString());
       return false;
     }
+    if (metrics_) metrics_->MaybePublish(*udp_);
     if (udp_->Now() > last_progress_ + o_.peer_timeout_ms * 1000 + 2'000'000) {
       Error("no progress for " + std::to_string(o_.peer_timeout_ms + 2000) + " ms");
       return false;
@@ -442,6 +445,7 @@ class PerfClient {
   const NetAddr remote_;  // path 0's
   uint32_t size_ = 0;
   std::unique_ptr<UdpEndpoint> udp_;
+  MetricsServer* metrics_ = nullptr;  // --metrics; null without
   PeerId peer_ = 0;
   CqId cq_ = 0;
   SqId sq_ = 0;
@@ -528,8 +532,20 @@ int RunPerfClient(const PerfClientOptions& o) {
   // Declared before the client: the endpoint's capture source must outlive it.
   Result<std::unique_ptr<PcapWriter>> capture = OpenCapture(o.pcap);
   if (!capture.ok()) return Usage(capture.status().message());
+  // Also before the client, which publishes into it.
+  std::unique_ptr<MetricsServer> metrics;
+  if (!o.metrics.empty()) {
+    Result<std::unique_ptr<MetricsServer>> m = MetricsServer::Start(o.metrics, "perf_client");
+    if (!m.ok()) {
+      if (m.status().code() == Code::kInvalidArgument) return Usage(m.status().message());
+      std::fprintf(stderr, "opensrd perf client: %s\n", m.status().message().c_str());
+      return 1;
+    }
+    metrics = std::move(m.value());
+  }
   PerfClient client(opts, std::move(locals), std::move(remotes));
   client.set_size(size);
+  client.set_metrics(metrics.get());
   Status s = client.Setup(*fault, key_cfg, *capture ? (*capture)->NewSource() : nullptr);
   if (!s.ok()) {
     std::fprintf(stderr, "opensrd perf client: %s\n", s.ToString().c_str());
