@@ -505,6 +505,23 @@ end
 function p.dissector(tvb, pinfo, tree)
   if tvb:len() == 0 then return 0 end
   pinfo.cols.protocol = "opensrd"
+  if tvb:captured_len() < tvb:reported_length_remaining() then
+    -- Cut by the capture's snap length: lengths and the CRC cannot be checked; show what is
+    -- there of the first datagram's common header.
+    local ti = tree:add(p, tvb(0, tvb:captured_len()), "opensrd (capture cut short)")
+    if tvb:captured_len() >= COMMON_LEN then
+      ti:add(f.type, tvb(3, 1))
+      ti:add(f.flags, tvb(4, 1))
+      ti:add(f.path_id, tvb(5, 1))
+      ti:add(f.dst_ctx, tvb(8, 4))
+      ti:add(f.src_ctx, tvb(12, 4))
+      ti:add(f.tx_ts, tvb(24, 4))
+    end
+    ti:add(f.crc32c_status, 2):set_generated()
+    local t = tvb:captured_len() >= 4 and type_names[tvb(3, 1):uint()] or nil
+    pinfo.cols.info = (t or "?") .. " [capture cut short]"
+    return tvb:captured_len()
+  end
   local segs = split(tvb)
   local summaries = {}
   for _, seg in ipairs(segs) do
