@@ -1,7 +1,9 @@
 // PcapWriter: per-thread lock-free rings drained by one writer thread into a pcap file.
 #include "common/pcap_writer.h"
 
+#include <sys/resource.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <bit>
@@ -21,6 +23,8 @@ namespace {
 constexpr uint32_t kPcapMagicNs = 0xA1B23C4D;
 constexpr uint32_t kLinktypeRaw = 101;  // the packet starts with an IPv4 or IPv6 header
 constexpr size_t kIp4Len = 20, kIp6Len = 40, kUdpLen = 8;
+// The writer thread's nice value (higher is lower priority).
+constexpr int kWriterNice = 10;
 // A ring record that only says "the rest of the ring up to its end is unused; go to 0".
 constexpr uint32_t kSkipMarker = 0xFFFFFFFF;
 
@@ -53,9 +57,29 @@ void Put32Be(std::vector<uint8_t>& o, uint32_t v) {
   Put16(o, static_cast<uint16_t>(v));
 }
 
-// One's-complement sum of 16-bit big-endian words (RFC 1071), not yet folded.
+// One's-complement sum of 16-bit big-endian words (RFC 1071), not yet folded. Eight bytes per
+// step: the sum of the words in host order, byte-swapped once at the end, equals the sum in
+// network order (RFC 1071, section 2(B)); a word-at-a-time loop cost the writer thread ~3 us
+// per 8 KiB datagram.
 uint64_t SumWords(const uint8_t* p, size_t n, uint64_t sum = 0) {
-  for (size_t i = 0; i + 1 < n; i += 2) sum += (uint32_t{p[i]} << 8) | p[i + 1];
+  uint64_t host = 0;
+  size_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    uint64_t v;
+    std::memcpy(&v, p + i, 8);
+    host += (v & 0xFFFFFFFF) + (v >> 32);  // two 32-bit halves: no overflow for 2^32 steps
+  }
+  for (; i + 2 <= n; i += 2) {
+    uint16_t v;
+    std::memcpy(&v, p + i, 2);
+    host += v;
+  }
+  while (host >> 16) host = (host & 0xFFFF) + (host >> 16);
+  uint16_t folded = static_cast<uint16_t>(host);
+  if constexpr (std::endian::native == std::endian::little) {
+    folded = static_cast<uint16_t>((folded >> 8) | (folded << 8));
+  }
+  sum += folded;
   if (n & 1) sum += uint32_t{p[n - 1]} << 8;
   return sum;
 }
@@ -245,6 +269,9 @@ class PcapWriter::Impl {
 
  private:
   void Run() {
+    // Below the I/O threads: on a busy machine the capture should drop records rather than
+    // take CPU time from the data path (Linux: nice is per thread).
+    setpriority(PRIO_PROCESS, static_cast<id_t>(gettid()), kWriterNice);
     std::vector<uint8_t> buf;
     std::unique_lock<std::mutex> l(mu_);
     while (true) {

@@ -5,9 +5,9 @@
 //
 // It never stalls the data path. Each producing thread appends through its own Source: a
 // single-producer single-consumer byte ring of fixed size, no lock, no allocation and no system
-// call per datagram (one clock_gettime). A background thread drains every source a few hundred
-// times a second and writes the file. When a ring is full the datagram is not recorded and is
-// counted in `dropped`; nothing ever waits for the disk.
+// call per datagram (one clock_gettime). A background thread (at nice 10, below the I/O
+// threads) drains every source a few hundred times a second and writes the file. When a ring is
+// full the datagram is not recorded and is counted in `dropped`; nothing ever waits for the disk.
 //
 // Off costs nothing: an endpoint without a writer tests one null pointer per datagram.
 //
