@@ -2,6 +2,7 @@
 """Writes a pcap of hand-built opensrd datagrams, one per case, for the dissector test.
 
 Usage: opensrd_samples.py OUT.pcap CASES.tsv
+       opensrd_samples.py --mutants N SEED OUT.pcap
 
 Each frame is IPv4 + UDP (127.0.0.1:7440 -> 127.0.0.1:7441) around one UDP payload built here
 from docs/WIRE.md (an implementation independent of src/transport/wire.cc, CRC32C included), or
@@ -143,7 +144,47 @@ def ip_udp(payload: bytes, sport=7440, dport=7441) -> bytes:
     return ip + udp
 
 
+def write_pcap(path, payloads):
+    with open(path, "wb") as f:
+        f.write(struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 101))  # LINKTYPE_RAW
+        for i, payload in enumerate(payloads):
+            frame = ip_udp(payload)
+            f.write(struct.pack("<IIII", 1700000000 + i, 0, len(frame), len(frame)))
+            f.write(frame)
+
+
+def mutants(n, seed):
+    """N datagrams made from the valid cases (and GSO-like concatenations of them) by flipping
+    bits, overwriting bytes with boundary values, cutting and extending: the dissector must
+    survive all of them (a Lua error is a dissector bug)."""
+    import random
+    rng = random.Random(seed)
+    valid = [p for _, p, v in CASES if v == "ok"]
+    out = []
+    for _ in range(n):
+        d = bytearray(rng.choice(valid))
+        if rng.random() < 0.2:
+            d += rng.choice(valid)
+        for _ in range(rng.randint(1, 4)):
+            op = rng.randrange(4)
+            if op == 0 and d:
+                i = rng.randrange(len(d))
+                d[i] ^= 1 << rng.randrange(8)
+            elif op == 1 and d:
+                i = rng.randrange(len(d))
+                d[i] = rng.choice([0, 1, 0x7F, 0x80, 0xFF, 16, 17])
+            elif op == 2 and d:
+                del d[rng.randrange(len(d)):]
+            else:
+                d += bytes(rng.randrange(256) for _ in range(rng.randint(1, 40)))
+        out.append(bytes(d[:65000]) if d else b"SD")
+    return out
+
+
 def main():
+    if sys.argv[1] == "--mutants":
+        write_pcap(sys.argv[4], mutants(int(sys.argv[2]), int(sys.argv[3])))
+        return
     out, cases = sys.argv[1], sys.argv[2]
     with open(out, "wb") as f, open(cases, "w") as c:
         f.write(struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 101))  # LINKTYPE_RAW

@@ -82,4 +82,17 @@ expect 5 opensrd.flags.ack 1
 expect 5 opensrd.ranges.begin 7,11
 expect 5 opensrd.ranges.end 9,12
 expect 5 opensrd.psn 7
-echo "wireshark dissector ok: $(wc -l <"$work/cases.tsv") cases"
+# Robustness: 3000 mutated datagrams (seeded) through the heuristic and the port preference;
+# a Lua runtime error anywhere is a dissector bug.
+python3 "$here/opensrd_samples.py" --mutants 3000 16 "$work/m.pcap"
+for opt in "" "-o opensrd.udp_port:7441" "-o opensrd.key_mode:aead -o opensrd.udp_port:7441"; do
+  # shellcheck disable=SC2086
+  tshark -X lua_script:"$lua" $opt -r "$work/m.pcap" -V >"$work/m.txt" 2>&1 ||
+    fail "tshark on mutants ($opt) exited $?"
+  if grep -q "Lua Error" "$work/m.txt"; then
+    grep -m3 -B2 "Lua Error" "$work/m.txt"
+    fail "the dissector raised a Lua error on a mutant ($opt)"
+  fi
+  [ "$(grep -c '^opensrd' "$work/m.txt")" -gt 1000 ] || fail "mutants were not dissected ($opt)"
+done
+echo "wireshark dissector ok: $(wc -l <"$work/cases.tsv") cases, 3000 mutants"
