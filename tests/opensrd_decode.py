@@ -65,6 +65,12 @@ def main():
     signatures = {"c2s": [], "s2c": []}
     max_cum = {"c2s": None, "s2c": None}
     gso_frames = 0
+    # Causality of acks: a PSN the server acknowledges (below cum_psn or inside a SACK range)
+    # must have gone by as client DATA earlier in the capture (only meaningful for a capture
+    # that sees the client's sends before the server's acks, e.g. tcpdump or the client's).
+    sent_psns = collections.defaultdict(set)  # client context -> PSNs seen as c2s DATA
+    lowest_unsent = collections.defaultdict(int)
+    acked_psns = collections.defaultdict(set)  # client context -> PSNs covered by s2c ranges
     for fr in frames:
         layers = fr["_source"]["layers"]
         num = layers.get("frame", {}).get("frame.number", "?")
@@ -123,6 +129,22 @@ def main():
                     distinct_c2s_psn.add((one("opensrd.src_ctx"), psn))
             elif typ == 2:
                 counts[f"{direction}_acks"] += 1
+            if direction == "c2s" and typ == 1 and psn is not None:
+                ctx = one("opensrd.src_ctx")
+                sent_psns[ctx].add(int(psn))
+                while lowest_unsent[ctx] in sent_psns[ctx]:
+                    lowest_unsent[ctx] += 1
+            if direction == "s2c" and one("opensrd.cum_psn") is not None:
+                ctx = one("opensrd.dst_ctx")
+                if int(one("opensrd.cum_psn")) > lowest_unsent[ctx]:
+                    problems.append(f"frame {num}: cum_psn {one('opensrd.cum_psn')} acks PSNs "
+                                    f"never seen sent (first unseen {lowest_unsent[ctx]})")
+                for b, e in zip(f.get("opensrd.ranges.begin", []), f.get("opensrd.ranges.end", [])):
+                    for x in range(int(b), int(e)):
+                        acked_psns[ctx].add(x)
+                        if x not in sent_psns[ctx]:
+                            problems.append(f"frame {num}: SACK range acks PSN {x} never seen sent")
+                            break
             cum = one("opensrd.cum_psn")
             if cum is not None:
                 c = int(cum)
@@ -138,6 +160,7 @@ def main():
         "counts": dict(counts),
         "c2s_distinct_data_psns": len(distinct_c2s_psn),
         "max_cum_psn": max_cum,
+        "sack_acked_psns": sum(len(v) for v in acked_psns.values()),
         "problems": problems,
         "signatures": {k: sorted(v) for k, v in signatures.items()},
     }

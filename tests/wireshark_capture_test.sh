@@ -98,6 +98,11 @@ check(cl["datagrams_out"] - drop <= w.get("c2s_datagrams", 0) <= cl["datagrams_o
       "wire: client datagrams == core datagrams_out give or take the injector")
 check(cap["wire"]["max_cum_psn"]["s2c"] == originals,
       f"wire: the server's last cumulative ack {cap['wire']['max_cum_psn']['s2c']} covers every PSN ({originals})")
+check(cap["wire"]["sack_acked_psns"] > 0,
+      f"wire: SACK ranges decoded ({cap['wire']['sack_acked_psns']} PSNs), each acking only PSNs sent before it")
+acked = sum(p["acked"] for p in run["paths"])
+check(acked == cap["wire"]["max_cum_psn"]["s2c"],
+      f"wire: PSNs the server's acks cover {cap['wire']['max_cum_psn']['s2c']} == packets the client counts acked {acked}")
 
 # The client's capture is what crossed its sockets; the server's capture has no injector in
 # front of it. Both must match what tcpdump saw, datagram for datagram.
