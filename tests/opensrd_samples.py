@@ -67,6 +67,39 @@ def hello(typ=3, num_paths=4, max_payload=1400, window=1024, src_ctx=3, src_inc=
     return b + bytes(range(16)) + bytes(24)
 
 
+def block_io(op=1, length=512, flags=0x01, handle=0x1234, req=77, offset=4096, queue=2, seq=7):
+    return struct.pack(">HBBIQQIBBHQQ", 0x4F42, 1, 3, handle, req, offset, length, op, flags,
+                       queue, seq, 0)
+
+
+def block_io_reply(status=0, data=b"", req=77):
+    return struct.pack(">HBBIQB3sI8s", 0x4F42, 1, 4, 0x1234, req, status, bytes(3), len(data),
+                       bytes(8)) + data
+
+
+def block_attach(typ=1, name=b"vol0", token=b"secret", third=0x1122334455667788):
+    return struct.pack(">HBBHHQQQ", 0x4F42, 1, typ, len(name), len(token), 5, third, 0) + name + token
+
+
+def block_attach_reply(status=0, message=b""):
+    return struct.pack(">HBBIQBBHIQII", 0x4F42, 1, 2, 0x1234, 5, status, 0x3E, len(message), 512,
+                       1 << 30, 4096, 1 << 20) + message
+
+
+def block_resize_reply(message=b"grown"):
+    return struct.pack(">HBBHHQB7sQ", 0x4F42, 1, 6, len(message), 0, 5, 0, bytes(7), 2 << 30) + message
+
+
+def block_info():
+    return struct.pack(">HBBIQQ", 0x4F42, 1, 7, 0x1234, 2 << 30, 0)
+
+
+def block_data(msg, msg_len=None, cut=None):
+    """A DATA packet carrying the first fragment of the block message `msg`."""
+    payload = msg if cut is None else msg[:cut]
+    return seal(data(msg_len=len(msg) if msg_len is None else msg_len, payload=payload))
+
+
 WIRE_MD_PROBE = bytes.fromhex(
     "5344010500020000000000010000000" "3" "0a0b0c0d1122334400" "0f4240b5c0e5af")
 WIRE_MD_ACK = bytes.fromhex(
@@ -95,6 +128,16 @@ CASES = [
     ("path_challenge", seal(common(9) + bytes(range(8))), "ok"),
     ("path_response", seal(common(10) + bytes(range(8))), "ok"),
     ("mac_trailer", seal(common(5)) + bytes(range(32)), "ok"),
+    # the block protocol in the first fragment of an SRD message
+    ("block_io_write", block_data(block_io() + bytes(512)), "ok"),
+    ("block_io_read", block_data(block_io(op=0, length=4096, flags=0, seq=0)), "ok"),
+    ("block_io_write_first_fragment", block_data(block_io(length=8192) + bytes(8192), cut=1000), "ok"),
+    ("block_io_reply", block_data(block_io_reply(data=bytes(16))), "ok"),
+    ("block_attach", block_data(block_attach()), "ok"),
+    ("block_attach_reply", block_data(block_attach_reply()), "ok"),
+    ("block_resize", block_data(block_attach(typ=5, third=2 << 30)), "ok"),
+    ("block_resize_reply", block_data(block_resize_reply()), "ok"),
+    ("block_info", block_data(block_info()), "ok"),
     # rejection paths of wire::Parse, each must be flagged
     ("bad_crc", seal(common(5))[:-1] + b"\x00", "bad_crc"),
     ("bad_crc_data", bytes([b ^ (1 if i == 60 else 0) for i, b in enumerate(seal(data()))]), "bad_crc"),
@@ -124,6 +167,12 @@ CASES = [
     ("reset_bad_length", seal(common(7) + bytes(20)), "malformed"),
     ("retry_dst_ctx_0", seal(common(8, dst_ctx=0) + bytes(24)), "malformed"),
     ("path_bad_length", seal(common(9) + bytes(4)), "malformed"),
+    ("block_io_write_short", block_data(block_io() + bytes(100)), "malformed"),
+    ("block_io_bad_op", block_data(block_io(op=7, length=0)), "malformed"),
+    ("block_io_bad_flags", block_data(block_io(op=0, flags=0x08)), "malformed"),
+    ("block_attach_no_name", block_data(block_attach(name=b"")), "malformed"),
+    ("block_bad_type", block_data(struct.pack(">HBB", 0x4F42, 1, 9) + bytes(28)), "malformed"),
+    ("block_info_too_short", block_data(block_info()[:20]), "malformed"),
     # not opensrd at all: the heuristic must leave these alone (decoded by port: malformed)
     ("bad_magic", seal(common(5, magic=0x5345)), "not_opensrd"),
     ("bad_type", seal(common(11)), "not_opensrd"),

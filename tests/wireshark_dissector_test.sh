@@ -82,6 +82,18 @@ expect 5 opensrd.flags.ack 1
 expect 5 opensrd.ranges.begin 7,11
 expect 5 opensrd.ranges.end 9,12
 expect 5 opensrd.psn 7
+# The block protocol (frames named in cases.tsv).
+frame_of() { awk -F'\t' -v n="$1" '$2 == n { print $1 }' "$work/cases.tsv"; }
+expect "$(frame_of block_io_write)" opensrd.block.op 1
+expect "$(frame_of block_io_write)" opensrd.block.length 512
+expect "$(frame_of block_io_write)" opensrd.block.sequence 7
+expect "$(frame_of block_io_write)" opensrd.block.offset 4096
+expect "$(frame_of block_attach)" opensrd.block.name vol0
+expect "$(frame_of block_attach)" opensrd.block.session 0x1122334455667788
+expect "$(frame_of block_attach_reply)" opensrd.block.block_size 512
+expect "$(frame_of block_attach_reply)" opensrd.block.max_transfer 1048576
+expect "$(frame_of block_resize_reply)" opensrd.block.message grown
+expect "$(frame_of block_info)" opensrd.block.size 2147483648
 # Robustness: 3000 mutated datagrams (seeded) through the heuristic and the port preference;
 # a Lua runtime error anywhere is a dissector bug.
 python3 "$here/opensrd_samples.py" --mutants 3000 16 "$work/m.pcap"

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Keeps tools/wireshark/opensrd.lua in step with docs/WIRE.md, both ways:
+# Keeps tools/wireshark/opensrd.lua in step with docs/WIRE.md, both ways (fields of the section
+# "Block protocol" are opensrd.block.<name>):
 #   * every field docs/WIRE.md's layout tables name in `backticks` (column "Field"), and every
 #     flag of its flags table (kFlagDupSeen -> flags.dup_seen), is a field the dissector
 #     registers as opensrd.<name> (ranges[i].begin -> opensrd.ranges.begin);
@@ -27,7 +28,10 @@ GENERATED = {"crc32c.status", "ciphertext"}
 
 documented, plain = set(), set()
 column = None
+prefix = ""  # the block protocol's fields are opensrd.block.<name>
 for line in open(wire_md):
+    if line.startswith("## "):
+        prefix = "block." if line.startswith("## Block protocol") else ""
     if not line.startswith("|"):
         column = None
         continue
@@ -44,12 +48,12 @@ for line in open(wire_md):
     if kind == "flag":
         for n in names:
             snake = re.sub(r"(?<!^)([A-Z])", r"_\1", n.removeprefix("kFlag")).lower()
-            documented.add("flags." + snake)
+            documented.add(prefix + "flags." + snake)
     elif names:
         for n in names:
-            documented.add(re.sub(r"\[i\]", "", n))
+            documented.add(prefix + re.sub(r"\[i\]", "", n))
     elif cell and cell not in ("common", "ack block", "—"):
-        plain.add(cell.lower().replace(" ", "_"))
+        plain.add(prefix + cell.lower().replace(" ", "_"))
 
 registered = set()
 for line in open(fields_tsv):

@@ -15,6 +15,9 @@
 --   * recognises the cluster key's 32-byte trailer (nonce + tag, docs/WIRE.md) after a datagram
 --     in MAC mode (the inner CRC then verifies 32 bytes before the end); with the preference
 --     opensrd.key_mode = aead everything after the common header is shown as ciphertext;
+--   * decodes the block protocol (docs/WIRE.md, "Block protocol") in the first fragment of an
+--     SRD message that carries one (payload at offset 0 starting with "OB", version 1): fields
+--     opensrd.block.<name>, with its length rules as expert info;
 --   * splits UDP GSO batches: a capture on the sending host (tcpdump on lo, above all) sees a
 --     batch of datagrams sent with UDP_SEGMENT as one UDP packet holding several opensrd
 --     datagrams back to back; each gets its own opensrd tree.
@@ -121,6 +124,48 @@ local f = {
   tag = ProtoField.bytes("opensrd.tag", "Cluster-key tag"),
   ciphertext = ProtoField.bytes("opensrd.ciphertext", "Encrypted (cluster key, AEAD)"),
 }
+-- The block protocol (storage adapter <-> bridge), one SRD message each.
+local block_types = {
+  [1] = "ATTACH", [2] = "ATTACH_REPLY", [3] = "IO", [4] = "IO_REPLY", [5] = "RESIZE",
+  [6] = "RESIZE_REPLY", [7] = "INFO",
+}
+local block_ops = { [0] = "READ", [1] = "WRITE", [2] = "FLUSH", [3] = "DISCARD",
+                    [4] = "WRITE_ZEROES" }
+local block_status = {
+  [0] = "ok", [1] = "invalid", [2] = "I/O error", [3] = "no space", [4] = "read-only",
+  [5] = "not attached", [6] = "not supported", [7] = "access denied", [8] = "no such volume",
+  [9] = "malformed",
+}
+local bf = {
+  magic = ProtoField.uint16("opensrd.block.magic", "Magic", base.HEX),
+  version = ProtoField.uint8("opensrd.block.version", "Version", base.DEC),
+  type = ProtoField.uint8("opensrd.block.type", "Type", base.DEC, block_types),
+  handle = ProtoField.uint32("opensrd.block.handle", "Handle", base.HEX),
+  request_id = ProtoField.uint64("opensrd.block.request_id", "Request id", base.DEC),
+  offset = ProtoField.uint64("opensrd.block.offset", "Offset", base.DEC),
+  length = ProtoField.uint32("opensrd.block.length", "Length", base.DEC),
+  op = ProtoField.uint8("opensrd.block.op", "Operation", base.DEC, block_ops),
+  flags = ProtoField.uint8("opensrd.block.flags", "Flags", base.HEX),
+  queue = ProtoField.uint16("opensrd.block.queue", "Queue", base.DEC),
+  sequence = ProtoField.uint64("opensrd.block.sequence", "Write sequence", base.DEC),
+  status = ProtoField.uint8("opensrd.block.status", "Status", base.DEC, block_status),
+  name_len = ProtoField.uint16("opensrd.block.name_len", "Name length", base.DEC),
+  token_len = ProtoField.uint16("opensrd.block.token_len", "Token length", base.DEC),
+  session = ProtoField.uint64("opensrd.block.session", "Session", base.HEX),
+  new_size = ProtoField.uint64("opensrd.block.new_size", "New size", base.DEC),
+  name = ProtoField.string("opensrd.block.name", "Volume"),
+  token = ProtoField.bytes("opensrd.block.token", "Token"),
+  msg_len = ProtoField.uint16("opensrd.block.msg_len", "Message length", base.DEC),
+  block_size = ProtoField.uint32("opensrd.block.block_size", "Block size", base.DEC),
+  size = ProtoField.uint64("opensrd.block.size", "Size", base.DEC),
+  atomic_write_unit = ProtoField.uint32("opensrd.block.atomic_write_unit", "Atomic write unit",
+                                        base.DEC),
+  max_transfer = ProtoField.uint32("opensrd.block.max_transfer", "Max transfer", base.DEC),
+  message = ProtoField.string("opensrd.block.message", "Message"),
+  reserved = ProtoField.bytes("opensrd.block.reserved", "Reserved"),
+}
+for k, v in pairs(bf) do f["block_" .. k] = v end
+
 local field_list = {}
 for _, v in pairs(f) do field_list[#field_list + 1] = v end
 p.fields = field_list
@@ -309,6 +354,111 @@ local function must_be_zero(tvb, off, len, field, tree, pinfo, what)
   end
 end
 
+local BLOCK_MAGIC = 0x4F42 -- "OB"
+
+-- The block protocol message whose first `avail` bytes are at `off` (the first fragment of an
+-- SRD message of `msg_len` bytes). Checks what the fragment lets it check: the type's fixed
+-- length and the total length its fields imply against msg_len.
+local function dissect_block(tvb, off, avail, msg_len, tree, pinfo, info)
+  local bt = tree:add(p, tvb(off, avail), "Block protocol")
+  bt:add(bf.magic, tvb(off, 2))
+  bt:add(bf.version, tvb(off + 2, 1))
+  local t = tvb(off + 3, 1):uint()
+  local ti = bt:add(bf.type, tvb(off + 3, 1))
+  local name = block_types[t]
+  if not name then
+    malformed(ti, pinfo, "block: unknown type")
+    return
+  end
+  bt:append_text(": " .. name)
+  local fixed = ({ 32, 40, 48, 32, 32, 32, 24 })[t]
+  if avail < fixed then
+    malformed(bt, pinfo, string.format("block: %s needs %d bytes, the fragment has %d", name,
+                                       fixed, avail))
+    return
+  end
+  local x = off
+  local function u8(o) return tvb(x + o, 1):uint() end
+  local function u16(o) return tvb(x + o, 2):uint() end
+  local function u32(o) return tvb(x + o, 4):uint() end
+  local total -- the message length the fields imply
+  local summary = "block " .. name
+  if t == 3 then -- IO
+    bt:add(bf.handle, tvb(x + 4, 4))
+    bt:add(bf.request_id, tvb(x + 8, 8))
+    bt:add(bf.offset, tvb(x + 16, 8))
+    bt:add(bf.length, tvb(x + 24, 4))
+    local op = u8(28)
+    local oi = bt:add(bf.op, tvb(x + 28, 1))
+    local fi = bt:add(bf.flags, tvb(x + 29, 1))
+    bt:add(bf.queue, tvb(x + 30, 2))
+    bt:add(bf.sequence, tvb(x + 32, 8))
+    bt:add(bf.reserved, tvb(x + 40, 8))
+    if not block_ops[op] then malformed(oi, pinfo, "block: unknown op") end
+    if band(u8(29), 0xF8) ~= 0 then malformed(fi, pinfo, "block: unknown IO flags") end
+    total = 48 + (op == 1 and u32(24) or 0)
+    summary = string.format("block IO %s off=%s len=%u", block_ops[op] or "?",
+                            tostring(tvb(x + 16, 8):uint64()), u32(24))
+  elseif t == 4 then -- IO_REPLY
+    bt:add(bf.handle, tvb(x + 4, 4))
+    bt:add(bf.request_id, tvb(x + 8, 8))
+    bt:add(bf.status, tvb(x + 16, 1))
+    bt:add(bf.reserved, tvb(x + 17, 3))
+    bt:add(bf.length, tvb(x + 20, 4))
+    bt:add(bf.reserved, tvb(x + 24, 8))
+    total = 32 + u32(20)
+    summary = string.format("block IO_REPLY %s len=%u", block_status[u8(16)] or "?", u32(20))
+  elseif t == 1 or t == 5 then -- ATTACH, RESIZE
+    bt:add(bf.name_len, tvb(x + 4, 2))
+    bt:add(bf.token_len, tvb(x + 6, 2))
+    bt:add(bf.request_id, tvb(x + 8, 8))
+    bt:add(t == 1 and bf.session or bf.new_size, tvb(x + 16, 8))
+    bt:add(bf.reserved, tvb(x + 24, 8))
+    local nl, tl = u16(4), u16(6)
+    if nl < 1 or nl > 255 or tl > 255 then
+      malformed(bt, pinfo, "block: name_len not in 1..255 or token_len above 255")
+    end
+    if avail >= 32 + nl then bt:add(bf.name, tvb(x + 32, nl)) end
+    if tl > 0 and avail >= 32 + nl + tl then bt:add(bf.token, tvb(x + 32 + nl, tl)) end
+    total = 32 + nl + tl
+  elseif t == 2 then -- ATTACH_REPLY
+    bt:add(bf.handle, tvb(x + 4, 4))
+    bt:add(bf.request_id, tvb(x + 8, 8))
+    bt:add(bf.status, tvb(x + 16, 1))
+    bt:add(bf.flags, tvb(x + 17, 1))
+    bt:add(bf.msg_len, tvb(x + 18, 2))
+    bt:add(bf.block_size, tvb(x + 20, 4))
+    bt:add(bf.size, tvb(x + 24, 8))
+    bt:add(bf.atomic_write_unit, tvb(x + 32, 4))
+    bt:add(bf.max_transfer, tvb(x + 36, 4))
+    local ml = u16(18)
+    if ml > 0 and avail >= 40 + ml then bt:add(bf.message, tvb(x + 40, ml)) end
+    total = 40 + ml
+    summary = "block ATTACH_REPLY " .. (block_status[u8(16)] or "?")
+  elseif t == 6 then -- RESIZE_REPLY
+    bt:add(bf.msg_len, tvb(x + 4, 2))
+    bt:add(bf.reserved, tvb(x + 6, 2))
+    bt:add(bf.request_id, tvb(x + 8, 8))
+    bt:add(bf.status, tvb(x + 16, 1))
+    bt:add(bf.reserved, tvb(x + 17, 7))
+    bt:add(bf.size, tvb(x + 24, 8))
+    local ml = u16(4)
+    if ml > 0 and avail >= 32 + ml then bt:add(bf.message, tvb(x + 32, ml)) end
+    total = 32 + ml
+    summary = "block RESIZE_REPLY " .. (block_status[u8(16)] or "?")
+  else -- INFO
+    bt:add(bf.handle, tvb(x + 4, 4))
+    bt:add(bf.size, tvb(x + 8, 8))
+    bt:add(bf.reserved, tvb(x + 16, 8))
+    total = 24
+  end
+  if total ~= msg_len then
+    malformed(bt, pinfo, string.format("block: %s of %d bytes by its fields, the SRD message has %d",
+                                       name, total, msg_len))
+  end
+  info[#info + 1] = summary
+end
+
 -- One opensrd datagram at seg.off (seg.len bytes, the key trailer included if seg.trailer).
 -- Returns a short summary for the Info column.
 local function dissect_one(tvb, seg, pinfo, tree)
@@ -426,6 +576,10 @@ local function dissect_one(tvb, seg, pinfo, tree)
             header + plen, body))
         else
           if plen > 0 then ti:add(f.payload, tvb(off + header, plen)) end
+          if foff == 0 and plen >= 4 and tvb(off + header, 2):uint() == BLOCK_MAGIC and
+             tvb(off + header + 2, 1):uint() == 1 then
+            dissect_block(tvb, off + header, plen, msg_len, ti, pinfo, info)
+          end
           if foff + plen > msg_len then
             malformed(pli, pinfo, "bad_field: offset + payload_len past msg_len")
           elseif plen == 0 and msg_len ~= 0 then
