@@ -107,6 +107,8 @@ def main():
                 v = f.get(name)
                 return v[0] if v else default
 
+            for bt in f.get("opensrd.block.type", []):
+                counts[f"block_type_{bt}"] += 1
             counts["key_trailers"] += 1 if "opensrd.tag" in f else 0
             counts["encrypted"] += 1 if "opensrd.ciphertext" in f else 0
             # AEAD: the CRC is encrypted, the dissector cannot check it.

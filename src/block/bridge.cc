@@ -97,6 +97,7 @@ class Bridge::Impl {
         std::max<uint32_t>(uo.endpoint.max_message, proto::kIoHeaderLen + o.max_transfer);
     uo.local = o.bind;
     uo.max_path_id = o.paths;
+    uo.pcap = o.pcap;
     Result<std::unique_ptr<UdpEndpoint>> udp = UdpEndpoint::Create(uo);
     if (!udp.ok()) return udp.status();
     udp_ = std::move(udp.value());

@@ -25,6 +25,7 @@
 #include <string>
 #include <vector>
 
+#include "common/pcap_writer.h"
 #include "opensrd/block.h"
 #include "opensrd/transport.h"
 
@@ -41,6 +42,7 @@ struct RemoteVolumeOptions {
   Micros reconnect_timeout_us = 30'000'000;  // impaired longer than this: io-disabled
   uint32_t max_inflight = 64;                // requests outstanding at the bridge
   uint32_t max_transfer = 1u << 20;          // receive buffers for READ replies
+  PcapWriter::Source* pcap = nullptr;        // --pcap (UdpEndpointOptions::pcap); not owned
 };
 
 enum class VolumeState : uint8_t { kOk, kImpaired, kIoDisabled };

@@ -78,6 +78,7 @@ struct BridgeCliOptions {
   bool quiet = false;
   std::string key_file;
   std::string key_mode;
+  std::string pcap;  // capture every datagram here (docs/OBSERVABILITY.md); empty: none
 };
 int RunBridge(const BridgeCliOptions& o);
 
@@ -107,6 +108,7 @@ struct AdapterOptions {
   bool quiet = false;
   std::string key_file;
   std::string key_mode;
+  std::string pcap;  // capture every datagram here (docs/OBSERVABILITY.md); empty: none
 };
 int RunAdapter(const AdapterOptions& o);
 

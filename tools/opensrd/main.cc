@@ -129,6 +129,7 @@ int main(int argc, char** argv) {
   bridge_cmd->add_flag("--quiet", bridge.quiet, "no log lines on stderr");
   bridge_cmd->add_option("--key-file", bridge.key_file, "cluster key file (docs/SECURITY.md)");
   bridge_cmd->add_option("--key-mode", bridge.key_mode, "mac (default) or aead");
+  bridge_cmd->add_option("--pcap", bridge.pcap, kPcapHelp);
 
   auto* volume_cmd = app.add_subcommand("volume", "Manage volumes on a running bridge");
   volume_cmd->require_subcommand(1);
@@ -176,6 +177,7 @@ int main(int argc, char** argv) {
   adapter_cmd->add_flag("--quiet", adapter.quiet, "no log lines on stderr");
   adapter_cmd->add_option("--key-file", adapter.key_file, "cluster key file");
   adapter_cmd->add_option("--key-mode", adapter.key_mode, "mac (default) or aead");
+  adapter_cmd->add_option("--pcap", adapter.pcap, kPcapHelp);
 
   try {
     app.parse(argc, argv);
