@@ -11,8 +11,8 @@ command -v python3 >/dev/null || { echo "SKIPPED: no python3"; exit 77; }
 
 start_server srv -- --bind 127.0.0.1:7420 --paths 4 --metrics 127.0.0.1:7421
 timeout 60 "$bin" perf client --connect 127.0.0.1:7420 --paths 4 --source-port-base 7423 \
-  --mode bw --size 16384 --duration 4 --metrics 127.0.0.1:7422 \
-  --fault 'path=1:blackhole_after_ms=1500' --json >"$work/run.json" 2>"$work/client.log" &
+  --mode bw --size 16384 --duration 6 --metrics 127.0.0.1:7422 \
+  --fault 'path=1:blackhole_after_ms=2000' --json >"$work/run.json" 2>"$work/client.log" &
 client=$!
 pids+=("$client")
 
@@ -32,7 +32,9 @@ done
 [ "$(value "$work/c1.txt" opensrd_tx_pkts_total '')" -gt 1000 ] ||
   fail "the client's /metrics never showed traffic"
 scrape 7421 "$work/s1.txt"
-sleep 2.4
+# Second scrape 3 s later: past the blackhole (2 s after the client started) and its detection,
+# before the run ends (6 s), however slowly the client started (sanitizer builds).
+sleep 3
 scrape 7422 "$work/c2.txt"
 scrape 7421 "$work/s2.txt"
 wait "$client" || fail "client exited $?"
