@@ -282,7 +282,10 @@ class PcapWriter::Impl {
       if (last) {
         for (const auto& s : sources_) s->closed_.store(true);
       }
-      for (const auto& s : sources_) {
+      // By index: while the lock is released for the write, NewSource may grow the vector
+      // (the Sources themselves never move).
+      for (size_t i = 0; i < sources_.size(); ++i) {
+        Source* s = sources_[i].get();
         buf.clear();
         const uint64_t n = s->DrainInto(buf);
         if (n == 0) continue;

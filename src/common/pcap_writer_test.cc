@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <cstring>
@@ -255,6 +256,33 @@ TEST(PcapWriter, ConcurrentSourcesLoseNothingUncounted) {
   EXPECT_EQ(st.captured + st.dropped, 2u * kPerThread);
   EXPECT_EQ(st.written, st.captured);
   EXPECT_EQ(Read(path).frames.size(), st.written);
+  std::remove(path.c_str());
+}
+
+// Sources may be added while the writer thread is busy writing the others' records.
+TEST(PcapWriter, SourcesAddedWhileWritingAreDrainedToo) {
+  const std::string path = TempPath("late.pcap");
+  auto w = PcapWriter::Open({.path = path, .ring_bytes = 1 << 20, .drain_period_ms = 1});
+  ASSERT_TRUE(w.ok());
+  std::atomic<bool> stop{false};
+  PcapWriter::Source* first = (*w)->NewSource();
+  std::thread producer([&] {
+    const auto p = Payload(1000, 1);
+    while (!stop.load()) first->Append(V4(0x7F000001, 1), V4(0x7F000001, 2), p);
+  });
+  std::vector<PcapWriter::Source*> late;
+  for (int i = 0; i < 200; ++i) {
+    late.push_back((*w)->NewSource());
+    late.back()->Append(V4(0x7F000001, 3), V4(0x7F000001, 4), Payload(64, 2));
+  }
+  stop.store(true);
+  producer.join();
+  (*w)->Close();
+  const PcapStats st = (*w)->stats();
+  EXPECT_EQ(st.written, st.captured);
+  size_t late_records = 0;
+  for (const Frame& f : Read(path).frames) late_records += Be16(&f.bytes[20]) == 3;
+  EXPECT_EQ(late_records, 200u);
   std::remove(path.c_str());
 }
 
