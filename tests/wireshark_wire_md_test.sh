@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Keeps tools/wireshark/opensrd.lua in step with docs/WIRE.md, both ways (fields of the section
-# "Block protocol" are opensrd.block.<name>):
+# "Block protocol" are opensrd.block.<name>; sections about RoCEv2 and iWARP are skipped, since
+# Wireshark's own infiniband and iwarp dissectors decode those):
 #   * every field docs/WIRE.md's layout tables name in `backticks` (column "Field"), and every
 #     flag of its flags table (kFlagDupSeen -> flags.dup_seen), is a field the dissector
 #     registers as opensrd.<name> (ranges[i].begin -> opensrd.ranges.begin);
@@ -29,9 +30,13 @@ GENERATED = {"crc32c.status", "ciphertext"}
 documented, plain = set(), set()
 column = None
 prefix = ""  # the block protocol's fields are opensrd.block.<name>
+skip = False  # RoCEv2 and iWARP: Wireshark's own infiniband and iwarp dissectors decode them
 for line in open(wire_md):
     if line.startswith("## "):
         prefix = "block." if line.startswith("## Block protocol") else ""
+        skip = "RoCEv2" in line or "iWARP" in line
+    if skip:
+        continue
     if not line.startswith("|"):
         column = None
         continue

@@ -52,6 +52,7 @@ class RemoteVolume::Impl {
     bool on_wire = false;  // sent under the current attachment, no reply yet
     bool replied = false;
     bool sent_once = false;
+    Nanos sent_at = 0;  // the latest send
     Status result;
   };
   struct AttachMsg {
@@ -115,6 +116,8 @@ class RemoteVolume::Impl {
       (void)ep.PostRecv(cq_, bufs_[i], recv_len_, i);
     }
     randombytes_buf(&session_, sizeof session_);
+    request_timeout_ =
+        UsNs(o.request_timeout_us ? o.request_timeout_us : 2 * o.endpoint.peer_timeout_us);
     open_started_ = udp_->NowNs();
     thread_ = std::thread([this] { Loop(); });
     std::unique_lock<std::mutex> lock(mu_);
@@ -236,6 +239,7 @@ class RemoteVolume::Impl {
       ++r->sends;
       r->on_wire = true;
       r->sent_once = true;
+      r->sent_at = Now();
       ++on_wire_;
     }
   }
@@ -479,7 +483,28 @@ class RemoteVolume::Impl {
     if (impaired_since_ != 0 && now > impaired_since_ + UsNs(opts_.reconnect_timeout_us)) {
       Disable("no bridge for " + std::to_string(opts_.reconnect_timeout_us / 1000) + " ms");
     }
+    if (now >= next_stall_check_) {
+      next_stall_check_ = now + UsNs(10'000);
+      CheckStalls(now);
+    }
     if (!attached_ && !attach_pending_ && now >= next_attach_at_) StartAttach();
+  }
+
+  // Delivered but never answered: the bridge died after taking it (a transport with nothing
+  // else in flight would not notice). Attach again; a restarted bridge is found that way.
+  void CheckStalls(Nanos now) {
+    if (attach_pending_ && now > attach_sent_at_ + request_timeout_) {
+      attach_pending_ = false;
+      NextBridge(false);
+      return;
+    }
+    if (!attached_) return;
+    for (const auto& [id, r] : outstanding_) {
+      if (r->on_wire && now > r->sent_at + request_timeout_) {
+        Impair(true);
+        return;
+      }
+    }
   }
 
   void SignalOpen(const Status& s) {
@@ -523,6 +548,8 @@ class RemoteVolume::Impl {
   Nanos attach_sent_at_ = 0;
   Nanos next_attach_at_ = 0;
   Nanos impaired_since_ = 0;
+  Nanos request_timeout_ = 0;
+  Nanos next_stall_check_ = 0;
   Nanos open_started_ = 0;
   uint32_t on_wire_ = 0;
   std::unordered_map<uint64_t, Req*> outstanding_;

@@ -40,9 +40,13 @@ struct RemoteVolumeOptions {
   EndpointConfig endpoint;
   Micros attach_timeout_us = 5'000'000;      // Open() gives up after this
   Micros reconnect_timeout_us = 30'000'000;  // impaired longer than this: io-disabled
-  uint32_t max_inflight = 64;                // requests outstanding at the bridge
-  uint32_t max_transfer = 1u << 20;          // receive buffers for READ replies
-  PcapWriter::Source* pcap = nullptr;        // --pcap (UdpEndpointOptions::pcap); not owned
+  // A request (or an attach) unanswered this long although the transport delivered it: the
+  // bridge may have died after taking it, unseen while nothing else is in flight. The volume
+  // attaches again (which finds a restarted bridge) and replays. 0: twice the peer timeout.
+  Micros request_timeout_us = 0;
+  uint32_t max_inflight = 64;          // requests outstanding at the bridge
+  uint32_t max_transfer = 1u << 20;    // receive buffers for READ replies
+  PcapWriter::Source* pcap = nullptr;  // --pcap (UdpEndpointOptions::pcap); not owned
 };
 
 enum class VolumeState : uint8_t { kOk, kImpaired, kIoDisabled };

@@ -8,6 +8,10 @@
 
 #include "opensrd/transport.h"
 
+namespace opensrd {
+class PcapWriter;  // common/pcap_writer.h
+}  // namespace opensrd
+
 namespace opensrd::cli {
 
 // Default packet payload: 1400 bytes fits 1500-byte Ethernet with IP, UDP and SRD headers
@@ -23,9 +27,13 @@ struct DemoOptions {
   double loss = 0.05;  // injected on path 1
   uint64_t messages = 2000;
   uint64_t seed = 1;
-  std::string pcap;  // capture both endpoints' datagrams here; empty: none
+  uint64_t storage_ops = 4000;  // 4 KiB writes (then reads) of the storage part; 0: skip it
+  std::string pcap;             // capture both endpoints' datagrams here; empty: none
 };
 int RunDemo(const DemoOptions& o);
+// The storage part of the demo: bridge and adapter in-process on a temporary file volume.
+// `capture` (the demo's --pcap; may be null) gets a source per endpoint.
+int RunStorageDemo(uint64_t ops, uint64_t seed, PcapWriter* capture = nullptr);
 
 struct PerfServerOptions {
   std::vector<std::string> bind;  // HOST:PORT, one socket each (several: a multi-homed server)

@@ -171,8 +171,10 @@ int RunDemo(const DemoOptions& o) {
   std::printf("  verified     %s (%llu of %llu messages, every byte checked at the receiver)\n",
               verified ? "yes" : "NO", static_cast<unsigned long long>(recv_ok),
               static_cast<unsigned long long>(o.messages));
+  if (!verified) return 1;
+  const int storage = o.storage_ops > 0 ? RunStorageDemo(o.storage_ops, o.seed, capture->get()) : 0;
   if (*capture) std::printf("  %s\n", CaptureSummary(FinishCapture(capture->get())).c_str());
-  return verified ? 0 : 1;
+  return storage;
 }
 
 }  // namespace opensrd::cli

@@ -29,6 +29,11 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(0.0, 0.9));
   demo_cmd->add_option("--messages", demo.messages, "messages to transfer");
   demo_cmd->add_option("--seed", demo.seed, "seed for payload sizes");
+  demo_cmd
+      ->add_option("--storage-ops", demo.storage_ops,
+                   "4 KiB writes, then reads, of the storage part (bridge and adapter on a "
+                   "temporary file volume); 0 skips it")
+      ->check(CLI::Range(0, 16384));
   demo_cmd->add_option("--pcap", demo.pcap, kPcapHelp);
 
   auto* perf_cmd = app.add_subcommand(
