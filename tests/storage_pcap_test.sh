@@ -38,7 +38,7 @@ wait_log "$work/adapter.log" "resized to"
 kill -TERM "$apid"
 wait "$apid" || fail "adapter did not exit cleanly"
 kill -TERM "$bpid"
-wait "$bpid" || fail "bridge did not exit cleanly"
+wait "$bpid" || fail "bridge did not exit cleanly (exit $?): $(tail -n 30 "$work/bridge.log")"
 for who in bridge adapter; do
   grep -q "pcap .*$who.pcap: [0-9]* datagrams written, 0 dropped" "$work/$who.log" ||
     fail "$who --pcap summary: $(grep pcap "$work/$who.log")"

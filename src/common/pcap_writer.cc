@@ -1,6 +1,8 @@
 // PcapWriter: per-thread lock-free rings drained by one writer thread into a pcap file.
 #include "common/pcap_writer.h"
 
+#include <pthread.h>
+#include <signal.h>
 #include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
@@ -269,6 +271,11 @@ class PcapWriter::Impl {
 
  private:
   void Run() {
+    // Signals go to the application's threads: a handler running here (the CLI's SIGTERM
+    // handlers touch their command's state) would race with them.
+    sigset_t all;
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, nullptr);
     // Below the I/O threads: on a busy machine the capture should drop records rather than
     // take CPU time from the data path (Linux: nice is per thread).
     setpriority(PRIO_PROCESS, static_cast<id_t>(gettid()), kWriterNice);

@@ -1,6 +1,8 @@
 #include "tools/opensrd/metrics.h"
 
 #include <httplib.h>
+#include <pthread.h>
+#include <signal.h>
 
 #include <cstdio>
 #include <mutex>
@@ -224,7 +226,13 @@ class MetricsServer::Impl {
     if (!server_.bind_to_port(host.c_str(), a->port)) {
       return Status(Code::kIoError, "--metrics " + host_port + ": cannot listen there");
     }
-    thread_ = std::thread([this] { server_.listen_after_bind(); });
+    thread_ = std::thread([this] {
+      // Signals go to the command's own threads (httplib's workers inherit this mask).
+      sigset_t all;
+      sigfillset(&all);
+      pthread_sigmask(SIG_BLOCK, &all, nullptr);
+      server_.listen_after_bind();
+    });
     return Status::Ok();
   }
 
