@@ -12,6 +12,7 @@ PACKAGES=(
   libisal-dev liburing-dev
   iproute2 nftables iperf3 sockperf jq python3
   tshark tcpdump
+  qemu-utils libnbd-bin nbdkit fio
 )
 
 missing=()

@@ -94,6 +94,12 @@ struct EndpointConfig {
   uint32_t max_message = 64u << 20;
   uint32_t window_packets = 8192;  // PSN window: packets in flight per context (power of two)
   uint32_t contexts_per_peer = 1;  // SQ s uses context slot s % contexts_per_peer
+  // Receive buffers one peer's messages may hold at once, from the buffer's first packet until
+  // the application posts that buffer again (PostRecv with the same address); beyond it the
+  // peer is told "receiver not ready" and retries. 0: no quota (the fair share of partly
+  // received messages still applies). For servers that hold buffers while they work on them
+  // (the storage bridge), so one busy client cannot take them all.
+  uint32_t recv_quota_per_peer = 0;
   // Acks: at most every `ack_every` data packets or `ack_delay_us` after the first unacked one;
   // at once on a gap or a duplicate.
   uint32_t ack_every = 8;
@@ -213,6 +219,7 @@ struct EndpointStats {
   uint64_t stale_dropped = 0;  // from or to another incarnation, or unknown context
   uint64_t out_of_window_dropped = 0;
   uint64_t rnr_sent = 0;
+  uint64_t recv_quota_refusals = 0;  // messages refused because their peer was at its quota
   uint64_t rnr_received = 0;
   uint64_t resets_sent = 0;
   uint64_t resets_received = 0;

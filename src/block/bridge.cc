@@ -98,6 +98,11 @@ class Bridge::Impl {
     uo.local = o.bind;
     uo.max_path_id = o.paths;
     uo.pcap = o.pcap;
+    // A WRITE keeps its receive buffer until the disk is done: one busy adapter may hold at
+    // most half of them, so the others always find one.
+    if (uo.endpoint.recv_quota_per_peer == 0) {
+      uo.endpoint.recv_quota_per_peer = std::max<uint32_t>(1, o.recv_buffers / 2);
+    }
     Result<std::unique_ptr<UdpEndpoint>> udp = UdpEndpoint::Create(uo);
     if (!udp.ok()) return udp.status();
     udp_ = std::move(udp.value());

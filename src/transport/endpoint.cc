@@ -852,6 +852,7 @@ Status Endpoint::PostRecv(CqId cq, void* buffer, size_t len, uint64_t tag) {
   auto& sh = impl_->sh_;
   if (cq >= sh.cqs.size()) return Status(Code::kNotFound, "no such completion queue");
   if (buffer == nullptr && len > 0) return Status(Code::kInvalidArgument, "null receive buffer");
+  sh.ReturnRecv(buffer);
   sh.recvs.push_back({cq, buffer, len, tag});
   return Status::Ok();
 }

@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <deque>
 #include <set>
+#include <unordered_map>
 #include <vector>
 
 #include "common/rng.h"
@@ -124,6 +125,28 @@ struct EndpointShared {
   // share of the shared receive pool (MessageAssembly::ReserveBuffer).
   size_t recv_held = 0;
   size_t recv_holders = 0;
+  // recv_quota_per_peer: buffers each peer's messages hold, and which peer holds each buffer
+  // (until the application posts it again).
+  std::unordered_map<PeerId, uint32_t> recv_lent;
+  std::unordered_map<const void*, PeerId> lent_buffers;
+  bool AtRecvQuota(PeerId peer) const {
+    if (cfg.recv_quota_per_peer == 0) return false;
+    auto it = recv_lent.find(peer);
+    return it != recv_lent.end() && it->second >= cfg.recv_quota_per_peer;
+  }
+  void LendRecv(PeerId peer, const void* buffer) {
+    if (cfg.recv_quota_per_peer == 0) return;
+    ++recv_lent[peer];
+    lent_buffers[buffer] = peer;
+  }
+  void ReturnRecv(const void* buffer) {
+    if (cfg.recv_quota_per_peer == 0) return;
+    auto it = lent_buffers.find(buffer);
+    if (it == lent_buffers.end()) return;
+    auto lent = recv_lent.find(it->second);
+    if (lent != recv_lent.end() && --lent->second == 0) recv_lent.erase(lent);
+    lent_buffers.erase(it);
+  }
   // Peers with a suspect path (probes are due on them); the endpoint visits only these.
   std::set<PeerId> suspect_peers;
 };

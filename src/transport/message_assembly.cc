@@ -49,6 +49,12 @@ bool MessageAssembly::ReserveBuffer(const wire::DataExt& d, bool in_order, Poste
   const bool next_in_order =
       in_order && static_cast<int32_t>(d.sq_seq - ordered_[d.sq_id].lowest_unassigned) == 0;
   if (!MayHoldAnother(next_in_order)) return false;
+  // The next message of an in-order stream is exempt: its later messages may be what holds
+  // the quota, waiting for it.
+  if (!next_in_order && ep_.AtRecvQuota(peer_)) {
+    ++ep_.stats.recv_quota_refusals;
+    return false;
+  }
   if (in_order) {
     OrderedStream& st = ordered_[d.sq_id];
     const int32_t ahead = static_cast<int32_t>(d.sq_seq - st.lowest_unassigned);
@@ -66,6 +72,7 @@ bool MessageAssembly::ReserveBuffer(const wire::DataExt& d, bool in_order, Poste
   // of 1 MiB all start at the same cache set.
   out = recvs.back();
   recvs.pop_back();
+  ep_.LendRecv(peer_, out.buffer);
   return true;
 }
 

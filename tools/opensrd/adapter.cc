@@ -1,6 +1,7 @@
 // `opensrd adapter`: attaches a volume on one or more storage bridges (failover in the order
 // given) and serves it to local clients: NVMe-style queues in shared memory (--nvme) for host
-// programs. Runs until SIGINT/SIGTERM; prints the volume's state changes on stderr.
+// programs, and/or an NBD export (--nbd) for qemu, libnbd tools, fio and nbd clients. Runs until
+// SIGINT/SIGTERM; prints the volume's state changes on stderr.
 #include <signal.h>
 #include <unistd.h>
 
@@ -10,6 +11,7 @@
 #include <nlohmann/json.hpp>
 #include <thread>
 
+#include "block/nbd/nbd_server.h"
 #include "block/nvme_controller.h"
 #include "block/remote_volume.h"
 #include "tools/opensrd/capture.h"
@@ -42,11 +44,12 @@ int RunAdapter(const AdapterOptions& o) {
     std::fprintf(stderr, "adapter: %s\n", token.status().message().c_str());
     return 2;
   }
-  if (o.nvme.empty()) {
-    std::fprintf(stderr, "adapter: give a front: --nvme unix:PATH\n");
+  if (o.nvme.empty() && o.nbd.empty()) {
+    std::fprintf(stderr,
+                 "adapter: give a front: --nvme unix:PATH and/or --nbd unix:PATH|HOST:PORT\n");
     return 2;
   }
-  if (o.nvme.rfind("unix:", 0) != 0) {
+  if (!o.nvme.empty() && o.nvme.rfind("unix:", 0) != 0) {
     std::fprintf(stderr, "adapter: --nvme takes unix:PATH\n");
     return 2;
   }
@@ -82,23 +85,45 @@ int RunAdapter(const AdapterOptions& o) {
     std::fprintf(stderr, "adapter: attached '%s': %llu bytes, %u-byte blocks\n", o.volume.c_str(),
                  static_cast<unsigned long long>(info.size_bytes), info.block_size);
   }
-  nvme::ControllerOptions co;
-  co.socket_path = o.nvme.substr(5);
-  co.layout.num_queues = static_cast<uint16_t>(o.queues);
-  Result<std::unique_ptr<nvme::NvmeController>> ctrl = nvme::NvmeController::Create(co, &v);
-  if (!ctrl.ok()) {
-    std::fprintf(stderr, "adapter: --nvme: %s\n", ctrl.status().ToString().c_str());
-    return 1;
+  std::unique_ptr<nvme::NvmeController> controller;
+  if (!o.nvme.empty()) {
+    nvme::ControllerOptions co;
+    co.socket_path = o.nvme.substr(5);
+    co.layout.num_queues = static_cast<uint16_t>(o.queues);
+    Result<std::unique_ptr<nvme::NvmeController>> ctrl = nvme::NvmeController::Create(co, &v);
+    if (!ctrl.ok()) {
+      std::fprintf(stderr, "adapter: --nvme: %s\n", ctrl.status().ToString().c_str());
+      return 1;
+    }
+    controller = std::move(ctrl.value());
+    if (!o.quiet) std::fprintf(stderr, "adapter: NVMe queues at %s\n", co.socket_path.c_str());
   }
-  nvme::NvmeController* c = ctrl.value().get();
+  // NBD clients learn the size when they connect (NBD cannot announce a resize); requests are
+  // checked against the volume's current size.
+  std::unique_ptr<block::nbd::NbdServer> nbd;
+  if (!o.nbd.empty()) {
+    block::nbd::NbdExportConfig nc;
+    nc.name = o.volume;
+    nc.description = "opensrd volume " + o.volume;
+    auto server = block::nbd::NbdServer::Start(v, o.nbd, nc);
+    if (!server.ok()) {
+      std::fprintf(stderr, "adapter: --nbd: %s\n", server.status().ToString().c_str());
+      return server.status().code() == Code::kInvalidArgument ? 2 : 1;
+    }
+    nbd = std::move(server.value());
+    if (!o.quiet) {
+      std::fprintf(stderr, "adapter: NBD export '%s' at %s\n", o.volume.c_str(),
+                   nbd->address().c_str());
+    }
+  }
+  nvme::NvmeController* c = controller.get();
   v.SetInfoListener([c, quiet = o.quiet](const block::VolumeInfo& i) {
-    c->UpdateGeometry(i);
+    if (c) c->UpdateGeometry(i);
     if (!quiet) {
       std::fprintf(stderr, "adapter: volume resized to %llu bytes\n",
                    static_cast<unsigned long long>(i.size_bytes));
     }
   });
-  if (!o.quiet) std::fprintf(stderr, "adapter: NVMe queues at %s\n", co.socket_path.c_str());
   signal(SIGINT, OnSignal);
   signal(SIGTERM, OnSignal);
   block::VolumeState last = v.state();
@@ -110,7 +135,8 @@ int RunAdapter(const AdapterOptions& o) {
     }
     last = now;
   }
-  ctrl.value().reset();
+  if (nbd) nbd->Stop();  // waits for requests at the volume
+  controller.reset();
   const block::RemoteVolumeStats st = v.stats();
   if (o.json) {
     nlohmann::json j = {{"requests", st.requests},

@@ -108,6 +108,7 @@ struct AdapterOptions {
   std::string token;
   std::string token_file;
   std::string nvme;  // unix:PATH
+  std::string nbd;   // unix:PATH or HOST:PORT
   int queues = 1;    // NVMe-style queue pairs
   int paths = 4;
   uint64_t peer_timeout_ms = 1000;

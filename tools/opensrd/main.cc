@@ -166,6 +166,9 @@ int main(int argc, char** argv) {
       ->excludes(atok);
   adapter_cmd->add_option("--nvme", adapter.nvme,
                           "unix:PATH: NVMe-style queues in shared memory for a host program");
+  adapter_cmd->add_option("--nbd", adapter.nbd,
+                          "unix:PATH or HOST:PORT: serve the volume over NBD (export named as "
+                          "the volume)");
   adapter_cmd->add_option("--queues", adapter.queues, "NVMe-style queue pairs")
       ->check(CLI::Range(1, 8));
   adapter_cmd->add_option("--paths", adapter.paths, "paths to each bridge")
