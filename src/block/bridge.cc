@@ -109,6 +109,7 @@ class Bridge::Impl {
         std::max<uint32_t>(uo.endpoint.max_message, proto::kIoHeaderLen + o.max_transfer);
     uo.local = o.bind;
     uo.max_path_id = o.paths;
+    uo.pcap = o.pcap;
     // A WRITE keeps its receive buffer until the disk is done: one busy adapter may hold at
     // most half of them, so the others always find one.
     if (uo.endpoint.recv_quota_per_peer == 0) {

@@ -23,6 +23,7 @@
 #include <string>
 #include <vector>
 
+#include "common/pcap_writer.h"
 #include "common/status.h"
 #include "opensrd/transport.h"
 
@@ -52,6 +53,7 @@ struct BridgeOptions {
   uint32_t max_transfer = 1u << 20;
   bool direct = true;  // O_DIRECT where the file system allows it
   bool quiet = false;
+  PcapWriter::Source* pcap = nullptr;  // --pcap (UdpEndpointOptions::pcap); not owned
 };
 
 struct BridgeStats {

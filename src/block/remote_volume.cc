@@ -90,6 +90,7 @@ class RemoteVolume::Impl {
     local.port = 0;
     if (local.ip == 0 && !local.v6 && o.bridges[0].v6) local.v6 = true;
     uo.local.assign(o.paths, local);
+    uo.pcap = o.pcap;
     if (o.local.port != 0) {
       for (uint32_t i = 0; i < o.paths; ++i) uo.local[i].port = o.local.port + i;
     }

@@ -25,6 +25,7 @@
 #include <string>
 #include <vector>
 
+#include "common/pcap_writer.h"
 #include "opensrd/block.h"
 #include "opensrd/transport.h"
 
@@ -43,8 +44,9 @@ struct RemoteVolumeOptions {
   // bridge may have died after taking it, unseen while nothing else is in flight. The volume
   // attaches again (which finds a restarted bridge) and replays. 0: twice the peer timeout.
   Micros request_timeout_us = 0;
-  uint32_t max_inflight = 64;        // requests outstanding at the bridge
-  uint32_t max_transfer = 1u << 20;  // receive buffers for READ replies
+  uint32_t max_inflight = 64;          // requests outstanding at the bridge
+  uint32_t max_transfer = 1u << 20;    // receive buffers for READ replies
+  PcapWriter::Source* pcap = nullptr;  // --pcap (UdpEndpointOptions::pcap); not owned
 };
 
 enum class VolumeState : uint8_t { kOk, kImpaired, kIoDisabled };

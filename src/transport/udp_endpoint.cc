@@ -313,8 +313,10 @@ class UdpEndpoint::Impl {
     held_.push(Held{due, held_seq_++, inbound, socket, addr, std::vector<uint8_t>(p, p + len)});
   }
 
-  // An arriving datagram, after the path filter and the injector's receive-side verdict.
+  // An arriving datagram: captured, then the path filter and the injector's receive-side
+  // verdict.
   void Deliver(Micros now, uint16_t sock, const NetAddr& from, uint8_t* p, size_t len) {
+    if (opts_.pcap != nullptr) opts_.pcap->Append(from, bound_[sock], {p, len});
     if (opts_.max_path_id > 0) {
       const int path = WirePathId(p, len);
       if (path >= 0 && static_cast<uint32_t>(path) >= opts_.max_path_id) {
@@ -569,6 +571,7 @@ class UdpEndpoint::Impl {
           }
           continue;
         }
+        if (opts_.pcap != nullptr) Capture(s, static_cast<size_t>(r));
         for (int i = 0; i < r; ++i) {
           for (size_t x = 0; x < tx_count_[i]; ++x) {
             free_slots_.push_back(q.front());
@@ -584,6 +587,19 @@ class UdpEndpoint::Impl {
       }
     }
     return sent;
+  }
+
+  // Records the datagrams of the first `msgs` messages of socket s's last sendmmsg (the front
+  // of its queue), which the kernel took.
+  void Capture(size_t s, size_t msgs) {
+    const std::deque<uint32_t>& q = pending_[s];
+    size_t at = 0;
+    for (size_t i = 0; i < msgs; ++i) {
+      for (size_t x = 0; x < tx_count_[i]; ++x, ++at) {
+        const TxSlot& t = tx_slots_[q[at]];
+        opts_.pcap->Append(bound_[s], t.remote, {SlotData(q[at]), t.len});
+      }
+    }
   }
 
   Status Wait(Micros timeout_us) {

@@ -25,6 +25,7 @@
 #include <memory>
 #include <vector>
 
+#include "common/pcap_writer.h"
 #include "common/status.h"
 #include "opensrd/transport.h"
 #include "transport/fault.h"
@@ -55,6 +56,12 @@ struct UdpEndpointOptions {
   bool inject_faults = false;
   FaultSpec fault;
   uint64_t fault_seed = 1;
+  // Packet capture (--pcap): every datagram that crosses a socket, with the socket's bound
+  // address as the local end. Sends are recorded when the kernel took them, after the fault
+  // injector (dropped ones are missing, duplicates appear twice, corrupted ones corrupted);
+  // receives as they come off the socket, before the injector (one record per datagram of a
+  // GRO batch). Not owned; must outlive the UdpEndpoint. Null: no capture (one branch).
+  PcapWriter::Source* pcap = nullptr;
 };
 
 // What the shell itself did; the protocol's counters are in Endpoint::stats().

@@ -9,10 +9,16 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <iterator>
+#include <string>
 #include <thread>
 #include <vector>
 
 #include "common/pattern.h"
+#include "common/pcap_writer.h"
 
 namespace opensrd {
 namespace {
@@ -126,6 +132,82 @@ TEST(UdpEndpoint, BadOptionsAreRefused) {
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.status().code(), Code::kIoError);
   EXPECT_NE(r.status().message().find("bind"), std::string::npos) << r.status().ToString();
+}
+
+// Source ports of the records in a pcap file written by PcapWriter (IPv4, LINKTYPE_RAW).
+std::vector<uint16_t> CapturedSourcePorts(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::vector<uint8_t> b((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  std::vector<uint16_t> ports;
+  for (size_t at = 24; at + 16 <= b.size();) {
+    uint32_t incl;
+    std::memcpy(&incl, &b[at + 8], 4);
+    at += 16;
+    if (at + incl > b.size() || incl < 28) break;
+    ports.push_back(static_cast<uint16_t>((b[at + 20] << 8) | b[at + 21]));
+    at += incl;
+  }
+  return ports;
+}
+
+// --pcap records what crosses the sockets: sends after the fault injector, receives before it.
+// With every datagram duplicated on the client's path, each of its sends is recorded twice and
+// each datagram it receives once (although its core sees two copies).
+TEST(UdpEndpoint, CaptureRecordsSendsAfterTheInjectorAndReceivesBeforeIt) {
+  const std::string path = testing::TempDir() + "udp_endpoint_capture_" +
+                           std::to_string(::testing::UnitTest::GetInstance()->random_seed()) +
+                           ".pcap";
+  auto writer = PcapWriter::Open({.path = path});
+  ASSERT_TRUE(writer.ok()) << writer.status().ToString();
+  UdpEndpointOptions so;
+  so.endpoint = {.node_id = 2, .seed = 2};
+  so.local = {{Ip(1), 0}};
+  auto server = UdpEndpoint::Create(so);
+  ASSERT_TRUE(server.ok());
+  UdpEndpointOptions co;
+  co.endpoint = {.node_id = 1, .seed = 1};
+  co.local = {{Ip(1), 0}};
+  co.inject_faults = true;
+  co.fault.paths[0].dup = 1.0;
+  co.pcap = (*writer)->NewSource();
+  auto client = UdpEndpoint::Create(co);
+  ASSERT_TRUE(client.ok());
+  UdpEndpoint& s = *server.value();
+  UdpEndpoint& c = *client.value();
+  Endpoint& se = s.endpoint();
+  Endpoint& ce = c.endpoint();
+  CqId scq = se.CreateCompletionQueue(), ccq = ce.CreateCompletionQueue();
+  SqId sq = ce.CreateSendQueue({.cq = ccq}).value();
+  PeerId peer = ce.AddPeer({{0, s.local_address(0)}}, c.NowNs()).value();
+  std::vector<uint8_t> rbuf(4096), msg(3000, 7);
+  for (int i = 0; i < 4; ++i) ASSERT_TRUE(se.PostRecv(scq, rbuf.data(), rbuf.size(), i).ok());
+  for (int i = 0; i < 4; ++i) {
+    Sge sge{msg.data(), msg.size()};
+    ASSERT_TRUE(ce.PostSend(sq, peer, {&sge, 1}, i, c.NowNs()).ok());
+  }
+  int sent = 0;
+  const Micros deadline = c.Now() + 5'000'000;
+  while (sent < 4 && c.Now() < deadline) {
+    ASSERT_TRUE(c.Poll(0).ok());
+    ASSERT_TRUE(s.Poll(0).ok());
+    Completion done[8];
+    sent += static_cast<int>(ce.PollCompletions(ccq, done));
+    while (se.PollCompletions(scq, done) > 0) {
+    }
+  }
+  ASSERT_EQ(sent, 4);
+  (*writer)->Close();
+  EXPECT_EQ((*writer)->stats().dropped, 0u);
+
+  const uint16_t client_port = c.local_address(0).port;
+  size_t sends = 0, receives = 0;
+  for (uint16_t p : CapturedSourcePorts(path)) ++(p == client_port ? sends : receives);
+  const EndpointStats st = ce.stats();
+  EXPECT_GT(st.datagrams_out, 0u);
+  EXPECT_EQ(sends, c.stats().datagrams_sent);
+  EXPECT_EQ(sends, 2 * st.datagrams_out) << "every send recorded as it left the injector";
+  EXPECT_EQ(2 * receives, st.datagrams_in) << "every receive recorded before the injector";
+  std::remove(path.c_str());
 }
 
 }  // namespace

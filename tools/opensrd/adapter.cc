@@ -14,6 +14,7 @@
 #include "block/nbd/nbd_server.h"
 #include "block/nvme_controller.h"
 #include "block/remote_volume.h"
+#include "tools/opensrd/capture.h"
 #include "tools/opensrd/commands.h"
 #include "tools/opensrd/key_file.h"
 
@@ -63,6 +64,13 @@ int RunAdapter(const AdapterOptions& o) {
   ro.endpoint.peer_timeout_us = o.peer_timeout_ms * 1000;
   ro.reconnect_timeout_us = o.reconnect_timeout_ms * 1000;
   ro.local.v6 = ro.bridges[0].v6;
+  // Declared before the volume: its endpoint's capture source must outlive it.
+  Result<std::unique_ptr<PcapWriter>> capture = OpenCapture(o.pcap);
+  if (!capture.ok()) {
+    std::fprintf(stderr, "adapter: %s\n", capture.status().message().c_str());
+    return 2;
+  }
+  if (*capture) ro.pcap = (*capture)->NewSource();
   Result<std::unique_ptr<block::RemoteVolume>> vol = block::RemoteVolume::Open(ro);
   if (!vol.ok()) {
     std::fprintf(stderr, "adapter: cannot attach volume '%s': %s\n", o.volume.c_str(),
@@ -139,6 +147,10 @@ int RunAdapter(const AdapterOptions& o) {
                         {"failovers", st.failovers},
                         {"state", block::VolumeStateName(v.state())}};
     std::printf("%s\n", j.dump().c_str());
+  }
+  vol.value().reset();  // the endpoint stops before its capture is closed
+  if (*capture) {
+    std::fprintf(stderr, "adapter: %s\n", CaptureSummary(FinishCapture(capture->get())).c_str());
   }
   return 0;
 }

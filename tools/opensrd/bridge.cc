@@ -7,6 +7,7 @@
 
 #include "block/bridge.h"
 #include "block/remote_volume.h"
+#include "tools/opensrd/capture.h"
 #include "tools/opensrd/commands.h"
 #include "tools/opensrd/key_file.h"
 
@@ -47,6 +48,13 @@ int RunBridge(const BridgeCliOptions& o) {
   bo.recv_buffers = static_cast<uint32_t>(o.buffers);
   bo.direct = !o.no_direct;
   bo.quiet = o.quiet;
+  // Declared before the bridge: its endpoint's capture source must outlive it.
+  Result<std::unique_ptr<PcapWriter>> capture = OpenCapture(o.pcap);
+  if (!capture.ok()) {
+    std::fprintf(stderr, "bridge: %s\n", capture.status().message().c_str());
+    return 2;
+  }
+  if (*capture) bo.pcap = (*capture)->NewSource();
   Result<std::unique_ptr<block::Bridge>> bridge = block::Bridge::Create(bo);
   if (!bridge.ok()) {
     std::fprintf(stderr, "bridge: %s\n", bridge.status().ToString().c_str());
@@ -61,6 +69,10 @@ int RunBridge(const BridgeCliOptions& o) {
   Status s = g_bridge->Run();
   const block::BridgeStats st = g_bridge->stats();
   g_bridge = nullptr;
+  bridge.value().reset();  // the endpoint stops before its capture is closed
+  if (*capture) {
+    std::fprintf(stderr, "bridge: %s\n", CaptureSummary(FinishCapture(capture->get())).c_str());
+  }
   if (o.json) {
     nlohmann::json j = {{"attaches", st.attaches},
                         {"attach_denied", st.attach_denied},

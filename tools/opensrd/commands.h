@@ -8,6 +8,10 @@
 
 #include "opensrd/transport.h"
 
+namespace opensrd {
+class PcapWriter;  // common/pcap_writer.h
+}  // namespace opensrd
+
 namespace opensrd::cli {
 
 // Default packet payload: 1400 bytes fits 1500-byte Ethernet with IP, UDP and SRD headers
@@ -24,10 +28,12 @@ struct DemoOptions {
   uint64_t messages = 2000;
   uint64_t seed = 1;
   uint64_t storage_ops = 4000;  // 4 KiB writes (then reads) of the storage part; 0: skip it
+  std::string pcap;             // capture both endpoints' datagrams here; empty: none
 };
 int RunDemo(const DemoOptions& o);
 // The storage part of the demo: bridge and adapter in-process on a temporary file volume.
-int RunStorageDemo(uint64_t ops, uint64_t seed);
+// `capture` (the demo's --pcap; may be null) gets a source per endpoint.
+int RunStorageDemo(uint64_t ops, uint64_t seed, PcapWriter* capture = nullptr);
 
 struct PerfServerOptions {
   std::vector<std::string> bind;  // HOST:PORT, one socket each (several: a multi-homed server)
@@ -38,6 +44,8 @@ struct PerfServerOptions {
   bool quiet = false;
   std::string key_file;  // cluster key (docs/SECURITY.md); empty: none
   std::string key_mode;  // mac (default with a key) | aead
+  std::string pcap;      // capture every datagram here (docs/OBSERVABILITY.md); empty: none
+  std::string metrics;   // HOST:PORT serving Prometheus text at /metrics; empty: none
 };
 int RunPerfServer(const PerfServerOptions& o);
 
@@ -63,6 +71,8 @@ struct PerfClientOptions {
   uint64_t seed = 0;     // 0: from the clock (new incarnation per run)
   std::string key_file;  // cluster key (docs/SECURITY.md); empty: none
   std::string key_mode;  // mac (default with a key) | aead
+  std::string pcap;      // capture every datagram here (docs/OBSERVABILITY.md); empty: none
+  std::string metrics;   // HOST:PORT serving Prometheus text at /metrics; empty: none
 };
 int RunPerfClient(const PerfClientOptions& o);
 
@@ -76,6 +86,7 @@ struct BridgeCliOptions {
   bool quiet = false;
   std::string key_file;
   std::string key_mode;
+  std::string pcap;  // capture every datagram here (docs/OBSERVABILITY.md); empty: none
 };
 int RunBridge(const BridgeCliOptions& o);
 
@@ -106,6 +117,7 @@ struct AdapterOptions {
   bool quiet = false;
   std::string key_file;
   std::string key_mode;
+  std::string pcap;  // capture every datagram here (docs/OBSERVABILITY.md); empty: none
 };
 int RunAdapter(const AdapterOptions& o);
 

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "common/rng.h"
+#include "tools/opensrd/capture.h"
 #include "tools/opensrd/commands.h"
 #include "tools/opensrd/latency.h"
 #include "tools/opensrd/perf_protocol.h"
@@ -28,8 +29,10 @@ int Fail(const std::string& what) {
   return 1;
 }
 
-Result<std::unique_ptr<UdpEndpoint>> MakeEndpoint(int sockets, uint64_t seed, FaultSpec fault) {
+Result<std::unique_ptr<UdpEndpoint>> MakeEndpoint(int sockets, uint64_t seed, FaultSpec fault,
+                                                  PcapWriter::Source* pcap) {
   UdpEndpointOptions uo;
+  uo.pcap = pcap;
   uo.endpoint.seed = seed;
   uo.endpoint.max_payload = 8192;  // loopback's MTU is 64 KiB
   uo.spin_us = 0;
@@ -43,11 +46,18 @@ Result<std::unique_ptr<UdpEndpoint>> MakeEndpoint(int sockets, uint64_t seed, Fa
 }  // namespace
 
 int RunDemo(const DemoOptions& o) {
+  // Both endpoints are driven by this thread, so they share one capture source.
+  Result<std::unique_ptr<PcapWriter>> capture = OpenCapture(o.pcap);
+  if (!capture.ok()) {
+    std::fprintf(stderr, "opensrd demo: %s\n", capture.status().message().c_str());
+    return 2;
+  }
+  PcapWriter::Source* pcap = *capture ? (*capture)->NewSource() : nullptr;
   FaultSpec fault;
   if (o.paths > 1 && o.loss > 0) fault.paths[1].loss = o.loss;
-  auto tx_or = MakeEndpoint(o.paths, o.seed * 2 + 1, fault);
+  auto tx_or = MakeEndpoint(o.paths, o.seed * 2 + 1, fault, pcap);
   if (!tx_or.ok()) return Fail(tx_or.status().ToString());
-  auto rx_or = MakeEndpoint(1, o.seed * 2 + 2, {});
+  auto rx_or = MakeEndpoint(1, o.seed * 2 + 2, {}, pcap);
   if (!rx_or.ok()) return Fail(rx_or.status().ToString());
   UdpEndpoint& tx = *tx_or.value();
   UdpEndpoint& rx = *rx_or.value();
@@ -162,7 +172,9 @@ int RunDemo(const DemoOptions& o) {
               verified ? "yes" : "NO", static_cast<unsigned long long>(recv_ok),
               static_cast<unsigned long long>(o.messages));
   if (!verified) return 1;
-  return o.storage_ops > 0 ? RunStorageDemo(o.storage_ops, o.seed) : 0;
+  const int storage = o.storage_ops > 0 ? RunStorageDemo(o.storage_ops, o.seed, capture->get()) : 0;
+  if (*capture) std::printf("  %s\n", CaptureSummary(FinishCapture(capture->get())).c_str());
+  return storage;
 }
 
 }  // namespace opensrd::cli

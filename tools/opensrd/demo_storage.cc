@@ -74,7 +74,7 @@ void Print(const char* name, uint64_t n, const Phase& p) {
 
 }  // namespace
 
-int RunStorageDemo(uint64_t ops, uint64_t seed) {
+int RunStorageDemo(uint64_t ops, uint64_t seed, PcapWriter* capture) {
   std::string dir = "/tmp/opensrd-demo-XXXXXX";
   if (mkdtemp(dir.data()) == nullptr) {
     std::fprintf(stderr, "opensrd demo: cannot make a temporary directory\n");
@@ -91,6 +91,8 @@ int RunStorageDemo(uint64_t ops, uint64_t seed) {
       {.name = "demo", .path = dir + "/demo.img", .size = kVolume, .token = "demo-token"}};
   bo.endpoint.max_payload = 8192;
   bo.quiet = true;
+  // The bridge and the adapter run their endpoints on their own threads: a source each.
+  if (capture != nullptr) bo.pcap = capture->NewSource();
   auto bridge = block::Bridge::Create(bo);
   if (!bridge.ok()) {
     std::fprintf(stderr, "opensrd demo: bridge: %s\n", bridge.status().ToString().c_str());
@@ -103,6 +105,7 @@ int RunStorageDemo(uint64_t ops, uint64_t seed) {
   ro.token = "demo-token";
   ro.local = NetAddr{0x7F000001, 0};
   ro.endpoint.max_payload = 8192;
+  if (capture != nullptr) ro.pcap = capture->NewSource();
   auto vol = block::RemoteVolume::Open(ro);
   int rc = 1;
   if (!vol.ok()) {

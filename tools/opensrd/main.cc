@@ -6,6 +6,14 @@
 
 #include "tools/opensrd/commands.h"
 
+namespace {
+constexpr const char* kPcapHelp =
+    "write every datagram crossing the sockets to this pcap file (sends after the fault "
+    "injector, receives before it; never slows the run: drops are counted)";
+constexpr const char* kMetricsHelp =
+    "serve the endpoint's counters as Prometheus text at http://HOST:PORT/metrics";
+}  // namespace
+
 int main(int argc, char** argv) {
   using namespace opensrd::cli;
   CLI::App app{"opensrd: SRD-style reliable multipath transport over UDP (software I/O card)"};
@@ -26,6 +34,7 @@ int main(int argc, char** argv) {
                    "4 KiB writes, then reads, of the storage part (bridge and adapter on a "
                    "temporary file volume); 0 skips it")
       ->check(CLI::Range(0, 16384));
+  demo_cmd->add_option("--pcap", demo.pcap, kPcapHelp);
 
   auto* perf_cmd = app.add_subcommand(
       "perf", "Bandwidth and latency over real UDP sockets (a server and a client)");
@@ -52,6 +61,8 @@ int main(int argc, char** argv) {
   server_cmd->add_option("--key-file", server.key_file,
                          "cluster key file (32 bytes or 64 hex digits): every packet protected");
   server_cmd->add_option("--key-mode", server.key_mode, "mac (default) or aead");
+  server_cmd->add_option("--pcap", server.pcap, kPcapHelp);
+  server_cmd->add_option("--metrics", server.metrics, kMetricsHelp);
 
   PerfClientOptions client;
   auto* client_cmd = perf_cmd->add_subcommand("client", "Run a bw or lat test against a server");
@@ -101,6 +112,8 @@ int main(int argc, char** argv) {
   client_cmd->add_option("--key-file", client.key_file,
                          "cluster key file (32 bytes or 64 hex digits): every packet protected");
   client_cmd->add_option("--key-mode", client.key_mode, "mac (default) or aead");
+  client_cmd->add_option("--pcap", client.pcap, kPcapHelp);
+  client_cmd->add_option("--metrics", client.metrics, kMetricsHelp);
 
   BridgeCliOptions bridge;
   auto* bridge_cmd = app.add_subcommand(
@@ -121,6 +134,7 @@ int main(int argc, char** argv) {
   bridge_cmd->add_flag("--quiet", bridge.quiet, "no log lines on stderr");
   bridge_cmd->add_option("--key-file", bridge.key_file, "cluster key file (docs/SECURITY.md)");
   bridge_cmd->add_option("--key-mode", bridge.key_mode, "mac (default) or aead");
+  bridge_cmd->add_option("--pcap", bridge.pcap, kPcapHelp);
 
   auto* volume_cmd = app.add_subcommand("volume", "Manage volumes on a running bridge");
   volume_cmd->require_subcommand(1);
@@ -171,6 +185,7 @@ int main(int argc, char** argv) {
   adapter_cmd->add_flag("--quiet", adapter.quiet, "no log lines on stderr");
   adapter_cmd->add_option("--key-file", adapter.key_file, "cluster key file");
   adapter_cmd->add_option("--key-mode", adapter.key_mode, "mac (default) or aead");
+  adapter_cmd->add_option("--pcap", adapter.pcap, kPcapHelp);
 
   try {
     app.parse(argc, argv);

@@ -14,9 +14,11 @@
 #include <string>
 #include <vector>
 
+#include "tools/opensrd/capture.h"
 #include "tools/opensrd/commands.h"
 #include "tools/opensrd/key_file.h"
 #include "tools/opensrd/latency.h"
+#include "tools/opensrd/metrics.h"
 #include "tools/opensrd/perf_protocol.h"
 #include "transport/udp_endpoint.h"
 
@@ -69,8 +71,9 @@ class PerfClient {
   PerfClient(const PerfClientOptions& o, std::vector<NetAddr> locals, std::vector<NetAddr> remotes)
       : o_(o), locals_(std::move(locals)), remotes_(std::move(remotes)), remote_(remotes_[0]) {}
 
-  Status Setup(const FaultSpec& fault, const EndpointConfig& key_cfg) {
+  Status Setup(const FaultSpec& fault, const EndpointConfig& key_cfg, PcapWriter::Source* pcap) {
     UdpEndpointOptions uo;
+    uo.pcap = pcap;
     uo.endpoint.key_mode = key_cfg.key_mode;
     uo.endpoint.cluster_key = key_cfg.cluster_key;
     uint64_t seed = o_.seed;
@@ -126,7 +129,8 @@ class PerfClient {
     if (errors_ == 0) FetchReport();
   }
 
-  int Print() {
+  // `capture`: the --pcap writer, closed here so that its counters are final.
+  int Print(PcapWriter* capture) {
     const LatencySummary lat = lat_.Summarize();
     const double secs = std::max<double>(1e-6, static_cast<double>(last_done_ - start_) / 1e6);
     const EndpointStats st = udp_->endpoint().stats();
@@ -168,6 +172,12 @@ class PerfClient {
                      {"corrupt_dropped", st.corrupt_dropped},
                      {"duplicates_dropped", st.duplicates_dropped},
                      {"rnr_received", st.rnr_received},
+                     {"datagrams_out", st.datagrams_out},
+                     {"datagrams_in", st.datagrams_in},
+                     {"data_packets_sent", st.data_packets_sent},
+                     {"acks_sent", st.acks_sent},
+                     {"acks_piggybacked", st.acks_piggybacked},
+                     {"acks_received", st.acks_received},
                      {"bad_echoes", bad_echoes_},
                      {"datagrams_sent", us.datagrams_sent},
                      {"datagrams_received", us.datagrams_received},
@@ -194,6 +204,7 @@ class PerfClient {
                       {"state", PathStateName(p.state)}});
       }
       j["paths"] = pj;
+      if (capture) j["pcap"] = FinishCapture(capture);
       std::printf("%s\n", j.dump().c_str());
     } else {
       std::printf("opensrd perf %s to %s: %d paths, %u-byte messages%s\n", o_.mode.c_str(),
@@ -219,6 +230,7 @@ class PerfClient {
       std::printf("  verified: %s (server checked %llu ok, %llu bad)\n", verified ? "yes" : "NO",
                   static_cast<unsigned long long>(report_.messages_ok),
                   static_cast<unsigned long long>(report_.messages_bad));
+      if (capture) std::printf("  %s\n", CaptureSummary(FinishCapture(capture)).c_str());
     }
     if (!first_error_.empty()) {
       std::fprintf(stderr, "opensrd perf client: error: %s\n", first_error_.c_str());
@@ -229,6 +241,7 @@ class PerfClient {
   }
 
   void set_size(uint32_t size) { size_ = size; }
+  void set_metrics(MetricsServer* m) { metrics_ = m; }
 
  private:
   void Error(const std::string& what) {
@@ -259,6 +272,7 @@ class PerfClient {
       Error(r.status().ToString());
       return false;
     }
+    if (metrics_) metrics_->MaybePublish(*udp_);
     if (udp_->Now() > last_progress_ + o_.peer_timeout_ms * 1000 + 2'000'000) {
       Error("no progress for " + std::to_string(o_.peer_timeout_ms + 2000) + " ms");
       return false;
@@ -431,6 +445,7 @@ class PerfClient {
   const NetAddr remote_;  // path 0's
   uint32_t size_ = 0;
   std::unique_ptr<UdpEndpoint> udp_;
+  MetricsServer* metrics_ = nullptr;  // --metrics; null without
   PeerId peer_ = 0;
   CqId cq_ = 0;
   SqId sq_ = 0;
@@ -514,15 +529,30 @@ int RunPerfClient(const PerfClientOptions& o) {
     return Usage("--size must be at least " + std::to_string(kAppHeaderLen) + " (the perf header)");
   }
   if (opts.count == 0 && opts.duration_s <= 0) opts.duration_s = 3;
+  // Declared before the client: the endpoint's capture source must outlive it.
+  Result<std::unique_ptr<PcapWriter>> capture = OpenCapture(o.pcap);
+  if (!capture.ok()) return Usage(capture.status().message());
+  // Also before the client, which publishes into it.
+  std::unique_ptr<MetricsServer> metrics;
+  if (!o.metrics.empty()) {
+    Result<std::unique_ptr<MetricsServer>> m = MetricsServer::Start(o.metrics, "perf_client");
+    if (!m.ok()) {
+      if (m.status().code() == Code::kInvalidArgument) return Usage(m.status().message());
+      std::fprintf(stderr, "opensrd perf client: %s\n", m.status().message().c_str());
+      return 1;
+    }
+    metrics = std::move(m.value());
+  }
   PerfClient client(opts, std::move(locals), std::move(remotes));
   client.set_size(size);
-  Status s = client.Setup(*fault, key_cfg);
+  client.set_metrics(metrics.get());
+  Status s = client.Setup(*fault, key_cfg, *capture ? (*capture)->NewSource() : nullptr);
   if (!s.ok()) {
     std::fprintf(stderr, "opensrd perf client: %s\n", s.ToString().c_str());
     return 1;
   }
   client.Run();
-  return client.Print();
+  return client.Print(capture->get());
 }
 
 }  // namespace opensrd::cli

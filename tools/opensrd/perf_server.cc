@@ -13,8 +13,10 @@
 #include <memory>
 #include <vector>
 
+#include "tools/opensrd/capture.h"
 #include "tools/opensrd/commands.h"
 #include "tools/opensrd/key_file.h"
+#include "tools/opensrd/metrics.h"
 #include "tools/opensrd/perf_protocol.h"
 #include "transport/udp_endpoint.h"
 
@@ -38,8 +40,8 @@ struct ClientTally {
 
 class PerfServer {
  public:
-  PerfServer(const PerfServerOptions& o, std::unique_ptr<UdpEndpoint> udp)
-      : o_(o), udp_(std::move(udp)), ep_(udp_->endpoint()) {}
+  PerfServer(const PerfServerOptions& o, std::unique_ptr<UdpEndpoint> udp, MetricsServer* metrics)
+      : o_(o), udp_(std::move(udp)), ep_(udp_->endpoint()), metrics_(metrics) {}
 
   Status Start() {
     cq_ = ep_.CreateCompletionQueue();
@@ -60,6 +62,7 @@ class PerfServer {
     while (!g_stop) {
       Result<size_t> r = udp_->Poll(100000);  // a signal also ends the wait (EINTR)
       if (!r.ok()) return r.status();
+      if (metrics_) metrics_->MaybePublish(*udp_);
       size_t n;
       while ((n = ep_.PollCompletions(cq_, comps)) > 0) {
         for (size_t i = 0; i < n; ++i) {
@@ -154,6 +157,7 @@ class PerfServer {
   const PerfServerOptions& o_;
   std::unique_ptr<UdpEndpoint> udp_;
   Endpoint& ep_;
+  MetricsServer* metrics_;  // null without --metrics
   CqId cq_ = 0;
   SqId sq_ = 0;
   std::vector<std::unique_ptr<uint8_t[]>> buffers_;
@@ -190,6 +194,12 @@ int RunPerfServer(const PerfServerOptions& o) {
     std::fprintf(stderr, "opensrd perf server: %s\n", k.message().c_str());
     return 2;
   }
+  Result<std::unique_ptr<PcapWriter>> capture = OpenCapture(o.pcap);
+  if (!capture.ok()) {
+    std::fprintf(stderr, "opensrd perf server: %s\n", capture.status().message().c_str());
+    return 2;
+  }
+  if (*capture) uo.pcap = (*capture)->NewSource();
   uo.local = binds;
   uo.max_path_id = static_cast<uint32_t>(o.paths);
   uo.endpoint.max_payload =
@@ -212,7 +222,17 @@ int RunPerfServer(const PerfServerOptions& o) {
   for (size_t i = 0; i < (*udp)->num_sockets(); ++i) {
     listening += (i ? ", " : "") + ToString((*udp)->local_address(i));
   }
-  PerfServer server(o, std::move(udp.value()));
+  std::unique_ptr<MetricsServer> metrics;
+  if (!o.metrics.empty()) {
+    Result<std::unique_ptr<MetricsServer>> m = MetricsServer::Start(o.metrics, "perf_server");
+    if (!m.ok()) {
+      std::fprintf(stderr, "opensrd perf server: %s\n", m.status().message().c_str());
+      return m.status().code() == Code::kInvalidArgument ? 2 : 1;
+    }
+    metrics = std::move(m.value());
+    metrics->MaybePublish(**udp, true);
+  }
+  PerfServer server(o, std::move(udp.value()), metrics.get());
   Status s = server.Start();
   if (s.ok()) {
     if (!o.quiet) {
@@ -220,6 +240,10 @@ int RunPerfServer(const PerfServerOptions& o) {
                    listening.c_str(), o.paths);
     }
     s = server.Run();
+  }
+  if (*capture) {
+    std::fprintf(stderr, "perf server: %s\n",
+                 CaptureSummary(FinishCapture(capture->get())).c_str());
   }
   if (!s.ok()) {
     std::fprintf(stderr, "opensrd perf server: %s\n", s.ToString().c_str());
