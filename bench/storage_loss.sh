@@ -32,8 +32,8 @@ dd if=/dev/zero of="$file" bs=1M count=256 oflag=direct status=none
 loss() {  # loss on|off PROTO PORT
   "${in_ns[@]}" nft flush chain inet t in
   if [ "$1" = on ]; then
-    "${in_ns[@]}" nft add rule inet t in "$2" dport "$3" numgen random mod 100 '<' 1 drop
-    "${in_ns[@]}" nft add rule inet t in "$2" sport "$3" numgen random mod 100 '<' 1 drop
+    "${in_ns[@]}" nft add rule inet t in "$2" dport "$3" numgen random mod 100 '<' 1 counter drop
+    "${in_ns[@]}" nft add rule inet t in "$2" sport "$3" numgen random mod 100 '<' 1 counter drop
   fi
 }
 run_fio() {  # run_fio NAME URI
@@ -41,14 +41,18 @@ run_fio() {  # run_fio NAME URI
     --size=256M --time_based --runtime="$secs" --output-format=json --output="$work/fio.json" 2>"$work/fio.err" ||
     { echo "fio failed: $(cat "$work/fio.err")"; exit 1; }
   jq -r --arg n "$1" '.jobs[0].read as $x | $x.clat_ns.percentile as $p |
-    "| \($n) | \($x.iops | floor) | \($p["50.000000"] / 1000 | floor) | \($p["99.000000"] / 1000 | floor) | \($p["99.900000"] / 1000 | floor) | \($x.clat_ns.max / 1000 | floor) |"' "$work/fio.json"
+    "| \($n) | \($x.iops | floor) | \($p["50.000000"] / 1000 | floor) | \($p["99.000000"] / 1000 | floor) | \($p["99.900000"] / 1000 | floor) | \($x.clat_ns.max / 1000 | floor) | \($d) |"' \
+    --arg d "$(dropped)" "$work/fio.json"
+}
+dropped() {  # packets the loss rules dropped so far
+  "${in_ns[@]}" nft list chain inet t in | grep -o 'packets [0-9]*' | awk '{s += $2} END {print s + 0}'
 }
 wait_sock() { for _ in $(seq 100); do [ -S "$1" ] && return 0; sleep 0.05; done; echo "no $1"; exit 1; }
 
 echo "CPU: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(nproc) cores; fio 4 KiB randread QD 1, ${secs}s per run"
 echo
-echo "| path | IOPS | p50 us | p99 us | p99.9 us | max us |"
-echo "|---|---|---|---|---|---|"
+echo "| path | IOPS | p50 us | p99 us | p99.9 us | max us | packets dropped |"
+echo "|---|---|---|---|---|---|---|"
 "${in_ns[@]}" "$bin" bridge --bind 127.0.0.1:7550 --volume "v=$file" --quiet &
 pids+=($!)
 sleep 0.3
