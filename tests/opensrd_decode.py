@@ -50,8 +50,13 @@ def main():
     extra = sys.argv[5:]
     # Payload bytes are not needed: leave them out of the JSON (-J limits the layers, and the
     # payload field is filtered by name below).
+    # Heuristics first: an endpoint's ephemeral port can be one Wireshark has registered for
+    # another protocol (UDP tries the lower port's dissector before any heuristic), and then a
+    # random quarter of a run's frames decode as that protocol. opensrd's heuristic checks the
+    # magic, version and type, so trying it first is safe.
     proc = subprocess.run(
-        ["tshark", "-X", "lua_script:" + lua, *extra, "-r", pcap, "-T", "json",
+        ["tshark", "-X", "lua_script:" + lua, "-o", "udp.try_heuristic_first:TRUE", *extra,
+         "-r", pcap, "-T", "json",
          "--no-duplicate-keys",
          "-J", "frame ip ipv6 udp opensrd _ws.malformed _ws.expert"],
         capture_output=True, text=True, check=False)
