@@ -24,6 +24,9 @@ def sniff(server_port, want_type, timeout):
     s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ALL))
     s.bind(("lo", 0))
     s.settimeout(0.2)
+    ready = os.environ.get("ATTACK_READY")
+    if ready:  # tell the test the sniffer is listening (a HELLO is only sent once)
+        open(ready, "w").close()
     end = time.time() + timeout
     while time.time() < end:
         try:

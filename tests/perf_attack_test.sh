@@ -34,13 +34,17 @@ run_attack() {
 
 run_attack reset 7390 7393
 run_attack hijack 7391 7395
-# A HELLO is only seen at the start: the client must start after the sniffer.
+# A HELLO is only seen at the start: the client starts once the sniffer says it listens.
 start_server hello -- --bind 127.0.0.1:7392 --paths 1
-( sleep 0.5; timeout 60 "$bin" perf client --connect 127.0.0.1:7392 --paths 1 --mode lat \
-    --count 3000 --json >"$work/hello.json" 2>"$work/hello.log" ) &
+ATTACK_READY="$work/hello.ready" timeout 30 python3 "$attack" hello 7392 20 \
+  >"$work/hello.attack" 2>&1 &
+attacker=$!
+for _ in $(seq 100); do [ -e "$work/hello.ready" ] && break; sleep 0.05; done
+[ -e "$work/hello.ready" ] || fail "the sniffer did not start: $(cat "$work/hello.attack")"
+timeout 60 "$bin" perf client --connect 127.0.0.1:7392 --paths 1 --mode lat \
+  --count 3000 --json >"$work/hello.json" 2>"$work/hello.log" &
 client=$!
-timeout 30 python3 "$attack" hello 7392 20 >"$work/hello.attack" 2>&1 ||
-  fail "attack hello: $(cat "$work/hello.attack")"
+wait "$attacker" || fail "attack hello: $(cat "$work/hello.attack")"
 wait "$client" || fail "client under HELLO replay exited $?"
 cat "$work/hello.attack"
 jq_check "$work/hello.json" '.verified == true and .errors == 0' "run under HELLO replay"
