@@ -11,8 +11,9 @@ PACKAGES=(
   clang-16 libclang-rt-16-dev clang-format
   libisal-dev liburing-dev
   iproute2 nftables iperf3 sockperf jq python3
-  tshark tcpdump
+  tshark tcpdump curl
   qemu-utils libnbd-bin nbdkit fio
+  prometheus
 )
 
 missing=()
@@ -27,7 +28,16 @@ if [ ${#missing[@]} -gt 0 ]; then
   # tshark asks whether non-root users may capture: answer no, without a prompt.
   echo "wireshark-common wireshark-common/install-setuid boolean false" |
     $SUDO debconf-set-selections
+  # prometheus is here for promtool (tests/metrics_test.sh): its daemon must not start. Where
+  # no policy-rc.d forbids service starts, one does for the length of the install.
+  policy=""
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    policy=/usr/sbin/policy-rc.d
+    printf '#!/bin/sh\nexit 101\n' | $SUDO tee "$policy" >/dev/null
+    $SUDO chmod +x "$policy"
+  fi
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"
+  [ -z "$policy" ] || $SUDO rm -f "$policy"
 fi
 
 [ "${1:-}" = "--deps-only" ] && exit 0

@@ -2,11 +2,12 @@
 # --metrics: Prometheus text at /metrics during a perf run, scraped with curl. The client's
 # counters move between two scrapes; path 1, blackholed mid-run, goes from active to suspect and
 # its losses show; the server's receive counter moves too. The text parses as the Prometheus
-# exposition format (the test's own checker, and promtool when it is installed: Debian's
+# exposition format (the test's own checker, and promtool check metrics: Debian's
 # `prometheus` package ships it). A bad --metrics address is a usage error (exit 2).
 # Ports: server 7420 (metrics 7421), client 7423-7426 (metrics 7422).
 source "$(dirname "$0")/perf_lib.sh"
 command -v curl >/dev/null || { echo "SKIPPED: no curl"; exit 77; }
+command -v promtool >/dev/null || { echo "SKIPPED: no promtool (scripts/setup.sh installs prometheus)"; exit 77; }
 command -v python3 >/dev/null || { echo "SKIPPED: no python3"; exit 77; }
 
 start_server srv -- --bind 127.0.0.1:7420 --paths 4 --metrics 127.0.0.1:7421
@@ -94,14 +95,10 @@ for path in sys.argv[1:]:
     assert types and seen, path + " is empty"
 print("exposition format ok")
 PY
-if command -v promtool >/dev/null; then
-  for f in c2 s2; do
-    promtool check metrics <"$work/$f.txt" || fail "promtool check metrics $f.txt"
-  done
-  echo "ok   promtool check metrics"
-else
-  echo "note: promtool not installed (Debian package prometheus); format checked above only"
-fi
+for f in c2 s2; do
+  promtool check metrics <"$work/$f.txt" || fail "promtool check metrics $f.txt"
+done
+echo "ok   promtool check metrics"
 
 # Bad addresses: usage errors.
 for bad in nonsense 127.0.0.1:0; do
