@@ -13,6 +13,7 @@ PACKAGES=(
   iproute2 nftables iperf3 sockperf jq python3
   tshark tcpdump curl
   qemu-utils libnbd-bin nbdkit fio
+  librbd-dev ceph-mon ceph-osd ceph-common uuid-runtime
   prometheus
 )
 

@@ -1,7 +1,8 @@
 // block_load: the crash tests' load generator and checker.
 //
-//   block_load write --bridge HOST:PORT --volume V [--token T] --log FILE --seconds S
-//              [--unit BYTES] [--units N] [--qd D] [--fua-every K] [--flush-every K]
+//   block_load write --bridge HOST:PORT[,HOST:PORT...] --volume V [--token T] --log FILE
+//              --seconds S [--unit BYTES] [--units N] [--qd D] [--fua-every K] [--flush-every K]
+//              [--peer-timeout-ms MS]
 //       Attaches like an adapter (RemoteVolume) and writes units (a multiple of 4 KiB) at random
 //       free unit slots, qd at a time, until S seconds pass, then waits for everything in
 //       flight. Every 4 KiB of a write carries a header (magic, write sequence, unit, part) and
@@ -10,7 +11,9 @@
 //       durable when it was acknowledged with FUA, or before a FLUSH that was acknowledged
 //       (flushes run with no write in flight, so "before" is exact); "F" lines mark flushes.
 //       Writes in flight when the run is cut short, or that failed, are logged as "P seq unit"
-//       (pending: either outcome is allowed).
+//       (pending: either outcome is allowed). Several bridges: the adapter fails over in that
+//       order. The result names the longest time without an acknowledged write (max_gap_ms:
+//       what a kill or a failover cost the client).
 //   block_load check --file PATH --log FILE --unit BYTES [--durable-only]
 //       Reads the volume's file directly. Without --durable-only (a process crash): every unit
 //       holds its last acknowledged write. With it (a power cut of a crash-test volume): every
@@ -33,6 +36,7 @@
 #include <mutex>
 #include <random>
 #include <set>
+#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -90,15 +94,19 @@ std::atomic<bool> g_stop{false};
 
 int Write(const Args& a) {
   RemoteVolumeOptions o;
-  Result<NetAddr> bridge = ParseNetAddr(a.Get("bridge"));
-  if (!bridge.ok()) return 2;
-  o.bridges = {*bridge};
+  std::stringstream list(a.Get("bridge"));
+  for (std::string item; std::getline(list, item, ',');) {
+    Result<NetAddr> bridge = ParseNetAddr(item);
+    if (!bridge.ok()) return 2;
+    o.bridges.push_back(*bridge);
+  }
+  if (o.bridges.empty()) return 2;
   o.volume = a.Get("volume");
   o.token = a.Get("token");
-  o.local.v6 = bridge->v6;
+  o.local.v6 = o.bridges[0].v6;
   o.paths = 2;
   o.endpoint.max_payload = 8192;
-  o.endpoint.peer_timeout_us = 500'000;
+  o.endpoint.peer_timeout_us = a.Num("peer-timeout-ms", 500) * 1000;
   o.reconnect_timeout_us = 60'000'000;
   auto v = RemoteVolume::Open(o);
   if (!v.ok()) {
@@ -121,6 +129,8 @@ int Write(const Args& a) {
   std::map<uint64_t, uint64_t> pending;                    // seq -> unit, in flight
   std::vector<std::pair<uint64_t, uint64_t>> since_flush;  // acked, not yet durable
   uint64_t inflight = 0, errors = 0, acked = 0;
+  auto last_ack = std::chrono::steady_clock::now();
+  std::chrono::steady_clock::duration max_gap{0};
   std::mt19937_64 rng(a.Num("seed", 1));
   uint64_t seq = 0;
   std::vector<std::vector<uint8_t>> bufs;
@@ -151,6 +161,9 @@ int Write(const Args& a) {
                                 static_cast<unsigned long long>(s), st.ToString().c_str());
                  } else {
                    ++acked;
+                   const auto now = std::chrono::steady_clock::now();
+                   max_gap = std::max(max_gap, now - last_ack);
+                   last_ack = now;
                    log << "W " << s << " " << u << " " << (fua ? 1 : 0) << "\n";
                    if (!fua) since_flush.emplace_back(s, u);
                  }
@@ -196,9 +209,13 @@ int Write(const Args& a) {
   for (const auto& [s, u] : pending) log << "P " << s << " " << u << "\n";
   log.flush();
   const size_t left = pending.size();
-  std::printf("{\"acked\": %llu, \"errors\": %llu, \"pending\": %zu, \"attaches\": %llu}\n",
-              static_cast<unsigned long long>(acked), static_cast<unsigned long long>(errors), left,
-              static_cast<unsigned long long>(vol.stats().attaches));
+  std::printf(
+      "{\"acked\": %llu, \"errors\": %llu, \"pending\": %zu, \"attaches\": %llu, "
+      "\"failovers\": %llu, \"max_gap_ms\": %.1f}\n",
+      static_cast<unsigned long long>(acked), static_cast<unsigned long long>(errors), left,
+      static_cast<unsigned long long>(vol.stats().attaches),
+      static_cast<unsigned long long>(vol.stats().failovers),
+      std::chrono::duration<double, std::milli>(max_gap).count());
   lock.unlock();
   std::fflush(stdout);
   // A volume whose bridge is gone keeps requests until they time out: do not wait for that.

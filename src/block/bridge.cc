@@ -3,6 +3,7 @@
 #include <poll.h>
 #include <sodium.h>
 
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -10,7 +11,7 @@
 #include <unordered_map>
 #include <unordered_set>
 
-#include "block/file_device.h"
+#include "block/backend.h"
 #include "block/protocol.h"
 #include "transport/udp_endpoint.h"
 
@@ -23,6 +24,8 @@ constexpr size_t kAlign = 4096;
 constexpr size_t kDedupWindow = 8192;
 constexpr size_t kMaxSessions = 1024;
 constexpr size_t kMaxAttachmentsPerPeer = 256;
+// An attach that had to take a volume over from another bridge (an RBD lock break) is logged.
+constexpr auto kSlowAttach = std::chrono::milliseconds(5);
 
 size_t RoundUp(size_t n) {
   return (n + kAlign - 1) / kAlign * kAlign;
@@ -34,7 +37,7 @@ class Bridge::Impl {
  public:
   struct Volume {
     VolumeSpec spec;
-    std::unique_ptr<FileDevice> dev;
+    std::unique_ptr<PolledDevice> dev;
   };
   struct Attachment {
     PeerId peer = 0;
@@ -84,22 +87,14 @@ class Bridge::Impl {
       if (!names.insert(v.name).second) {
         return Status(Code::kInvalidArgument, "volume '" + v.name + "' given twice");
       }
-      FileDeviceOptions fo{.path = v.path,
-                           .create_size = v.size,
-                           .direct = o.direct,
-                           .volatile_cache = v.crash_test,
-                           .read_only = v.read_only};
-      Result<std::unique_ptr<FileDevice>> dev = FileDevice::Open(fo);
+      Result<std::unique_ptr<PolledDevice>> dev = OpenBackend(v, o.direct);
       if (!dev.ok()) {
         return Status(dev.status().code(), "volume '" + v.name + "': " + dev.status().message());
       }
       if (!o.quiet) {
-        std::fprintf(
-            stderr, "bridge: volume %s = %s, %llu bytes, %s I/O%s%s\n", v.name.c_str(),
-            v.path.c_str(), static_cast<unsigned long long>((*dev)->Info().size_bytes),
-            (*dev)->direct() ? "O_DIRECT" : "buffered (O_DIRECT refused by the file system)",
-            v.token.empty() ? ", no token: any adapter may attach" : "",
-            v.crash_test ? ", crash-test write cache" : "");
+        std::fprintf(stderr, "bridge: volume %s = %s%s\n", v.name.c_str(),
+                     (*dev)->Describe().c_str(),
+                     v.token.empty() ? ", no token: any adapter may attach" : "");
       }
       vols_.push_back({v, std::move(dev.value())});
     }
@@ -267,6 +262,20 @@ class Bridge::Impl {
       v = nullptr;
       rep.status = proto::WireStatus::kNoSpace;
       rep.message = "too many attachments from one adapter";
+    }
+    if (v != nullptr) {
+      // A shared backend (RBD) makes this bridge the volume's writer here, fencing another.
+      const auto t0 = std::chrono::steady_clock::now();
+      if (Status s = v->dev->OnAttach(); !s.ok()) {
+        v = nullptr;
+        rep.status = proto::FromCode(s.code());
+        rep.message = s.message();
+      } else if (!opts_.quiet && std::chrono::steady_clock::now() - t0 > kSlowAttach) {
+        std::fprintf(stderr, "bridge: volume %s taken over in %lld ms\n", a->volume.c_str(),
+                     static_cast<long long>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                                std::chrono::steady_clock::now() - t0)
+                                                .count()));
+      }
     }
     if (v == nullptr) {
       ++stats_.attach_denied;

@@ -30,13 +30,19 @@
 namespace opensrd::block {
 
 // NAME=PATH[,size=BYTES][,token=SECRET|,token-file=PATH][,ro][,crash-test]
+// NAME=rbd:POOL/IMAGE[,conf=PATH][,id=CLIENT][,size=BYTES][,token...][,ro]
 struct VolumeSpec {
   std::string name;
-  std::string path;
-  uint64_t size = 0;  // create a missing file with this size
+  std::string path;   // a file or block device; for RBD "rbd:POOL/IMAGE"
+  uint64_t size = 0;  // create a missing file (or image) with this size
   std::string token;  // empty: any adapter may attach
   bool read_only = false;
   bool crash_test = false;  // FileDevice's volatile write cache (power-cut tests)
+  // RBD volumes (path "rbd:..."): the image, and how to reach its cluster.
+  std::string rbd_pool, rbd_image;
+  std::string rbd_conf;  // ceph.conf (empty: $CEPH_CONF, then /etc/ceph/ceph.conf)
+  std::string rbd_id;    // cephx client id (empty: admin)
+  bool is_rbd() const { return !rbd_image.empty(); }
 };
 // Parses the CLI's volume spec; sizes take K/M/G/T (powers of 1024), KiB/MiB/GiB/TiB or none.
 Result<VolumeSpec> ParseVolumeSpec(const std::string& spec);

@@ -455,5 +455,11 @@ bool FileDevice::direct() const {
 const std::string& FileDevice::path() const {
   return impl_->opts_.path;
 }
+std::string FileDevice::Describe() const {
+  std::string d = path() + ", " + std::to_string(Info().size_bytes) + " bytes, ";
+  d += direct() ? "O_DIRECT I/O" : "buffered I/O (O_DIRECT refused by the file system)";
+  if (impl_->opts_.volatile_cache) d += ", crash-test write cache";
+  return d;
+}
 
 }  // namespace opensrd::block

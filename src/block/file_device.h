@@ -26,6 +26,7 @@
 #include <memory>
 #include <string>
 
+#include "block/polled_device.h"
 #include "opensrd/block.h"
 
 namespace opensrd::block {
@@ -39,7 +40,7 @@ struct FileDeviceOptions {
   bool read_only = false;
 };
 
-class FileDevice : public BlockDevice {
+class FileDevice : public PolledDevice {
  public:
   static Result<std::unique_ptr<FileDevice>> Open(const FileDeviceOptions& options);
   ~FileDevice() override;
@@ -50,12 +51,13 @@ class FileDevice : public BlockDevice {
 
   // Readable (an eventfd) when completions are waiting; Reap() runs them on the calling thread
   // and returns how many completed.
-  int event_fd() const;
-  size_t Reap();
+  int event_fd() const override;
+  size_t Reap() override;
   // Requests submitted and not yet completed.
-  size_t in_flight() const;
+  size_t in_flight() const override;
   // Grows the volume (a regular file only); shrinking is refused.
-  Status Resize(uint64_t new_size);
+  Status Resize(uint64_t new_size) override;
+  std::string Describe() const override;
   bool direct() const;
   const std::string& path() const;
 

@@ -373,6 +373,9 @@ class RemoteVolume::Impl {
 
   // The attachment is lost: requests on the wire go back to the queue; attach again.
   void Impair(bool same_bridge) {
+    // Every request the lost bridge held fails on its own; only the first of those failures
+    // may choose the next bridge (each used to move on again, flip-flopping between bridges).
+    const bool lost_now = attached_;
     if (attached_) {
       attached_ = false;
       handle_ = 0;
@@ -388,7 +391,7 @@ class RemoteVolume::Impl {
       std::lock_guard<std::mutex> lock(mu_);
       if (state_ == VolumeState::kOk) state_ = VolumeState::kImpaired;
     }
-    if (!attach_pending_) NextBridge(same_bridge);
+    if (lost_now && !attach_pending_) NextBridge(same_bridge);
   }
 
   void NextBridge(bool same_bridge) {

@@ -89,11 +89,28 @@ Result<VolumeSpec> ParseVolumeSpec(const std::string& spec) {
       v.read_only = true;
     } else if (key == "crash-test" && val.empty()) {
       v.crash_test = true;
+    } else if (key == "conf" && !val.empty()) {
+      v.rbd_conf = val;
+    } else if (key == "id" && !val.empty()) {
+      v.rbd_id = val;
     } else {
       return Bad("volume '" + v.name + "': unknown option '" + item + "'");
     }
   }
   if (v.path.empty()) return Bad("volume '" + v.name + "': empty path");
+  if (v.path.rfind("rbd:", 0) == 0) {
+    const std::string image = v.path.substr(4);
+    const size_t slash = image.find('/');
+    if (slash == std::string::npos || slash == 0 || slash + 1 == image.size() ||
+        image.find('/', slash + 1) != std::string::npos) {
+      return Bad("volume '" + v.name + "': want rbd:POOL/IMAGE, got '" + v.path + "'");
+    }
+    v.rbd_pool = image.substr(0, slash);
+    v.rbd_image = image.substr(slash + 1);
+    if (v.crash_test) return Bad("volume '" + v.name + "': crash-test is for file volumes");
+  } else if (!v.rbd_conf.empty() || !v.rbd_id.empty()) {
+    return Bad("volume '" + v.name + "': conf= and id= are for rbd: volumes");
+  }
   return v;
 }
 
