@@ -2,7 +2,7 @@
 //
 //   block_load write --bridge HOST:PORT[,HOST:PORT...] --volume V [--token T] --log FILE
 //              --seconds S [--unit BYTES] [--units N] [--qd D] [--fua-every K] [--flush-every K]
-//              [--peer-timeout-ms MS]
+//              [--peer-timeout-ms MS] [--first-seq N]
 //       Attaches like an adapter (RemoteVolume) and writes units (a multiple of 4 KiB) at random
 //       free unit slots, qd at a time, until S seconds pass, then waits for everything in
 //       flight. Every 4 KiB of a write carries a header (magic, write sequence, unit, part) and
@@ -132,7 +132,8 @@ int Write(const Args& a) {
   auto last_ack = std::chrono::steady_clock::now();
   std::chrono::steady_clock::duration max_gap{0};
   std::mt19937_64 rng(a.Num("seed", 1));
-  uint64_t seq = 0;
+  // Sequence numbers continue a previous run's (--first-seq), so one check covers both logs.
+  uint64_t seq = a.Num("first-seq", 1) - 1;
   std::vector<std::vector<uint8_t>> bufs;
   auto write_one = [&](std::unique_lock<std::mutex>& lock) {
     uint64_t u;

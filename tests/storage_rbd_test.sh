@@ -88,8 +88,9 @@ wait "$apid" || fail "adapter did not exit cleanly"
 jq_check "$work/adapter.json" '.errors == 0 and .state == "ok"' "adapter counters"
 
 # --- 3: failover between two bridges under a verified write load
-timeout 120 "$bin" bridge --bind 127.0.0.1:7757 --volume "$spec" 2>"$work/bridge_b.log" &
-pids+=($!)
+"$bin" bridge --bind 127.0.0.1:7757 --volume "$spec" 2>"$work/bridge_b.log" &  # signalled below
+bridge_b=$!
+pids+=($bridge_b)
 wait_log "$work/bridge_b.log" "serving on"
 timeout 100 "$load" write --bridge 127.0.0.1:7756,127.0.0.1:7757 --volume vol \
   --token "$(cat "$work/token")" --log "$work/ack.log" --seconds 8 --unit 16384 --units 2048 \
@@ -114,4 +115,35 @@ rbd lock ls rbd/vol >"$work/lock_after.txt"
 cmp -s "$work/lock_before.txt" "$work/lock_after.txt" && fail "the lock did not move to bridge B"
 echo "failover: $(cat "$work/load.json") $(cat "$work/check.json")"
 echo "failover: $(grep "taken over" "$work/bridge_b.log")"
+
+# --- 4: fencing. Bridge B (serving) is frozen (SIGSTOP) under load: the adapter moves to a new
+# bridge A, which blocklists B. B is thawed with writes still queued in it: the cluster must
+# refuse them (they would overwrite newer data) and B's late replies must not fail the client.
+# Then A is killed and the adapter goes back to B, which reconnects to the cluster.
+"$bin" bridge --bind 127.0.0.1:7756 --volume "$spec" 2>"$work/bridge_a2.log" &
+bridge_a=$!
+pids+=($bridge_a)
+wait_log "$work/bridge_a2.log" "serving on"
+timeout 100 "$load" write --bridge 127.0.0.1:7757,127.0.0.1:7756 --volume vol \
+  --token "$(cat "$work/token")" --log "$work/ack2.log" --seconds 9 --unit 16384 --units 2048 \
+  --qd 16 --peer-timeout-ms 500 --seed 2 --first-seq 1000000 >"$work/load2.json" 2>"$work/load2.log" &
+load_pid=$!
+pids+=($load_pid)
+sleep 1.5
+kill -STOP "$bridge_b"
+sleep 2
+kill -CONT "$bridge_b"
+sleep 1.5
+kill -9 "$bridge_a"
+wait "$load_pid" || fail "the load saw errors across fencing: $(cat "$work/load2.json" "$work/load2.log")"
+jq_check "$work/load2.json" '.errors == 0 and .pending == 0 and .failovers == 2' \
+  "load survived the freeze and the kill"
+grep -q "taken over" "$work/bridge_a2.log" || fail "the new bridge did not take the volume over"
+rbd export --no-progress rbd/vol "$work/export3.img" 2>/dev/null || fail "rbd export"
+# The first run's log first: units the second run never touched keep their first-run data.
+cat "$work/ack.log" "$work/ack2.log" >"$work/ack_all.log"
+"$load" check --file "$work/export3.img" --log "$work/ack_all.log" --unit 16384 \
+  >"$work/check2.json" 2>"$work/check2.log" ||
+  fail "a fenced bridge's late write landed, or a write was lost: $(cat "$work/check2.log")"
+echo "fencing: $(cat "$work/load2.json") $(cat "$work/check2.json")"
 echo "storage rbd ok"

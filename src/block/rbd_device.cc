@@ -272,12 +272,9 @@ class RbdDevice::Impl {
   }
 
   Status TakeLock() {
-    int owner = 0;
-    if (int r = rbd_is_exclusive_lock_owner(image_, &owner); r < 0) {
-      if (-r == kBlocklisted) fenced_ = true;
-      return RbdError("checking the lock of " + Name(), r);
-    }
-    if (owner) return Status::Ok();
+    // Reading the lock's owners is a round trip to the OSD holding the image header, which
+    // refuses a blocklisted client: so this also tells a bridge that was fenced while idle
+    // (librbd may still believe it owns the lock).
     rbd_lock_mode_t mode;
     char* owners[8];
     size_t n = 8;
@@ -286,18 +283,26 @@ class RbdDevice::Impl {
       if (-r == kBlocklisted) fenced_ = true;
       return RbdError("reading the lock owners of " + Name(), r);
     }
+    int owner = 0;
+    if (int o = rbd_is_exclusive_lock_owner(image_, &owner); o < 0) {
+      if (r == 0) rbd_lock_get_owners_cleanup(owners, n);
+      if (-o == kBlocklisted) fenced_ = true;
+      return RbdError("checking the lock of " + Name(), o);
+    }
     if (r == 0) {
-      for (size_t i = 0; i < n; ++i) {
+      for (size_t i = 0; i < n && !owner; ++i) {
         // Blocklists that client: it can no longer write, whatever state it is in.
         int b = rbd_lock_break(image_, RBD_LOCK_MODE_EXCLUSIVE, owners[i]);
         if (b < 0 && b != -ENOENT) {
           rbd_lock_get_owners_cleanup(owners, n);
+          if (-b == kBlocklisted) fenced_ = true;
           return RbdError("breaking the lock of " + Name(), b);
         }
         if (b == 0) locks_broken_.fetch_add(1);
       }
       rbd_lock_get_owners_cleanup(owners, n);
     }
+    if (owner) return Status::Ok();
     if (int a = rbd_lock_acquire(image_, RBD_LOCK_MODE_EXCLUSIVE); a < 0) {
       if (-a == kBlocklisted) fenced_ = true;
       return RbdError("taking the lock of " + Name(), a);

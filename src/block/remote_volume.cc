@@ -303,7 +303,7 @@ class RemoteVolume::Impl {
     if (*t == proto::Type::kIoReply) {
       std::span<const uint8_t> data;
       Result<proto::IoReply> rep = proto::ParseIoReply(msg, &data);
-      if (rep.ok()) OnIoReply(*rep, data);
+      if (rep.ok()) OnIoReply(c.peer, *rep, data);
     } else if (*t == proto::Type::kAttachReply) {
       Result<proto::AttachReply> rep = proto::ParseAttachReply(msg);
       if (rep.ok()) OnAttachReply(*rep);
@@ -313,11 +313,16 @@ class RemoteVolume::Impl {
     }
   }
 
-  void OnIoReply(const proto::IoReply& rep, std::span<const uint8_t> data) {
+  void OnIoReply(PeerId from, const proto::IoReply& rep, std::span<const uint8_t> data) {
     auto it = outstanding_.find(rep.request_id);
     if (it == outstanding_.end()) return;  // already answered (a replay's second reply)
     Req* r = it->second;
     if (r->replied) return;
+    // An error from a bridge the volume has left (it froze, the volume moved on, another bridge
+    // fenced it, and it woke up to fail what it held) says nothing about the request, which is
+    // being replayed on the current bridge: only that bridge's answer counts. A success from
+    // the old bridge is a real completion and is kept.
+    if (rep.status != proto::WireStatus::kOk && from != peers_[cur_]) return;
     if (r->on_wire) {
       r->on_wire = false;
       --on_wire_;
