@@ -576,3 +576,43 @@ TEST(Defect3, OnePeerCannotTakeTheWholeReceivePool) {
 
 }  // namespace
 }  // namespace opensrd::sim
+
+namespace opensrd::sim {
+namespace {
+
+using namespace simtest;
+
+// ---- Busy() must follow what is in flight. It became a counter of contexts with messages and
+// was never decremented, so after the first send it stayed true for good and every UdpEndpoint
+// spun forever instead of sleeping in epoll (found while wiring the DMA engine: a bridge idle
+// under no load burned a core in sched_yield and recvmmsg).
+
+TEST(BusyFollowsInFlight, FalseOnceEverySendCompleted) {
+  Network net(50);
+  HostId a = net.AddHost(kIpA, 1000, 1, Config(0xA, 1));
+  HostId b = net.AddHost(kIpB, 2000, 1, Config(0xB, 2));
+  HostId c = net.AddHost(kIpC, 3000, 1, Config(0xC, 3));
+  App A, B, C;
+  A.Init(net, a);
+  B.Init(net, b);
+  C.Init(net, c);
+  EXPECT_FALSE(A.ep().Busy());
+  PeerId to_b = A.ep().AddPeer({{0, net.address(b, 0)}}, net.now_ns()).value();
+  PeerId to_c = A.ep().AddPeer({{0, net.address(c, 0)}}, net.now_ns()).value();
+  for (int i = 0; i < 4; ++i) A.Send(i % 2 ? to_c : to_b, i, 3000);
+  EXPECT_TRUE(A.ep().Busy());
+  ASSERT_TRUE(RunNet(
+      net, {&A, &B, &C}, [&] { return A.sends.size() == 4; }, 1'000'000));
+  EXPECT_FALSE(A.ep().Busy()) << "all sends completed";
+  // Again, and this time one peer dies with the message in flight: the failed send counts too.
+  A.Send(to_b, 5, 3000);
+  net.SetPath(net.address(a, 0), net.address(c, 0), LinkConfig{.fault = {.loss = 1.0}});
+  A.Send(to_c, 6, 3000);
+  ASSERT_TRUE(RunNet(
+      net, {&A, &B, &C}, [&] { return A.sends.size() == 6; }, 5'000'000));
+  EXPECT_NE(A.sends.back().status, Code::kOk);
+  EXPECT_FALSE(A.ep().Busy()) << "the failed send is complete too";
+}
+
+}  // namespace
+}  // namespace opensrd::sim

@@ -91,6 +91,7 @@ void TransportContext::CompleteSendMessage(uint32_t msg_id, Code status) {
                  .length = m.len,
                  .sq_seq = m.sq_seq});
   messages_.erase(it);
+  if (messages_.empty()) --ep_.busy_contexts;  // the post that made it busy counted it
 }
 
 void TransportContext::FailAllSends(Code status) {
