@@ -59,28 +59,30 @@ for rep in $(seq 1 "$reps"); do
   done
 done
 
-median() {  # jq expression, variant, test
-  for rep in $(seq 1 "$reps"); do jq -r "$1" "$work/$2.$3.$rep.json"; done | sort -g |
-    awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+stat() {  # which (median|min|max), jq expression, variant, test
+  for rep in $(seq 1 "$reps"); do jq -r "$2" "$work/$3.$4.$rep.json"; done | sort -g |
+    awk -v w="$1" '{ v[NR] = $1 } END {
+      if (w == "min") print v[1]; else if (w == "max") print v[NR];
+      else if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
 }
+cell() { printf '%.2f (%.2f-%.2f)' "$(stat median "$@")" "$(stat min "$@")" "$(stat max "$@")"; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
 
-printf '\n%-12s %11s %11s %11s %11s %11s %11s %10s\n' "copies" "bw8k Gb/s" "vs direct" \
-  "bw1400 Gb/s" "vs direct" "lat p50 us" "lat p99 us" "descs/copy"
-d8=$(median .goodput_gbps direct bw8k)
-d14=$(median .goodput_gbps direct bw1400)
+printf '\n%-12s %20s %6s %20s %6s %20s %10s %6s\n' "copies" "bw8k Gb/s (min-max)" "/dir" \
+  "bw1400 Gb/s" "/dir" "lat p50 us" "lat p99" "desc/cp"
+d8=$(stat median .goodput_gbps direct bw8k)
+d14=$(stat median .goodput_gbps direct bw1400)
 for v in "${variants[@]}"; do
-  b8=$(median .goodput_gbps "$v" bw8k)
-  b14=$(median .goodput_gbps "$v" bw1400)
-  p50=$(median .lat_us.p50 "$v" lat)
-  p99=$(median .lat_us.p99 "$v" lat)
+  b8=$(stat median .goodput_gbps "$v" bw8k)
+  b14=$(stat median .goodput_gbps "$v" bw1400)
   dpc=$(jq -r 'if .dma.copies > 0 then (.dma.descriptors / .dma.copies * 100 | round / 100) else 0 end' \
     "$work/$v.bw1400.1.json")
   errs=$(cat "$work/$v".*.json | jq -s 'map(.dma.errors) | add')
   [ "$errs" = "0" ] || { echo "$v: $errs copy errors"; exit 1; }
-  printf '%-12s %11.2f %11s %11.2f %11s %11.1f %11.1f %10s\n' "$v" "$b8" "$(ratio "$b8" "$d8")" \
-    "$b14" "$(ratio "$b14" "$d14")" "$p50" "$p99" "$dpc"
+  printf '%-12s %20s %6s %20s %6s %20s %10.1f %6s\n' "$v" "$(cell .goodput_gbps "$v" bw8k)" \
+    "$(ratio "$b8" "$d8")" "$(cell .goodput_gbps "$v" bw1400)" "$(ratio "$b14" "$d14")" \
+    "$(cell .lat_us.p50 "$v" lat)" "$(stat median .lat_us.p99 "$v" lat)" "$dpc"
 done
 echo
-echo "medians of $reps interleaved rounds of $secs s; client-side copy counters (descs/copy: engine"
-echo "descriptors per gather or placement on the client, bw1400 round 1); server ran the same flags."
+echo "medians (min-max) of $reps interleaved rounds of $secs s each; /dir: median over direct's median;"
+echo "desc/cp: the client's engine descriptors per copy (bw1400, round 1); the server ran the same flags."
