@@ -147,6 +147,8 @@ TransferResult TransferHarness::Run(const std::function<void()>& on_step) {
   for (uint8_t d : delivered_count_) r.missing += d == 0;
   r.sender = net_.endpoint(a_).stats();
   r.receiver = net_.endpoint(b_).stats();
+  r.sender_copies = net_.endpoint(a_).copy_stats();
+  r.receiver_copies = net_.endpoint(b_).copy_stats();
   r.paths = net_.endpoint(a_).path_stats(peer_);
   return r;
 }

@@ -41,6 +41,7 @@ struct TransferResult {
   std::vector<Micros> latencies_us;  // post to send completion
   EndpointStats sender;
   EndpointStats receiver;
+  PayloadCopyStats sender_copies, receiver_copies;
   std::vector<PathStats> paths;
 };
 

@@ -77,14 +77,33 @@ TransferOptions FaultyFourPaths(uint64_t messages, Micros blackhole_at) {
   return o;
 }
 
-TEST(SimTransfer, LosslessSmall) {
+// The transfers below run with the payload copied by memcpy and through the DMA engine; the
+// engine must change nothing the network sees, and it must really carry the copies.
+class SimTransferCopy : public ::testing::TestWithParam<PayloadCopy> {
+ protected:
+  void Use(TransferOptions& o) const { o.config.payload_copy = GetParam(); }
+  static void ExpectCopiesWent(const TransferResult& r) {
+    EXPECT_EQ(r.sender_copies.errors + r.receiver_copies.errors, 0u);
+    EXPECT_GT(r.receiver_copies.copies, 0u);
+    if (GetParam() == PayloadCopy::kEngine) {
+      EXPECT_GE(r.sender_copies.descriptors, r.sender_copies.copies);
+      EXPECT_EQ(r.receiver_copies.descriptors, r.receiver_copies.copies);
+    } else {
+      EXPECT_EQ(r.sender_copies.descriptors + r.receiver_copies.descriptors, 0u);
+    }
+  }
+};
+
+TEST_P(SimTransferCopy, LosslessSmall) {
   TransferOptions o;
+  Use(o);
   o.messages = 300;
   o.max_size = 200'000;
   TransferHarness h(o);
   TransferResult r = h.Run();
   Print("lossless", r);
   ExpectExactlyOnce(r, o.messages);
+  ExpectCopiesWent(r);
   EXPECT_EQ(r.sender.retransmits, 0u);
   for (const auto& p : r.paths) EXPECT_GT(p.sent, 0u) << "path " << p.id;
 }
@@ -187,13 +206,15 @@ TEST(SimTransfer, BlackholedPathComesBackWhenItHeals) {
   EXPECT_GT(static_cast<double>(p2_after), 0.1 * static_cast<double>(total_after));
 }
 
-TEST(SimTransfer, InOrderModeDeliversInOrderUnderFaults) {
+TEST_P(SimTransferCopy, InOrderModeDeliversInOrderUnderFaults) {
   TransferOptions o = FaultyFourPaths(kMidRun, 50'000);
+  Use(o);
   o.in_order = true;
   TransferHarness h(o);
   TransferResult r = h.Run();
   Print("in-order", r);
   ExpectExactlyOnce(r, o.messages);
+  ExpectCopiesWent(r);
   EXPECT_EQ(r.order_violations, 0u);
   EXPECT_GT(r.sender.retransmits, 0u);
 }
@@ -214,8 +235,9 @@ TEST(SimTransfer, OutOfOrderModeDoesDeliverOutOfOrder) {
   EXPECT_EQ(ordered.order_violations, 0u);
 }
 
-TEST(SimTransfer, ReceiverNotReadyBackPressureLosesNothing) {
+TEST_P(SimTransferCopy, ReceiverNotReadyBackPressureLosesNothing) {
   TransferOptions o;
+  Use(o);
   o.messages = 400;
   o.max_size = 50'000;
   o.recv_buffers = 2;  // far fewer buffers than messages in flight
@@ -224,12 +246,14 @@ TEST(SimTransfer, ReceiverNotReadyBackPressureLosesNothing) {
   TransferResult r = h.Run();
   Print("rnr", r);
   ExpectExactlyOnce(r, o.messages);
+  ExpectCopiesWent(r);
   EXPECT_GT(r.receiver.rnr_sent, 0u);
   EXPECT_GT(r.sender.rnr_received, 0u);
 }
 
-TEST(SimTransfer, SameSeedSameRun) {
+TEST_P(SimTransferCopy, SameSeedSameRun) {
   TransferOptions o = FaultyFourPaths(500, 20'000);
+  Use(o);
   o.max_size = 100'000;
   TransferResult r1 = TransferHarness(o).Run();
   TransferResult r2 = TransferHarness(o).Run();
@@ -238,6 +262,29 @@ TEST(SimTransfer, SameSeedSameRun) {
   EXPECT_EQ(r1.sender.datagrams_out, r2.sender.datagrams_out);
   EXPECT_EQ(r1.latencies_us, r2.latencies_us);
 }
+
+TEST(SimTransfer, EngineCopiesChangeNothingOnTheWire) {
+  // Same seed, faults and sizes: memcpy and the engine must give the very same run.
+  TransferOptions o = FaultyFourPaths(500, 20'000);
+  o.max_size = 100'000;
+  const TransferResult direct = TransferHarness(o).Run();
+  o.config.payload_copy = PayloadCopy::kEngine;
+  const TransferResult engine = TransferHarness(o).Run();
+  ExpectExactlyOnce(engine, o.messages);
+  EXPECT_EQ(direct.elapsed_us, engine.elapsed_us);
+  EXPECT_EQ(direct.sender.datagrams_out, engine.sender.datagrams_out);
+  EXPECT_EQ(direct.receiver.datagrams_out, engine.receiver.datagrams_out);
+  EXPECT_EQ(direct.latencies_us, engine.latencies_us);
+  EXPECT_EQ(direct.sender_copies.copies, engine.sender_copies.copies);
+  EXPECT_EQ(direct.receiver_copies.copies, engine.receiver_copies.copies);
+  EXPECT_GT(engine.sender_copies.descriptors, 0u);
+}
+
+INSTANTIATE_TEST_SUITE_P(DirectAndEngine, SimTransferCopy,
+                         ::testing::Values(PayloadCopy::kDirect, PayloadCopy::kEngine),
+                         [](const auto& info) {
+                           return info.param == PayloadCopy::kDirect ? "Direct" : "Engine";
+                         });
 
 }  // namespace
 }  // namespace opensrd::sim

@@ -184,7 +184,8 @@ class RingProducer {
 enum class PrefetchMode : uint8_t {
   kOff,   // the parser alone
   kOn,    // the look-ahead parser prefetches source lines of descriptors i+1..i+k
-  kAuto,  // alternate on and off over trial windows and keep whichever is faster
+  kAuto,  // batches of one descriptor: off; larger ones: alternate on and off over trial
+          // windows and keep whichever is faster
 };
 // "off" | "on" | "auto"; kInvalidArgument otherwise.
 Result<PrefetchMode> ParsePrefetchMode(std::string_view s);
@@ -267,6 +268,8 @@ class DmaEngine {
   bool prefetch_active() const;
   // kAuto: trials run so far (each compares one window with and one without prefetch).
   uint64_t prefetch_trials() const;
+  // kAuto: batches handed to the governor (batches of one descriptor are not; docs/DMA.md).
+  uint64_t batches_governed() const;
   const char* backend_name() const;
 
  private:

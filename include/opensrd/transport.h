@@ -28,6 +28,7 @@
 #include <vector>
 
 #include "common/status.h"
+#include "opensrd/dma.h"
 
 namespace opensrd {
 
@@ -73,6 +74,19 @@ const char* KeyModeName(KeyMode m);
 using PeerId = uint32_t;
 using SqId = uint16_t;
 using CqId = uint16_t;
+
+// How the transport copies payload bytes (EndpointConfig::payload_copy).
+enum class PayloadCopy : uint8_t {
+  kDirect,  // memcpy
+  kEngine,  // descriptors through the DMA engine (include/opensrd/dma.h)
+};
+
+// What an endpoint's payload copies did (Endpoint::copy_stats).
+struct PayloadCopyStats {
+  uint64_t copies = 0;       // gathers and placements that moved bytes
+  uint64_t descriptors = 0;  // DMA engine descriptors posted (0 with PayloadCopy::kDirect)
+  uint64_t errors = 0;       // copies the engine refused (each fails its message, kIoError)
+};
 
 struct EndpointConfig {
   uint64_t node_id = 0;      // stable identity across restarts (0: drawn at random)
@@ -141,6 +155,11 @@ struct EndpointConfig {
   // Spraying: packets per path choice (1 = per-packet spraying; larger = flowlets, which lets a
   // UDP shell batch with GSO).
   uint32_t spray_burst = 1;
+  // Payload copies (a message's SGL gathered into packets, a received payload placed into its
+  // receive buffer): memcpy, or the DMA engine run synchronously in the endpoint's thread with
+  // every buffer mapped for the one copy (docs/DMA.md, "In the transport").
+  PayloadCopy payload_copy = PayloadCopy::kDirect;
+  dma::PrefetchMode dma_prefetch = dma::PrefetchMode::kAuto;  // kEngine only
 };
 
 struct SqOptions {
@@ -301,6 +320,7 @@ class Endpoint {
 
   // ---- observation ----
   EndpointStats stats() const;
+  PayloadCopyStats copy_stats() const;
   std::vector<PathStats> path_stats(PeerId peer) const;
   std::vector<PeerId> peers() const;
 

@@ -183,6 +183,9 @@ TEST(RegionTest, RegistrationRejectsBadRanges) {
   EXPECT_FALSE(e.RegisterRegion(mem.data(), 0).ok());
   EXPECT_FALSE(e.RegisterRegion(mem.data(), 10, 0, kReadWrite).ok());  // IOVA 0 is null
   EXPECT_FALSE(e.RegisterRegion(mem.data(), 10, ~uint64_t{0} - 4, kReadWrite).ok());  // wraps
+  // Local memory that wraps the address space is no memory at all (a wild pointer from a caller).
+  void* top = reinterpret_cast<void*>(~uintptr_t{0} - 4095);
+  EXPECT_FALSE(e.RegisterRegion(top, 8192, 0x100000, kRead).ok());
   EXPECT_FALSE(e.RegisterRegion(mem.data(), 10, 0x1000, 0).ok());
   EXPECT_FALSE(e.RegisterRegion(mem.data(), 10, 0x1000, 8).ok());
   auto a = e.RegisterRegion(mem.data(), 4096, 0x10000, kReadWrite);

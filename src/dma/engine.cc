@@ -215,19 +215,24 @@ struct DmaEngine::Impl {
       toucher = std::make_unique<SourceToucher>(options.prefetch, &regions, std::move(views));
     }
     size_t done = 0;
-    // kAuto feeds the governor every batch; only its trial windows read the clock.
-    const bool adaptive = options.prefetch.mode == PrefetchMode::kAuto && !toucher;
+    const bool possible = backend->info().runs_on_cpu && !toucher;
     for (auto& c : channels) {
-      const bool prefetch = PrefetchNow();
+      // The batch this round will run: what is published, up to the budget (an overflowed
+      // ring reads as huge here; RunChannel halts it).
+      const uint64_t batch = std::min<uint64_t>(
+          c->ring->header()->head.load(std::memory_order_acquire) - c->tail, options.budget);
+      const BatchPrefetch plan = DecideBatchPrefetch(options.prefetch.mode, possible, batch);
+      ++batches_by_plan[static_cast<size_t>(plan)];
       uint64_t bytes = 0;
-      if (!adaptive) {
-        done += RunChannel(*c, prefetch, &bytes);
+      if (plan != BatchPrefetch::kGovernor) {
+        done += RunChannel(*c, plan == BatchPrefetch::kOn, &bytes);
         continue;
       }
+      // Only the governor's trial windows read the clock.
       const bool timed = governor.measuring();
       const auto t0 =
           timed ? std::chrono::steady_clock::now() : std::chrono::steady_clock::time_point{};
-      const size_t n = RunChannel(*c, prefetch, &bytes);
+      const size_t n = RunChannel(*c, governor.enabled(), &bytes);
       if (n == 0) continue;
       const uint64_t ns = timed ? std::chrono::duration_cast<std::chrono::nanoseconds>(
                                       std::chrono::steady_clock::now() - t0)
@@ -279,6 +284,7 @@ struct DmaEngine::Impl {
   EngineOptions options;
   std::unique_ptr<DmaBackend> backend;
   PrefetchGovernor governor;
+  uint64_t batches_by_plan[3] = {};  // indexed by BatchPrefetch
   RegionTable regions;
   std::vector<std::unique_ptr<Channel>> channels;
   uint32_t next_channel = 1;
@@ -366,6 +372,10 @@ bool DmaEngine::prefetch_active() const {
 
 uint64_t DmaEngine::prefetch_trials() const {
   return impl_->governor.trials();
+}
+
+uint64_t DmaEngine::batches_governed() const {
+  return impl_->batches_by_plan[static_cast<size_t>(BatchPrefetch::kGovernor)];
 }
 
 const char* DmaEngine::backend_name() const {

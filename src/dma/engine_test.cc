@@ -310,19 +310,47 @@ INSTANTIATE_TEST_SUITE_P(Modes, PrefetchModeTest,
                                             ::testing::Bool()));
 
 TEST_F(EngineTest, AutoModeKeepsRunningTrials) {
-  // The governor must see every batch, including those of its hold periods, or it would hold
-  // its first verdict forever.
+  // The governor must see every batch of two or more, including those of its hold periods, or
+  // it would hold its first verdict forever.
   EngineOptions o;
   o.prefetch.mode = PrefetchMode::kAuto;
   o.prefetch.auto_window = 8;
   o.prefetch.auto_hold_windows = 2;
   Build(o, 16);
-  for (int i = 0; i < 2000; ++i) {
+  for (int i = 0; i < 500; ++i) {
+    for (int k = 0; k < 4; ++k) {
+      ASSERT_TRUE(producer->Enqueue(Copy(at(4096 * ((4 * i + k) % 64)), at(512 * 1024), 256)).ok());
+    }
+    producer->Submit();
+    Completion c[4];
+    size_t got = 0;
+    for (int spin = 0; spin < 100 && got < 4; ++spin) {
+      engine->Poll();
+      got += producer->Reap(c + got, 4 - got);
+    }
+    ASSERT_EQ(got, 4u);
+    for (const Completion& x : c) ASSERT_EQ(StatusOf(x), CompletionStatus::kSuccess);
+  }
+  // 2000 descriptors in batches of 4, trials of 16 and holds of at most 8 x 16: at least
+  // 2000 / 144 trials.
+  EXPECT_EQ(engine->batches_governed(), 500u);
+  EXPECT_GE(engine->prefetch_trials(), 13u);
+}
+
+TEST_F(EngineTest, AutoModeLeavesSingleDescriptorBatchesOutOfTrials) {
+  // One descriptor per doorbell (the transport's synchronous copies): nothing is ahead of the
+  // parser, so auto neither prefetches nor spends clock reads on trials.
+  EngineOptions o;
+  o.prefetch.mode = PrefetchMode::kAuto;
+  o.prefetch.auto_window = 8;
+  Build(o, 16);
+  for (int i = 0; i < 200; ++i) {
     ASSERT_EQ(StatusOf(Run(Copy(at(4096 * (i % 64)), at(512 * 1024), 256))),
               CompletionStatus::kSuccess);
   }
-  // 2000 descriptors, trials of 16 and holds of at most 8 x 16: at least 2000 / 144 trials.
-  EXPECT_GE(engine->prefetch_trials(), 13u);
+  EXPECT_EQ(engine->batches_governed(), 0u);
+  EXPECT_EQ(engine->prefetch_trials(), 0u);
+  EXPECT_EQ(engine->stats(channel).prefetched_bytes, 0u);
 }
 
 TEST(PrefetchModeNames, ParseRoundTrips) {

@@ -63,6 +63,19 @@ uint64_t LookaheadPrefetcher::Advance(const Descriptor* ring, uint32_t mask, uin
   return issued;
 }
 
+BatchPrefetch DecideBatchPrefetch(PrefetchMode mode, bool prefetch_possible, uint64_t batch) {
+  if (!prefetch_possible) return BatchPrefetch::kOff;  // a device backend, or the helper thread
+  switch (mode) {
+    case PrefetchMode::kOff:
+      return BatchPrefetch::kOff;
+    case PrefetchMode::kOn:
+      return BatchPrefetch::kOn;
+    case PrefetchMode::kAuto:
+      return batch < kAutoMinBatch ? BatchPrefetch::kOff : BatchPrefetch::kGovernor;
+  }
+  return BatchPrefetch::kOff;
+}
+
 PrefetchGovernor::PrefetchGovernor(const PrefetchOptions& o)
     : window_(std::max<uint32_t>(o.auto_window, 1)),
       hold_windows_(std::max<uint32_t>(o.auto_hold_windows, 1)),

@@ -46,6 +46,16 @@ class LookaheadPrefetcher {
   uint32_t bytes_[kMaxLookahead + 1] = {};
 };
 
+// What one batch (the descriptors a channel runs in one Poll round) does about prefetching.
+// kAuto's first rule comes before any measurement: a batch of fewer than kAutoMinBatch
+// descriptors has nothing published behind the one the parser is on, so the look-ahead cannot
+// find anything to prefetch and a trial could only measure its own clock reads (two per batch,
+// about as long as a 64-byte copy). Such batches run without prefetch and are kept out of the
+// governor's trials; larger batches go to the governor. (docs/DMA.md, "auto".)
+enum class BatchPrefetch : uint8_t { kOff, kOn, kGovernor };
+inline constexpr uint64_t kAutoMinBatch = 2;
+BatchPrefetch DecideBatchPrefetch(PrefetchMode mode, bool prefetch_possible, uint64_t batch);
+
 // kAuto's decision, fed with measurements only (no clock of its own), so tests can drive it.
 // A trial runs one window of descriptors with prefetch on and one with it off (the order
 // alternates between trials); prefetch stays on for the following hold period only if the

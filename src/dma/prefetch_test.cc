@@ -131,6 +131,24 @@ PrefetchOptions AutoOptions() {
   return o;
 }
 
+TEST(BatchRuleTest, AutoSendsOnlyBatchesWithSomethingAheadToTheGovernor) {
+  EXPECT_EQ(DecideBatchPrefetch(PrefetchMode::kAuto, true, 0), BatchPrefetch::kOff);
+  EXPECT_EQ(DecideBatchPrefetch(PrefetchMode::kAuto, true, 1), BatchPrefetch::kOff);
+  EXPECT_EQ(DecideBatchPrefetch(PrefetchMode::kAuto, true, 2), BatchPrefetch::kGovernor);
+  EXPECT_EQ(DecideBatchPrefetch(PrefetchMode::kAuto, true, 64), BatchPrefetch::kGovernor);
+}
+
+TEST(BatchRuleTest, FixedModesAreObeyedAndNothingPrefetchesWhereItCannot) {
+  for (uint64_t batch : {1u, 2u, 64u}) {
+    EXPECT_EQ(DecideBatchPrefetch(PrefetchMode::kOn, true, batch), BatchPrefetch::kOn);
+    EXPECT_EQ(DecideBatchPrefetch(PrefetchMode::kOff, true, batch), BatchPrefetch::kOff);
+    // A device backend (or the helper thread, which replaces the instructions): never.
+    for (PrefetchMode m : {PrefetchMode::kOn, PrefetchMode::kOff, PrefetchMode::kAuto}) {
+      EXPECT_EQ(DecideBatchPrefetch(m, false, batch), BatchPrefetch::kOff);
+    }
+  }
+}
+
 TEST(GovernorTest, KeepsPrefetchWhereItPays) {
   PrefetchGovernor g(AutoOptions());
   EXPECT_TRUE(g.measuring());

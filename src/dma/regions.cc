@@ -8,6 +8,10 @@ Result<uint32_t> RegionTable::Add(void* base, size_t len, uint64_t iova, uint32_
   if (base == nullptr || len == 0) return Status(Code::kInvalidArgument, "empty region");
   if (iova == 0) return Status(Code::kInvalidArgument, "IOVA 0 is the null address");
   if (iova + len < iova) return Status(Code::kInvalidArgument, "region wraps the IOVA space");
+  // The engine computes base + offset for every byte it touches: that must not wrap either.
+  if (reinterpret_cast<uintptr_t>(base) + len < reinterpret_cast<uintptr_t>(base)) {
+    return Status(Code::kInvalidArgument, "region wraps the address space");
+  }
   if ((access & kReadWrite) == 0 || (access & ~uint32_t{kReadWrite}) != 0) {
     return Status(Code::kInvalidArgument, "access must be kRead, kWrite or both");
   }

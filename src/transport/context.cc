@@ -174,19 +174,11 @@ bool TransportContext::SendData(Nanos now, uint32_t psn, bool retx, std::span<ui
   }
   const size_t header = wire::EncodeDataHeader(c, d, buf, piggy);
   if (header == 0) return false;
-  // Gather the fragment from the caller's SGL straight into the datagram.
-  uint8_t* dst = buf.data() + header;
-  uint32_t off = s.offset, left = s.len;
-  size_t i = std::upper_bound(m.sge_end.begin(), m.sge_end.end(), off) - m.sge_end.begin();
-  while (left > 0 && i < m.sgl.size()) {
-    const uint32_t sge_start = m.sge_end[i] - static_cast<uint32_t>(m.sgl[i].len);
-    const uint32_t in_sge = off - sge_start;
-    const uint32_t n = std::min<uint32_t>(left, m.sge_end[i] - off);
-    std::memcpy(dst, static_cast<const uint8_t*>(m.sgl[i].addr) + in_sge, n);
-    dst += n;
-    off += n;
-    left -= n;
-    ++i;
+  // Gather the fragment from the caller's SGL straight into the datagram (memcpy or the DMA
+  // engine). A copy that fails cannot be sent as posted: PollTransmit ends the session.
+  if (!ep_.copier.Gather(m.sgl, m.sge_end, s.offset, s.len, buf, header).ok()) {
+    copy_failed_ = true;
+    return false;
   }
   const size_t len = wire::SealDatagram(buf, header + s.len);
   if (!FillTransmit(path, out, len)) return false;
@@ -241,7 +233,16 @@ bool TransportContext::EmitProbe(Nanos now, int path, std::span<uint8_t> buf, Tr
 }
 
 bool TransportContext::PollTransmit(Nanos now, std::span<uint8_t> buf, Transmit& out) {
-  if (!PollTransmitInner(now, buf, out)) return false;
+  const bool sent = PollTransmitInner(now, buf, out);
+  if (copy_failed_) {
+    // The DMA engine refused a packetization copy: the message's bytes cannot be read as posted.
+    // Every send of the session fails with kIoError (none stalls, no packet goes out with bytes
+    // that were not copied); the next post starts a new session.
+    copy_failed_ = false;
+    Close(now, Code::kIoError);
+    return false;
+  }
+  if (!sent) return false;
   NoteActivity(now);
   return true;
 }

@@ -94,6 +94,7 @@ class TransportContext {
 
  private:
   enum class PacketState : uint8_t { kFree, kInFlight, kLost, kAcked, kRnrWait };
+  bool copy_failed_ = false;  // a payload copy failed while building a packet (PollTransmit)
 
   struct SendMessage {
     SqId sq = 0;

@@ -900,6 +900,10 @@ bool Endpoint::Busy() const {
   return impl_->sh_.busy_contexts > 0;
 }
 
+PayloadCopyStats Endpoint::copy_stats() const {
+  return impl_->sh_.copier.stats();
+}
+
 EndpointStats Endpoint::stats() const {
   EndpointStats s = impl_->sh_.stats;
   double cwnd = 0;

@@ -11,6 +11,7 @@
 #include "common/rng.h"
 #include "opensrd/transport.h"
 #include "transport/path.h"
+#include "transport/payload_copier.h"
 #include "transport/protection.h"
 #include "transport/secrets.h"
 
@@ -72,7 +73,8 @@ struct EndpointShared {
         t(c),
         rng(c.seed),
         secrets(c.identity_seed, c.static_key_seed),
-        protection(c.key_mode, c.cluster_key, c.identity_seed != 0 ? &rng : nullptr) {}
+        protection(c.key_mode, c.cluster_key, c.identity_seed != 0 ? &rng : nullptr),
+        copier(c.payload_copy, c.dma_prefetch) {}
 
   void CompleteSend(const Completion& c) {
     stats.messages_sent += c.status == Code::kOk;
@@ -113,6 +115,7 @@ struct EndpointShared {
   Rng rng;
   Secrets secrets;
   PacketProtection protection;
+  PayloadCopier copier;  // packetization and reassembly copies (memcpy or the DMA engine)
   uint32_t incarnation = 0;
   EndpointStats stats;
   std::deque<PostedRecv> recvs;

@@ -89,7 +89,8 @@ Completion MessageAssembly::MakeCompletion(const RecvMessage& m, Code status,
 }
 
 void MessageAssembly::Deliver(const RecvMessage& m) {
-  const Completion c = MakeCompletion(m, m.truncated ? Code::kTruncated : Code::kOk, m.len);
+  const Code status = m.copy_failed ? Code::kIoError : m.truncated ? Code::kTruncated : Code::kOk;
+  const Completion c = MakeCompletion(m, status, m.len);
   if (!m.in_order) {
     ep_.CompleteRecv(m.buffer.cq, c);
     return;
@@ -123,8 +124,10 @@ MessageAssembly::Placed MessageAssembly::Place(const wire::DataExt& d, bool in_o
   }
   RecvMessage& m = it->second;
   if (m.len != d.msg_len || m.sq != d.sq_id || m.sq_seq != d.sq_seq) return Placed::kMismatch;
-  if (!m.truncated && !payload.empty()) {
-    std::memcpy(static_cast<uint8_t*>(m.buffer.buffer) + d.offset, payload.data(), payload.size());
+  if (!m.truncated && !m.copy_failed && !payload.empty()) {
+    // memcpy or the DMA engine; a copy the engine refused fails the message (kIoError) instead
+    // of delivering a buffer that does not hold what was sent.
+    m.copy_failed = !ep_.copier.Place(m.buffer.buffer, m.buffer.len, d.offset, payload).ok();
   }
   m.received += d.payload_len;
   if (m.received >= m.len) {

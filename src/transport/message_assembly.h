@@ -51,6 +51,7 @@ class MessageAssembly {
     uint32_t sq_seq = 0;
     bool in_order = false;
     bool truncated = false;
+    bool copy_failed = false;  // a placement copy failed: the message completes kIoError
   };
   struct OrderedStream {
     uint32_t next_deliver = 0;

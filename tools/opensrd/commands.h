@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "opensrd/transport.h"
+#include "tools/opensrd/dma_options.h"
 
 namespace opensrd {
 class PcapWriter;  // common/pcap_writer.h
@@ -46,6 +47,7 @@ struct PerfServerOptions {
   std::string key_mode;  // mac (default with a key) | aead
   std::string pcap;      // capture every datagram here (docs/OBSERVABILITY.md); empty: none
   std::string metrics;   // HOST:PORT serving Prometheus text at /metrics; empty: none
+  DmaCliOptions dma;     // --dma, --dma-prefetch
 };
 int RunPerfServer(const PerfServerOptions& o);
 
@@ -73,6 +75,7 @@ struct PerfClientOptions {
   std::string key_mode;  // mac (default with a key) | aead
   std::string pcap;      // capture every datagram here (docs/OBSERVABILITY.md); empty: none
   std::string metrics;   // HOST:PORT serving Prometheus text at /metrics; empty: none
+  DmaCliOptions dma;     // --dma, --dma-prefetch
 };
 int RunPerfClient(const PerfClientOptions& o);
 

@@ -63,6 +63,7 @@ int main(int argc, char** argv) {
   server_cmd->add_option("--key-mode", server.key_mode, "mac (default) or aead");
   server_cmd->add_option("--pcap", server.pcap, kPcapHelp);
   server_cmd->add_option("--metrics", server.metrics, kMetricsHelp);
+  AddDmaOptions(server_cmd, server.dma, [](auto v) { return CLI::IsMember(v); });
 
   PerfClientOptions client;
   auto* client_cmd = perf_cmd->add_subcommand("client", "Run a bw or lat test against a server");
@@ -114,6 +115,7 @@ int main(int argc, char** argv) {
   client_cmd->add_option("--key-mode", client.key_mode, "mac (default) or aead");
   client_cmd->add_option("--pcap", client.pcap, kPcapHelp);
   client_cmd->add_option("--metrics", client.metrics, kMetricsHelp);
+  AddDmaOptions(client_cmd, client.dma, [](auto v) { return CLI::IsMember(v); });
 
   BridgeCliOptions bridge;
   auto* bridge_cmd = app.add_subcommand(

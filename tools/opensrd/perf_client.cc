@@ -76,6 +76,8 @@ class PerfClient {
     uo.pcap = pcap;
     uo.endpoint.key_mode = key_cfg.key_mode;
     uo.endpoint.cluster_key = key_cfg.cluster_key;
+    uo.endpoint.payload_copy = key_cfg.payload_copy;
+    uo.endpoint.dma_prefetch = key_cfg.dma_prefetch;
     uint64_t seed = o_.seed;
     if (seed == 0) {
       seed = static_cast<uint64_t>(std::chrono::steady_clock::now().time_since_epoch().count()) ^
@@ -186,6 +188,12 @@ class PerfClient {
                      {"gso", udp_->gso_enabled()},
                      {"gso_batches", us.gso_batches},
                      {"gro_batches", us.gro_batches}};
+      const PayloadCopyStats cs = udp_->endpoint().copy_stats();
+      j["dma"] = {{"engine", o_.dma.dma == "on"},
+                  {"prefetch", o_.dma.prefetch},
+                  {"copies", cs.copies},
+                  {"descriptors", cs.descriptors},
+                  {"errors", cs.errors}};
       j["fault"] = {{"dropped", us.fault_dropped},
                     {"duplicated", us.fault_duplicated},
                     {"corrupted", us.fault_corrupted},
@@ -230,6 +238,14 @@ class PerfClient {
       std::printf("  verified: %s (server checked %llu ok, %llu bad)\n", verified ? "yes" : "NO",
                   static_cast<unsigned long long>(report_.messages_ok),
                   static_cast<unsigned long long>(report_.messages_bad));
+      if (o_.dma.dma == "on") {
+        const PayloadCopyStats cs = udp_->endpoint().copy_stats();
+        std::printf(
+            "  payload copies: DMA engine, prefetch %s: %llu copies, %llu descriptors, "
+            "%llu errors\n",
+            o_.dma.prefetch.c_str(), (unsigned long long)cs.copies,
+            (unsigned long long)cs.descriptors, (unsigned long long)cs.errors);
+      }
       if (capture) std::printf("  %s\n", CaptureSummary(FinishCapture(capture)).c_str());
     }
     if (!first_error_.empty()) {
@@ -524,6 +540,7 @@ int RunPerfClient(const PerfClientOptions& o) {
   if (Status k = ApplyKeyOptions(o.key_file, o.key_mode, key_cfg); !k.ok()) {
     return Usage(k.message());
   }
+  if (Status d = ApplyDmaOptions(o.dma, key_cfg); !d.ok()) return Usage(d.message());
   const uint32_t size = o.size ? o.size : (o.mode == "lat" ? 64 : 65536);
   if (size < kAppHeaderLen) {
     return Usage("--size must be at least " + std::to_string(kAppHeaderLen) + " (the perf header)");

@@ -194,6 +194,10 @@ int RunPerfServer(const PerfServerOptions& o) {
     std::fprintf(stderr, "opensrd perf server: %s\n", k.message().c_str());
     return 2;
   }
+  if (Status d = ApplyDmaOptions(o.dma, uo.endpoint); !d.ok()) {
+    std::fprintf(stderr, "opensrd perf server: %s\n", d.message().c_str());
+    return 2;
+  }
   Result<std::unique_ptr<PcapWriter>> capture = OpenCapture(o.pcap);
   if (!capture.ok()) {
     std::fprintf(stderr, "opensrd perf server: %s\n", capture.status().message().c_str());
