@@ -145,6 +145,7 @@ class Bridge::Impl {
       if (!r.ok()) return r.status();
       for (Volume& v : vols_) v.dev->Reap();
       Drain();
+      if (opts_.on_poll) opts_.on_poll(*udp_);
     }
     return Status::Ok();
   }

@@ -17,6 +17,7 @@
 #include "tools/opensrd/capture.h"
 #include "tools/opensrd/commands.h"
 #include "tools/opensrd/key_file.h"
+#include "tools/opensrd/metrics.h"
 
 namespace opensrd::cli {
 namespace {
@@ -24,6 +25,56 @@ namespace {
 std::atomic<bool> g_stop{false};
 void OnSignal(int) {
   g_stop.store(true);
+}
+
+// The volume once open; the volume's thread reads it in the --metrics hook, which starts
+// before Open returns.
+std::atomic<block::RemoteVolume*> g_volume{nullptr};
+
+void AddVolumeMetrics(const std::string& name, std::vector<ExtraMetric>& out) {
+  block::RemoteVolume* v = g_volume.load();
+  if (v == nullptr) return;
+  const block::RemoteVolumeStats st = v->stats();
+  const std::string vol = MetricLabel("volume", name);
+  const struct {
+    const char* name;
+    const char* label;
+    uint64_t v;
+    const char* help;
+  } counters[] = {
+      {"opensrd_block_requests_total", nullptr, st.requests, "Block requests submitted."},
+      {"opensrd_block_ops_total", "read", st.reads, "Block requests completed OK, by operation."},
+      {"opensrd_block_ops_total", "write", st.writes, ""},
+      {"opensrd_block_completed_total", nullptr, st.completed_ok,
+       "Block requests completed OK (every operation)."},
+      {"opensrd_block_bytes_total", "read", st.bytes_read,
+       "Bytes read and written by requests completed OK."},
+      {"opensrd_block_bytes_total", "write", st.bytes_written, ""},
+      {"opensrd_block_errors_total", nullptr, st.errors, "Block requests that failed."},
+      {"opensrd_block_attaches_total", nullptr, st.attaches,
+       "Attaches (the first and re-attaches)."},
+      {"opensrd_block_replayed_total", nullptr, st.replayed,
+       "Requests sent again after a re-attach."},
+      {"opensrd_block_failovers_total", nullptr, st.failovers, "Moves to another bridge."},
+      {"opensrd_block_resizes_total", nullptr, st.resizes_seen, "Live resizes seen."},
+  };
+  for (const auto& c : counters) {
+    std::string labels = vol;
+    if (c.label) {
+      labels += ',';
+      labels +=
+          MetricLabel(std::string(c.name) == "opensrd_block_ops_total" ? "op" : "dir", c.label);
+    }
+    out.push_back({c.name, "counter", c.help, labels, static_cast<double>(c.v)});
+  }
+  const block::VolumeState now = v->state();
+  for (block::VolumeState s :
+       {block::VolumeState::kOk, block::VolumeState::kImpaired, block::VolumeState::kIoDisabled}) {
+    out.push_back(
+        {"opensrd_volume_state", "gauge",
+         "1 for the volume's current state (ok, impaired, io-disabled), 0 for the others.",
+         vol + "," + MetricLabel("state", block::VolumeStateName(s)), now == s ? 1.0 : 0.0});
+  }
 }
 
 }  // namespace
@@ -71,6 +122,20 @@ int RunAdapter(const AdapterOptions& o) {
     return 2;
   }
   if (*capture) ro.pcap = (*capture)->NewSource();
+  // Declared before the volume too: its thread publishes into it.
+  std::unique_ptr<MetricsServer> metrics;
+  if (!o.metrics.empty()) {
+    Result<std::unique_ptr<MetricsServer>> m = MetricsServer::Start(o.metrics, "adapter");
+    if (!m.ok()) {
+      std::fprintf(stderr, "adapter: %s\n", m.status().message().c_str());
+      return m.status().code() == Code::kInvalidArgument ? 2 : 1;
+    }
+    metrics = std::move(m.value());
+    ro.on_poll = [m = metrics.get(), name = o.volume](const UdpEndpoint& udp) {
+      m->MaybePublish(udp, false,
+                      [&name](std::vector<ExtraMetric>& out) { AddVolumeMetrics(name, out); });
+    };
+  }
   Result<std::unique_ptr<block::RemoteVolume>> vol = block::RemoteVolume::Open(ro);
   if (!vol.ok()) {
     std::fprintf(stderr, "adapter: cannot attach volume '%s': %s\n", o.volume.c_str(),
@@ -80,6 +145,7 @@ int RunAdapter(const AdapterOptions& o) {
                                                                                                : 1;
   }
   block::RemoteVolume& v = *vol.value();
+  g_volume.store(&v);
   const block::VolumeInfo info = v.Info();
   if (!o.quiet) {
     std::fprintf(stderr, "adapter: attached '%s': %llu bytes, %u-byte blocks\n", o.volume.c_str(),
@@ -148,6 +214,7 @@ int RunAdapter(const AdapterOptions& o) {
                         {"state", block::VolumeStateName(v.state())}};
     std::printf("%s\n", j.dump().c_str());
   }
+  g_volume.store(nullptr);
   vol.value().reset();  // the endpoint stops before its capture is closed
   if (*capture) {
     std::fprintf(stderr, "adapter: %s\n", CaptureSummary(FinishCapture(capture->get())).c_str());

@@ -86,7 +86,8 @@ struct BridgeCliOptions {
   bool quiet = false;
   std::string key_file;
   std::string key_mode;
-  std::string pcap;  // capture every datagram here (docs/OBSERVABILITY.md); empty: none
+  std::string pcap;     // capture every datagram here (docs/OBSERVABILITY.md); empty: none
+  std::string metrics;  // HOST:PORT serving Prometheus text at /metrics; empty: none
 };
 int RunBridge(const BridgeCliOptions& o);
 
@@ -117,7 +118,8 @@ struct AdapterOptions {
   bool quiet = false;
   std::string key_file;
   std::string key_mode;
-  std::string pcap;  // capture every datagram here (docs/OBSERVABILITY.md); empty: none
+  std::string pcap;     // capture every datagram here (docs/OBSERVABILITY.md); empty: none
+  std::string metrics;  // HOST:PORT serving Prometheus text at /metrics; empty: none
 };
 int RunAdapter(const AdapterOptions& o);
 

@@ -135,6 +135,7 @@ int main(int argc, char** argv) {
   bridge_cmd->add_option("--key-file", bridge.key_file, "cluster key file (docs/SECURITY.md)");
   bridge_cmd->add_option("--key-mode", bridge.key_mode, "mac (default) or aead");
   bridge_cmd->add_option("--pcap", bridge.pcap, kPcapHelp);
+  bridge_cmd->add_option("--metrics", bridge.metrics, kMetricsHelp);
 
   auto* volume_cmd = app.add_subcommand("volume", "Manage volumes on a running bridge");
   volume_cmd->require_subcommand(1);
@@ -186,6 +187,7 @@ int main(int argc, char** argv) {
   adapter_cmd->add_option("--key-file", adapter.key_file, "cluster key file");
   adapter_cmd->add_option("--key-mode", adapter.key_mode, "mac (default) or aead");
   adapter_cmd->add_option("--pcap", adapter.pcap, kPcapHelp);
+  adapter_cmd->add_option("--metrics", adapter.metrics, kMetricsHelp);
 
   try {
     app.parse(argc, argv);
