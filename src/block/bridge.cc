@@ -1,5 +1,7 @@
 #include "block/bridge.h"
 
+#include "common/log.h"
+
 #include <poll.h>
 #include <sodium.h>
 
@@ -94,9 +96,8 @@ class Bridge::Impl {
         return Status(dev.status().code(), "volume '" + v.name + "': " + dev.status().message());
       }
       if (!o.quiet) {
-        std::fprintf(
-            stderr, "bridge: volume %s = %s, %llu bytes, %s I/O%s%s\n", v.name.c_str(),
-            v.path.c_str(), static_cast<unsigned long long>((*dev)->Info().size_bytes),
+        log::Get("bridge").info(
+            "volume {} = {}, {} bytes, {} I/O{}{}", v.name, v.path, (*dev)->Info().size_bytes,
             (*dev)->direct() ? "O_DIRECT" : "buffered (O_DIRECT refused by the file system)",
             v.token.empty() ? ", no token: any adapter may attach" : "",
             v.crash_test ? ", crash-test write cache" : "");
@@ -271,9 +272,11 @@ class Bridge::Impl {
     }
     if (v == nullptr) {
       ++stats_.attach_denied;
-      if (!opts_.quiet) {
-        std::fprintf(stderr, "bridge: attach of '%s' refused: %s\n", a->volume.c_str(),
-                     rep.message.c_str());
+      // One line per refused ATTACH, rate-limited: anyone can send them.
+      uint64_t unlogged = 0;
+      if (!opts_.quiet && attach_log_.Allow(udp_->Now(), unlogged)) {
+        log::Get("bridge").warn("attach refused volume='{}' peer={} reason=\"{}\" unlogged={}",
+                                a->volume, peer, rep.message, unlogged);
       }
     } else {
       const size_t vi = static_cast<size_t>(v - vols_.data());
@@ -439,6 +442,7 @@ class Bridge::Impl {
 
   BridgeOptions opts_;
   std::unique_ptr<UdpEndpoint> udp_;
+  log::RateLimit attach_log_{10, 10};
   CqId cq_ = 0;
   SqId sq_ = 0;
   size_t recv_len_ = 0;

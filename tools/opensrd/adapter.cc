@@ -14,6 +14,7 @@
 #include "block/nbd/nbd_server.h"
 #include "block/nvme_controller.h"
 #include "block/remote_volume.h"
+#include "common/log.h"
 #include "tools/opensrd/capture.h"
 #include "tools/opensrd/commands.h"
 #include "tools/opensrd/key_file.h"
@@ -122,8 +123,9 @@ int RunAdapter(const AdapterOptions& o) {
     return 2;
   }
   if (*capture) ro.pcap = (*capture)->NewSource();
-  // Declared before the volume too: its thread publishes into it.
+  // Declared before the volume too: its thread publishes into it and logs path changes.
   std::unique_ptr<MetricsServer> metrics;
+  PathStateLog path_log("adapter");
   if (!o.metrics.empty()) {
     Result<std::unique_ptr<MetricsServer>> m = MetricsServer::Start(o.metrics, "adapter");
     if (!m.ok()) {
@@ -131,11 +133,13 @@ int RunAdapter(const AdapterOptions& o) {
       return m.status().code() == Code::kInvalidArgument ? 2 : 1;
     }
     metrics = std::move(m.value());
-    ro.on_poll = [m = metrics.get(), name = o.volume](const UdpEndpoint& udp) {
-      m->MaybePublish(udp, false,
-                      [&name](std::vector<ExtraMetric>& out) { AddVolumeMetrics(name, out); });
-    };
   }
+  ro.on_poll = [m = metrics.get(), &path_log, name = o.volume](const UdpEndpoint& udp) {
+    path_log.Check(udp.endpoint(), udp.Now());
+    if (!m) return;
+    m->MaybePublish(udp, false,
+                    [&name](std::vector<ExtraMetric>& out) { AddVolumeMetrics(name, out); });
+  };
   Result<std::unique_ptr<block::RemoteVolume>> vol = block::RemoteVolume::Open(ro);
   if (!vol.ok()) {
     std::fprintf(stderr, "adapter: cannot attach volume '%s': %s\n", o.volume.c_str(),
@@ -148,8 +152,8 @@ int RunAdapter(const AdapterOptions& o) {
   g_volume.store(&v);
   const block::VolumeInfo info = v.Info();
   if (!o.quiet) {
-    std::fprintf(stderr, "adapter: attached '%s': %llu bytes, %u-byte blocks\n", o.volume.c_str(),
-                 static_cast<unsigned long long>(info.size_bytes), info.block_size);
+    log::Get("adapter").info("attached '{}': {} bytes, {}-byte blocks", o.volume, info.size_bytes,
+                             info.block_size);
   }
   std::unique_ptr<nvme::NvmeController> controller;
   if (!o.nvme.empty()) {
@@ -162,7 +166,7 @@ int RunAdapter(const AdapterOptions& o) {
       return 1;
     }
     controller = std::move(ctrl.value());
-    if (!o.quiet) std::fprintf(stderr, "adapter: NVMe queues at %s\n", co.socket_path.c_str());
+    if (!o.quiet) log::Get("adapter").info("NVMe queues at {}", co.socket_path);
   }
   // NBD clients learn the size when they connect (NBD cannot announce a resize); requests are
   // checked against the volume's current size.
@@ -178,16 +182,14 @@ int RunAdapter(const AdapterOptions& o) {
     }
     nbd = std::move(server.value());
     if (!o.quiet) {
-      std::fprintf(stderr, "adapter: NBD export '%s' at %s\n", o.volume.c_str(),
-                   nbd->address().c_str());
+      log::Get("adapter").info("NBD export '{}' at {}", o.volume, nbd->address());
     }
   }
   nvme::NvmeController* c = controller.get();
   v.SetInfoListener([c, quiet = o.quiet](const block::VolumeInfo& i) {
     if (c) c->UpdateGeometry(i);
     if (!quiet) {
-      std::fprintf(stderr, "adapter: volume resized to %llu bytes\n",
-                   static_cast<unsigned long long>(i.size_bytes));
+      log::Get("adapter").info("volume resized to {} bytes", i.size_bytes);
     }
   });
   signal(SIGINT, OnSignal);
@@ -197,7 +199,8 @@ int RunAdapter(const AdapterOptions& o) {
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
     const block::VolumeState now = v.state();
     if (now != last && !o.quiet) {
-      std::fprintf(stderr, "adapter: volume state %s\n", block::VolumeStateName(now));
+      log::Get("adapter").warn("volume state {} (was {})", block::VolumeStateName(now),
+                               block::VolumeStateName(last));
     }
     last = now;
   }
@@ -217,7 +220,7 @@ int RunAdapter(const AdapterOptions& o) {
   g_volume.store(nullptr);
   vol.value().reset();  // the endpoint stops before its capture is closed
   if (*capture) {
-    std::fprintf(stderr, "adapter: %s\n", CaptureSummary(FinishCapture(capture->get())).c_str());
+    log::Get("adapter").info("{}", CaptureSummary(FinishCapture(capture->get())));
   }
   return 0;
 }

@@ -7,6 +7,7 @@
 
 #include "block/bridge.h"
 #include "block/remote_volume.h"
+#include "common/log.h"
 #include "tools/opensrd/capture.h"
 #include "tools/opensrd/commands.h"
 #include "tools/opensrd/key_file.h"
@@ -94,8 +95,9 @@ int RunBridge(const BridgeCliOptions& o) {
     return 2;
   }
   if (*capture) bo.pcap = (*capture)->NewSource();
-  // Declared before the bridge too: its Run loop publishes into it.
+  // Declared before the bridge too: its Run loop publishes into it and logs path changes.
   std::unique_ptr<MetricsServer> metrics;
+  PathStateLog path_log("bridge");
   if (!o.metrics.empty()) {
     Result<std::unique_ptr<MetricsServer>> m = MetricsServer::Start(o.metrics, "bridge");
     if (!m.ok()) {
@@ -104,12 +106,14 @@ int RunBridge(const BridgeCliOptions& o) {
     }
     metrics = std::move(m.value());
     // g_bridge is set before Run, the only caller of this hook, starts.
-    bo.on_poll = [m = metrics.get()](const UdpEndpoint& udp) {
-      m->MaybePublish(udp, false, [](std::vector<ExtraMetric>& out) {
-        if (g_bridge) AddBridgeMetrics(g_bridge->stats(), out);
-      });
-    };
   }
+  bo.on_poll = [m = metrics.get(), &path_log](const UdpEndpoint& udp) {
+    path_log.Check(udp.endpoint(), udp.Now());
+    if (!m) return;
+    m->MaybePublish(udp, false, [](std::vector<ExtraMetric>& out) {
+      if (g_bridge) AddBridgeMetrics(g_bridge->stats(), out);
+    });
+  };
   Result<std::unique_ptr<block::Bridge>> bridge = block::Bridge::Create(bo);
   if (!bridge.ok()) {
     std::fprintf(stderr, "bridge: %s\n", bridge.status().ToString().c_str());
@@ -119,14 +123,14 @@ int RunBridge(const BridgeCliOptions& o) {
   signal(SIGINT, OnSignal);
   signal(SIGTERM, OnSignal);
   if (!o.quiet) {
-    std::fprintf(stderr, "bridge: serving on %s\n", ToString(g_bridge->local_address(0)).c_str());
+    log::Get("bridge").info("serving on {}", ToString(g_bridge->local_address(0)));
   }
   Status s = g_bridge->Run();
   const block::BridgeStats st = g_bridge->stats();
   g_bridge = nullptr;
   bridge.value().reset();  // the endpoint stops before its capture is closed
   if (*capture) {
-    std::fprintf(stderr, "bridge: %s\n", CaptureSummary(FinishCapture(capture->get())).c_str());
+    log::Get("bridge").info("{}", CaptureSummary(FinishCapture(capture->get())));
   }
   if (o.json) {
     nlohmann::json j = {{"attaches", st.attaches},

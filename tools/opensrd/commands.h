@@ -1,12 +1,13 @@
 // Subcommand entry points of the opensrd CLI. Each returns the process exit code: 0 success,
 // 1 a run that failed (not verified, errors, timeout, socket failure), 2 bad arguments. Option
-// structs are filled by main.cc (the only file that includes CLI11).
+// structs are filled by main.cc.
 #pragma once
 #include <cstdint>
 #include <string>
 #include <vector>
 
 #include "opensrd/transport.h"
+#include "tools/opensrd/log_options.h"
 
 namespace opensrd {
 class PcapWriter;  // common/pcap_writer.h

@@ -189,6 +189,7 @@ int main(int argc, char** argv) {
   adapter_cmd->add_option("--pcap", adapter.pcap, kPcapHelp);
   adapter_cmd->add_option("--metrics", adapter.metrics, kMetricsHelp);
 
+  AddLogLevelOption(app);  // every command, so after all of them
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -273,6 +273,7 @@ class PerfClient {
       return false;
     }
     if (metrics_) metrics_->MaybePublish(*udp_);
+    path_log_.Check(udp_->endpoint(), udp_->Now());
     if (udp_->Now() > last_progress_ + o_.peer_timeout_ms * 1000 + 2'000'000) {
       Error("no progress for " + std::to_string(o_.peer_timeout_ms + 2000) + " ms");
       return false;
@@ -446,6 +447,7 @@ class PerfClient {
   uint32_t size_ = 0;
   std::unique_ptr<UdpEndpoint> udp_;
   MetricsServer* metrics_ = nullptr;  // --metrics; null without
+  PathStateLog path_log_{"perf_client"};
   PeerId peer_ = 0;
   CqId cq_ = 0;
   SqId sq_ = 0;
