@@ -5,6 +5,7 @@
 #include <cstdio>
 
 #include "tools/opensrd/commands.h"
+#include "tools/opensrd/stat.h"
 
 namespace {
 constexpr const char* kPcapHelp =
@@ -189,6 +190,7 @@ int main(int argc, char** argv) {
   adapter_cmd->add_option("--pcap", adapter.pcap, kPcapHelp);
   adapter_cmd->add_option("--metrics", adapter.metrics, kMetricsHelp);
 
+  AddStatCommand(app);
   AddLogLevelOption(app);  // every command, so after all of them
   try {
     app.parse(argc, argv);
@@ -202,5 +204,6 @@ int main(int argc, char** argv) {
   if (bridge_cmd->parsed()) return RunBridge(bridge);
   if (resize_cmd->parsed()) return RunVolumeResize(resize);
   if (adapter_cmd->parsed()) return RunAdapter(adapter);
+  if (StatParsed()) return RunStat();
   return 2;
 }
