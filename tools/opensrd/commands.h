@@ -74,6 +74,8 @@ struct PerfClientOptions {
   std::string key_mode;  // mac (default with a key) | aead
   std::string pcap;      // capture every datagram here (docs/OBSERVABILITY.md); empty: none
   std::string metrics;   // HOST:PORT serving Prometheus text at /metrics; empty: none
+  std::string timeline;  // per-path CSV over time (tools/opensrd/timeline.h); empty: none
+  int timeline_interval_ms = 100;
 };
 int RunPerfClient(const PerfClientOptions& o);
 

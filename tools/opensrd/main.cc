@@ -115,6 +115,13 @@ int main(int argc, char** argv) {
   client_cmd->add_option("--key-mode", client.key_mode, "mac (default) or aead");
   client_cmd->add_option("--pcap", client.pcap, kPcapHelp);
   client_cmd->add_option("--metrics", client.metrics, kMetricsHelp);
+  client_cmd->add_option("--timeline", client.timeline,
+                         "write per-path rate, RTT and retransmissions over time to this CSV "
+                         "(scripts/plot_timeline.py draws it)");
+  client_cmd
+      ->add_option("--timeline-interval-ms", client.timeline_interval_ms,
+                   "--timeline's sampling period")
+      ->check(CLI::Range(10, 60'000));
 
   BridgeCliOptions bridge;
   auto* bridge_cmd = app.add_subcommand(
