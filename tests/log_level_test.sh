@@ -49,13 +49,13 @@ run_client warn warn 'path=1:blackhole_after_ms=500'
 [ ! -s "$work/warn.log" ] || fail "client logged at warn: $(head -n 3 "$work/warn.log")"
 echo "ok   a blackholed path's state change is an info event (and silent at warn)"
 
-run_client trace trace 'path=0:loss=0.3'
+run_client trace trace 'path=0:loss=0.1;path=1:loss=0.1'
 drops=$(jq '.fault.dropped' "$work/trace.json")
 lines=$(grep -c "trace udp fault injector dropped a datagram" "$work/trace.log" || true)
 unlogged=$(grep -o "fault injector dropped a datagram .*unlogged=[0-9]*" "$work/trace.log" |
   sed 's/.*unlogged=//' | awk '{ s += $1 } END { print s + 0 }')
 echo "     $drops datagrams dropped, $lines lines logged, $unlogged counted as unlogged"
-[ "$drops" -gt 200 ] || fail "too few drops to test the rate limit ($drops)"
+[ "$drops" -gt 100 ] || fail "too few drops to test the rate limit ($drops)"
 # 10 a second after a burst of 10, over about 2-3 s of run (startup included).
 [ "$lines" -ge 10 ] && [ "$lines" -le 60 ] || fail "$lines drop lines: not rate-limited to ~10/s"
 [ "$unlogged" -gt 0 ] && [ $((lines + unlogged)) -le "$drops" ] ||

@@ -12,7 +12,7 @@ command -v python3 >/dev/null || { echo "SKIPPED: no python3"; exit 77; }
 
 start_server srv -- --bind 127.0.0.1:7720 --paths 4 --metrics 127.0.0.1:7721
 timeout 60 "$bin" perf client --connect 127.0.0.1:7720 --paths 4 --source-port-base 7723 \
-  --mode bw --size 16384 --duration 6 --metrics 127.0.0.1:7722 \
+  --mode bw --size 16384 --inflight 2 --duration 6 --metrics 127.0.0.1:7722 \
   --fault 'path=1:blackhole_after_ms=2000' --json >"$work/run.json" 2>"$work/client.log" &
 client=$!
 pids+=("$client")
@@ -74,7 +74,7 @@ check "path 1 retransmission timeouts counted" \
   '[ "$(value "$work/c2.txt" opensrd_path_retrans_timeout_events_total "$p1")" -gt 0 ]'
 ch1=$(value "$work/c1.txt" opensrd_path_state_changes_total "$p1")
 ch2=$(value "$work/c2.txt" opensrd_path_state_changes_total "$p1")
-check "path 1 state changes ($ch1 -> $ch2)" '[ "$ch1" -eq 0 ] && [ "$ch2" -ge 1 ]'
+check "path 1 state changes grow ($ch1 -> $ch2)" '[ "$ch2" -gt "$ch1" ]'
 check "endpoint path state changes cover path 1's" \
   '[ "$(value "$work/c2.txt" opensrd_endpoint_path_state_changes_total "")" -ge "$ch2" ]'
 causes=$(awk '/^opensrd_retrans_cause_pkts_total/ { s += $2 } END { print s + 0 }' "$work/c2.txt")
