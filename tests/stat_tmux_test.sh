@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # `opensrd stat` in a real terminal: tmux runs it against a perf client's --metrics during a run
-# whose path 1 is blackholed after 1.5 s. capture-pane shows the header, the endpoint lines and
+# whose path 1 is blackholed after 3 s. capture-pane shows the header, the endpoint lines and
 # one row per path with sparklines; later path 1 reads suspect with RTO-caused retransmissions;
 # send-keys q ends it with exit 0. An unreachable address exits 1, a bad one 2.
 # Ports: server 7736, client metrics 7737, client 7738-7739.
@@ -12,8 +12,8 @@ cleanup_hooks+=("tmux -L $sock kill-server 2>/dev/null")
 
 start_server srv -- --bind 127.0.0.1:7736 --paths 2
 timeout 60 "$bin" perf client --connect 127.0.0.1:7736 --paths 2 --source-port-base 7738 \
-  --mode bw --size 16384 --duration 7 --metrics 127.0.0.1:7737 \
-  --fault 'path=1:blackhole_after_ms=1500' --json >"$work/run.json" 2>"$work/client.log" &
+  --mode bw --size 16384 --duration 8 --metrics 127.0.0.1:7737 \
+  --fault 'path=1:blackhole_after_ms=3000' --json >"$work/run.json" 2>"$work/client.log" &
 client=$!
 pids+=($client)
 for _ in $(seq 100); do curl -sf http://127.0.0.1:7737/metrics >/dev/null 2>&1 && break; sleep 0.05; done
@@ -25,8 +25,14 @@ pane() { tmux -u -L "$sock" capture-pane -p -t 0 >"$work/$1.txt"; }
 check() {  # check DESCRIPTION CONDITION
   if eval "$2"; then echo "ok   $1"; else echo "--- pane:"; cat "$work/pane.txt"; fail "$1"; fi
 }
-sleep 1.2  # four frames, before the blackhole
-pane early
+# Frames every 250 ms; wait (up to 2.5 s, before the blackhole) for one with both paths and
+# their sparklines (the first frames can be late on a loaded machine).
+for _ in $(seq 25); do
+  sleep 0.1
+  pane early
+  [ "$(grep -Ec "^1 +[01] +active " "$work/early.txt")" = 2 ] &&
+    grep -q "[▁▂▃▄▅▆▇█]" "$work/early.txt" && break
+done
 cp "$work/early.txt" "$work/pane.txt"
 check "header names the address and the command" \
   'grep -q "opensrd stat  127.0.0.1:7737  perf_client" "$work/early.txt"'
@@ -35,7 +41,7 @@ check "endpoint and retransmission lines" \
 check "a row per path, both active" \
   '[ "$(grep -Ec "^1 +[01] +active " "$work/early.txt")" = 2 ]'
 check "sparklines drawn" 'grep -q "[▁▂▃▄▅▆▇█]" "$work/early.txt"'
-for _ in $(seq 40); do  # path 1 goes suspect some time after 1.5 s
+for _ in $(seq 60); do  # path 1 goes suspect some time after 3 s
   pane late
   grep -Eq "^1 +1 +suspect " "$work/late.txt" && break
   sleep 0.25
