@@ -11,7 +11,8 @@ PACKAGES=(
   clang-16 libclang-rt-16-dev clang-format
   libisal-dev liburing-dev
   iproute2 nftables iperf3 sockperf jq python3
-  tshark tcpdump curl
+  tshark tcpdump curl tmux
+  libspdlog-dev python3-matplotlib
   qemu-utils libnbd-bin nbdkit fio
   librbd-dev ceph-mon ceph-osd ceph-common uuid-runtime
   prometheus

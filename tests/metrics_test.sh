@@ -4,40 +4,41 @@
 # its losses show; the server's receive counter moves too. The text parses as the Prometheus
 # exposition format (the test's own checker, and promtool check metrics: Debian's
 # `prometheus` package ships it). A bad --metrics address is a usage error (exit 2).
-# Ports: server 7420 (metrics 7421), client 7423-7426 (metrics 7422).
+# Ports: server 7720 (metrics 7721), client 7723-7726 (metrics 7722).
 source "$(dirname "$0")/perf_lib.sh"
 command -v curl >/dev/null || { echo "SKIPPED: no curl"; exit 77; }
 command -v promtool >/dev/null || { echo "SKIPPED: no promtool (scripts/setup.sh installs prometheus)"; exit 77; }
 command -v python3 >/dev/null || { echo "SKIPPED: no python3"; exit 77; }
 
-start_server srv -- --bind 127.0.0.1:7420 --paths 4 --metrics 127.0.0.1:7421
-timeout 60 "$bin" perf client --connect 127.0.0.1:7420 --paths 4 --source-port-base 7423 \
-  --mode bw --size 16384 --duration 6 --metrics 127.0.0.1:7422 \
+start_server srv -- --bind 127.0.0.1:7720 --paths 4 --metrics 127.0.0.1:7721
+timeout 60 "$bin" perf client --connect 127.0.0.1:7720 --paths 4 --source-port-base 7723 \
+  --mode bw --size 16384 --inflight 2 --duration 6 --metrics 127.0.0.1:7722 \
   --fault 'path=1:blackhole_after_ms=2000' --json >"$work/run.json" 2>"$work/client.log" &
 client=$!
 pids+=("$client")
 
-# value FILE METRIC LABEL_MATCH: the sample's value (0 if absent).
+# value FILE METRIC LABEL_MATCH [LABEL_MATCH2]: the sample's value (0 if absent).
 value() {
-  awk -v m="$2" -v l="$3" '$1 ~ "^"m"({|$)" && index($1, l) { v = $2 } END { print v + 0 }' "$1"
+  awk -v m="$2" -v l="$3" -v l2="${4:-}" \
+    '$1 ~ "^"m"({|$)" && index($1, l) && index($1, l2) { v = $2 } END { print v + 0 }' "$1"
 }
 scrape() {  # scrape PORT FILE
   curl -sf --max-time 5 "http://127.0.0.1:$1/metrics" >"$2" || fail "curl :$1 failed"
 }
 # First scrape once the client has sent something, well before the blackhole.
 for _ in $(seq 200); do
-  curl -sf --max-time 5 http://127.0.0.1:7422/metrics >"$work/c1.txt" 2>/dev/null &&
+  curl -sf --max-time 5 http://127.0.0.1:7722/metrics >"$work/c1.txt" 2>/dev/null &&
     [ "$(value "$work/c1.txt" opensrd_tx_pkts_total '')" -gt 1000 ] && break
   sleep 0.01
 done
 [ "$(value "$work/c1.txt" opensrd_tx_pkts_total '')" -gt 1000 ] ||
   fail "the client's /metrics never showed traffic"
-scrape 7421 "$work/s1.txt"
+scrape 7721 "$work/s1.txt"
 # Second scrape 3 s later: past the blackhole (2 s after the client started) and its detection,
 # before the run ends (6 s), however slowly the client started (sanitizer builds).
 sleep 3
-scrape 7422 "$work/c2.txt"
-scrape 7421 "$work/s2.txt"
+scrape 7722 "$work/c2.txt"
+scrape 7721 "$work/s2.txt"
 wait "$client" || fail "client exited $?"
 jq_check "$work/run.json" '.verified == true' "run not verified"
 jq_check "$work/run.json" '.paths[1].state == "suspect"' "blackholed path not suspect at the end"
@@ -64,37 +65,34 @@ check "path 1 losses grow ($l1 -> $l2)" '[ "$l2" -gt "$l1" ]'
 r1=$(value "$work/c1.txt" opensrd_retrans_pkts_total '')
 r2=$(value "$work/c2.txt" opensrd_retrans_pkts_total '')
 check "retransmissions grow ($r1 -> $r2)" '[ "$r2" -gt "$r1" ]'
+# Issue 16's counters: what declared path 1's packets lost (its RTO: nothing comes back on a
+# blackholed path, so RACK cannot), its timeouts and its state change.
+rto1=$(value "$work/c1.txt" opensrd_path_lost_retrans_pkts_total "$p1" 'cause="rto"')
+rto2=$(value "$work/c2.txt" opensrd_path_lost_retrans_pkts_total "$p1" 'cause="rto"')
+check "path 1 RTO-caused retransmissions grow ($rto1 -> $rto2)" '[ "$rto2" -gt "$rto1" ]'
+check "path 1 retransmission timeouts counted" \
+  '[ "$(value "$work/c2.txt" opensrd_path_retrans_timeout_events_total "$p1")" -gt 0 ]'
+ch1=$(value "$work/c1.txt" opensrd_path_state_changes_total "$p1")
+ch2=$(value "$work/c2.txt" opensrd_path_state_changes_total "$p1")
+check "path 1 state changes grow ($ch1 -> $ch2)" '[ "$ch2" -gt "$ch1" ]'
+check "endpoint path state changes cover path 1's" \
+  '[ "$(value "$work/c2.txt" opensrd_endpoint_path_state_changes_total "")" -ge "$ch2" ]'
+causes=$(awk '/^opensrd_retrans_cause_pkts_total/ { s += $2 } END { print s + 0 }' "$work/c2.txt")
+check "retransmissions by cause sum to the total ($causes = $r2)" '[ "$causes" -eq "$r2" ]'
+for g in opensrd_context_cwnd_bytes opensrd_context_srtt_seconds \
+  opensrd_context_pacing_rate_bytes_per_second opensrd_pacing_rate_bytes_per_second; do
+  v=$(awk -v m="$g" '$1 ~ "^"m"({|$)" { print ($2 > 0) ? 1 : 0; exit }' "$work/c1.txt")
+  check "$g > 0 during the run" '[ "${v:-0}" = 1 ]'
+done
+# The minimum RTT is whole microseconds after the peer's ack delay is taken off: on loopback it
+# can read 0. It must be there, and not above the smoothed RTT.
+v=$(awk '$1 ~ /^opensrd_context_min_rtt_seconds({|$)/ { m = $2 } $1 ~ /^opensrd_context_srtt_seconds({|$)/ { s = $2 } END { if (m == "" || s == "") print 0; else print (m + 0 <= s + 0) ? 1 : 0 }' "$work/c1.txt")
+check "opensrd_context_min_rtt_seconds present and <= srtt" '[ "${v:-0}" = 1 ]'
 
 # The exposition format (text 0.0.4): HELP/TYPE before samples, one TYPE per family, counters
 # named *_total, valid names, labels and values, no series twice.
-python3 - "$work"/c1.txt "$work"/c2.txt "$work"/s2.txt <<'PY' || fail "metrics text is not valid"
-import re, sys
-name_re = r"[a-zA-Z_:][a-zA-Z0-9_:]*"
-sample_re = re.compile(rf"^({name_re})(\{{((?:[a-zA-Z_][a-zA-Z0-9_]*=\"(?:[^\"\\\\]|\\\\.)*\",?)*)\}})? (\S+)$")
-for path in sys.argv[1:]:
-    types, seen = {}, set()
-    for n, line in enumerate(open(path), 1):
-        line = line.rstrip("\n")
-        where = f"{path}:{n}: {line}"
-        if line.startswith("# TYPE "):
-            _, _, name, typ = line.split(" ", 3)
-            assert name not in types, "TYPE twice: " + where
-            assert typ in ("counter", "gauge"), where
-            assert typ != "counter" or name.endswith("_total"), "counter without _total: " + where
-            assert name.startswith("opensrd_"), where
-            types[name] = typ
-        elif line.startswith("# HELP "):
-            continue
-        else:
-            m = sample_re.match(line)
-            assert m, "bad sample: " + where
-            assert m.group(1) in types, "sample before its TYPE: " + where
-            float(m.group(4))
-            assert line.rsplit(" ", 1)[0] not in seen, "series twice: " + where
-            seen.add(line.rsplit(" ", 1)[0])
-    assert types and seen, path + " is empty"
-print("exposition format ok")
-PY
+python3 "$(dirname "$0")/prom_text_check.py" "$work"/c1.txt "$work"/c2.txt "$work"/s2.txt ||
+  fail "metrics text is not valid"
 for f in c2 s2; do
   promtool check metrics <"$work/$f.txt" || fail "promtool check metrics $f.txt"
 done
@@ -103,7 +101,7 @@ echo "ok   promtool check metrics"
 # Bad addresses: usage errors.
 for bad in nonsense 127.0.0.1:0; do
   rc=0
-  "$bin" perf client --connect 127.0.0.1:7420 --metrics "$bad" >/dev/null 2>"$work/bad.log" || rc=$?
+  "$bin" perf client --connect 127.0.0.1:7720 --metrics "$bad" >/dev/null 2>"$work/bad.log" || rc=$?
   [ "$rc" -eq 2 ] || fail "--metrics $bad: exit $rc, want 2"
   grep -q -- "--metrics" "$work/bad.log" || fail "--metrics $bad: message does not name it"
 done

@@ -217,6 +217,37 @@ struct PathStats {
   Micros min_rtt_us = 0;
   uint64_t suspect_events = 0;
   uint64_t spurious = 0;  // acks on this path reporting a duplicate arrival
+  // Packets lost on this path and re-sent (on whichever path), by what declared the loss: RACK
+  // (later packets on the path were acked), the path's retransmission timeout, or a tail-loss
+  // probe. Counted when the copy leaves, so a packet acked while queued for re-send is not.
+  uint64_t retrans_rack = 0;
+  uint64_t retrans_rto = 0;
+  uint64_t retrans_tlp = 0;
+  uint64_t rto_events = 0;     // retransmission timeouts that fired on this path
+  uint64_t state_changes = 0;  // active -> suspect and suspect -> active
+};
+
+// One transport context (Endpoint::context_stats): its congestion state and what it re-sent.
+struct ContextStats {
+  uint32_t local_id = 0;
+  uint32_t remote_id = 0;
+  PeerId peer = 0;
+  bool established = false;
+  uint64_t cwnd_bytes = 0;
+  // The pacer's refill rate (2 x cwnd / srtt), bytes per second; 0 with congestion control off.
+  uint64_t pacing_rate_bytes_per_s = 0;
+  Micros srtt_us = 0;     // context-wide, over every path's samples
+  Micros min_rtt_us = 0;  // smallest sample since the context was created (0: none yet)
+  uint64_t inflight_bytes = 0;
+  uint64_t data_packets_sent = 0;  // retransmissions included
+  uint64_t retransmits = 0;
+  uint64_t retrans_rack = 0;
+  uint64_t retrans_rto = 0;
+  uint64_t retrans_tlp = 0;
+  uint64_t retrans_nack = 0;  // refused by the receiver (out of its window)
+  uint64_t retrans_rnr = 0;   // re-sent after a receiver-not-ready wait (not a loss)
+  uint64_t rto_events = 0;
+  uint64_t rnr_waits = 0;
 };
 
 struct EndpointStats {
@@ -224,6 +255,12 @@ struct EndpointStats {
   uint64_t datagrams_out = 0;
   uint64_t data_packets_sent = 0;
   uint64_t retransmits = 0;
+  // retransmits by cause; they sum to retransmits. See PathStats and ContextStats.
+  uint64_t retrans_rack = 0;
+  uint64_t retrans_rto = 0;
+  uint64_t retrans_tlp = 0;
+  uint64_t retrans_nack = 0;
+  uint64_t retrans_rnr = 0;
   uint64_t rto_events = 0;
   uint64_t tail_probes = 0;
   uint64_t acks_sent = 0;
@@ -240,6 +277,10 @@ struct EndpointStats {
   uint64_t rnr_sent = 0;
   uint64_t recv_quota_refusals = 0;  // messages refused because their peer was at its quota
   uint64_t rnr_received = 0;
+  // Times a context started holding its new messages back after a receiver-not-ready NACK (an
+  // RNR NACK arriving while it already waits extends that wait and is not counted again).
+  uint64_t rnr_waits = 0;
+  uint64_t path_state_changes = 0;  // sum of PathStats::state_changes, including freed peers'
   uint64_t resets_sent = 0;
   uint64_t resets_received = 0;
   uint64_t retries_sent = 0;          // RETRY answers to HELLOs without a valid cookie
@@ -262,6 +303,9 @@ struct EndpointStats {
   uint64_t messages_received = 0;
   uint64_t bytes_received = 0;
   uint64_t cwnd_bytes = 0;  // sum over contexts, at the time of the call
+  // Sums over contexts at the time of the call.
+  uint64_t inflight_bytes = 0;
+  uint64_t pacing_rate_bytes_per_s = 0;
 };
 
 // The largest datagram an endpoint with this configuration sends: a full DATA packet
@@ -322,6 +366,7 @@ class Endpoint {
   EndpointStats stats() const;
   PayloadCopyStats copy_stats() const;
   std::vector<PathStats> path_stats(PeerId peer) const;
+  std::vector<ContextStats> context_stats(PeerId peer) const;
   std::vector<PeerId> peers() const;
 
  private:

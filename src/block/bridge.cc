@@ -1,5 +1,7 @@
 #include "block/bridge.h"
 
+#include "common/log.h"
+
 #include <poll.h>
 #include <sodium.h>
 
@@ -92,9 +94,8 @@ class Bridge::Impl {
         return Status(dev.status().code(), "volume '" + v.name + "': " + dev.status().message());
       }
       if (!o.quiet) {
-        std::fprintf(stderr, "bridge: volume %s = %s%s\n", v.name.c_str(),
-                     (*dev)->Describe().c_str(),
-                     v.token.empty() ? ", no token: any adapter may attach" : "");
+        log::Get("bridge").info("volume {} = {}{}", v.name, (*dev)->Describe(),
+                                v.token.empty() ? ", no token: any adapter may attach" : "");
       }
       vols_.push_back({v, std::move(dev.value())});
     }
@@ -140,6 +141,7 @@ class Bridge::Impl {
       if (!r.ok()) return r.status();
       for (Volume& v : vols_) v.dev->Reap();
       Drain();
+      if (opts_.on_poll) opts_.on_poll(*udp_);
     }
     return Status::Ok();
   }
@@ -271,17 +273,19 @@ class Bridge::Impl {
         rep.status = proto::FromCode(s.code());
         rep.message = s.message();
       } else if (!opts_.quiet && std::chrono::steady_clock::now() - t0 > kSlowAttach) {
-        std::fprintf(stderr, "bridge: volume %s taken over in %lld ms\n", a->volume.c_str(),
-                     static_cast<long long>(std::chrono::duration_cast<std::chrono::milliseconds>(
-                                                std::chrono::steady_clock::now() - t0)
-                                                .count()));
+        log::Get("bridge").info("volume {} taken over in {} ms", a->volume,
+                                std::chrono::duration_cast<std::chrono::milliseconds>(
+                                    std::chrono::steady_clock::now() - t0)
+                                    .count());
       }
     }
     if (v == nullptr) {
       ++stats_.attach_denied;
-      if (!opts_.quiet) {
-        std::fprintf(stderr, "bridge: attach of '%s' refused: %s\n", a->volume.c_str(),
-                     rep.message.c_str());
+      // One line per refused ATTACH, rate-limited: anyone can send them.
+      uint64_t unlogged = 0;
+      if (!opts_.quiet && attach_log_.Allow(udp_->Now(), unlogged)) {
+        log::Get("bridge").warn("attach refused volume='{}' peer={} reason=\"{}\" unlogged={}",
+                                a->volume, peer, rep.message, unlogged);
       }
     } else {
       const size_t vi = static_cast<size_t>(v - vols_.data());
@@ -447,6 +451,7 @@ class Bridge::Impl {
 
   BridgeOptions opts_;
   std::unique_ptr<UdpEndpoint> udp_;
+  log::RateLimit attach_log_{10, 10};
   CqId cq_ = 0;
   SqId sq_ = 0;
   size_t recv_len_ = 0;

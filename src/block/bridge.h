@@ -19,6 +19,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -26,6 +27,10 @@
 #include "common/pcap_writer.h"
 #include "common/status.h"
 #include "opensrd/transport.h"
+
+namespace opensrd {
+class UdpEndpoint;
+}
 
 namespace opensrd::block {
 
@@ -60,6 +65,9 @@ struct BridgeOptions {
   bool direct = true;  // O_DIRECT where the file system allows it
   bool quiet = false;
   PcapWriter::Source* pcap = nullptr;  // --pcap (UdpEndpointOptions::pcap); not owned
+  // Called on Run's thread after every turn of its loop (at least every 20 ms): --metrics reads
+  // the transport's counters and Bridge::stats there. Must not block.
+  std::function<void(const UdpEndpoint&)> on_poll;
 };
 
 struct BridgeStats {

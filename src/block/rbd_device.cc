@@ -8,11 +8,12 @@
 #include <algorithm>
 #include <atomic>
 #include <cerrno>
-#include <cstdio>
 #include <cstring>
 #include <mutex>
 #include <unordered_set>
 #include <vector>
+
+#include "common/log.h"
 
 namespace opensrd::block {
 namespace {
@@ -132,8 +133,8 @@ class RbdDevice::Impl {
       if (io_ != nullptr) rados_ioctx_destroy(io_);
       if (cluster_ != nullptr) rados_shutdown(cluster_);
     } else {
-      std::fprintf(stderr, "bridge: image %s did not close within %d ms (cluster gone?)\n",
-                   Name().c_str(), kCloseWaitMs);
+      log::Get("bridge").warn("image {} did not close within {} ms (cluster gone?)", Name(),
+                              kCloseWaitMs);
     }
     image_ = nullptr;
     io_ = nullptr;

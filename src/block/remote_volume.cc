@@ -187,6 +187,7 @@ class RemoteVolume::Impl {
       Drain();
       Tick();
       Issue();
+      if (opts_.on_poll) opts_.on_poll(*udp_);
     }
     FailAll(Status(Code::kCancelled, "volume closed"));
     std::deque<Req*> left;
@@ -352,6 +353,13 @@ class RemoteVolume::Impl {
       std::lock_guard<std::mutex> lock(mu_);
       if (r->result.ok()) {
         ++stats_.completed_ok;
+        if (r->io.op == Op::kRead) {
+          ++stats_.reads;
+          stats_.bytes_read += r->io.length;
+        } else if (r->io.op == Op::kWrite) {
+          ++stats_.writes;
+          stats_.bytes_written += r->io.length;
+        }
       } else {
         ++stats_.errors;
       }

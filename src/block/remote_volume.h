@@ -29,6 +29,10 @@
 #include "opensrd/block.h"
 #include "opensrd/transport.h"
 
+namespace opensrd {
+class UdpEndpoint;
+}
+
 namespace opensrd::block {
 
 struct RemoteVolumeOptions {
@@ -47,6 +51,9 @@ struct RemoteVolumeOptions {
   uint32_t max_inflight = 64;          // requests outstanding at the bridge
   uint32_t max_transfer = 1u << 20;    // receive buffers for READ replies
   PcapWriter::Source* pcap = nullptr;  // --pcap (UdpEndpointOptions::pcap); not owned
+  // Called on the volume's thread after every turn of its loop (at least every 20 ms), with no
+  // lock held: --metrics reads the transport's counters there. Must not block.
+  std::function<void(const UdpEndpoint&)> on_poll;
 };
 
 enum class VolumeState : uint8_t { kOk, kImpaired, kIoDisabled };
@@ -60,6 +67,9 @@ struct RemoteVolumeStats {
   uint64_t replayed = 0;   // requests sent again after a re-attach
   uint64_t failovers = 0;  // moves to another bridge
   uint64_t resizes_seen = 0;
+  // Of the requests completed kOk: READs and WRITEs, and the bytes they moved.
+  uint64_t reads = 0, writes = 0;
+  uint64_t bytes_read = 0, bytes_written = 0;
 };
 
 class RemoteVolume : public BlockDevice {

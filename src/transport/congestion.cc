@@ -52,6 +52,11 @@ void DelayCongestion::OnTimeout(Nanos now, Nanos srtt) {
   decreased_once_ = true;
 }
 
+double DelayCongestion::PacingRate(Nanos srtt) const {
+  if (!enabled_) return 0;
+  return kPacingGain * cwnd_ / static_cast<double>(std::max<Nanos>(srtt, 1)) * 1e9;
+}
+
 void DelayCongestion::Refill(Nanos now, Nanos srtt) {
   if (now <= last_refill_) return;
   const double rate = kPacingGain * cwnd_ / static_cast<double>(std::max<Nanos>(srtt, 1));

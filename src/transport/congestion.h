@@ -30,6 +30,8 @@ class DelayCongestion {
   Nanos PacedAt(uint64_t bytes, Nanos srtt) const;
 
   double cwnd() const { return cwnd_; }
+  // The pacer's refill rate in bytes per second for this srtt (0 when disabled: unpaced).
+  double PacingRate(Nanos srtt) const;
 
  private:
   void Refill(Nanos now, Nanos srtt);

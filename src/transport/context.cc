@@ -128,6 +128,7 @@ bool TransportContext::SendData(Nanos now, uint32_t psn, bool retx, std::span<ui
   SentPacket& s = Slot(psn);
   auto mit = messages_.find(s.msg_id);
   if (mit == messages_.end()) return false;
+  const SentPacket before = s;  // the path it was lost on, for CountResend
   const SendMessage& m = mit->second;
   int path;
   if (retx) {
@@ -194,10 +195,14 @@ bool TransportContext::SendData(Nanos now, uint32_t psn, bool retx, std::span<ui
   if (retx) {
     ++p.stats.retransmitted;
     ++ep_.stats.retransmits;
+    ++stats_.retransmits;
+    CountResend(before);
+    s.cause = ResendCause::kNone;
   } else {
     ++p.stats.sent;
   }
   ++ep_.stats.data_packets_sent;
+  ++stats_.data_packets_sent;
   cc_.OnSent(now, s.len + wire::kDataHeaderLen, srtt_);
   return true;
 }
@@ -369,6 +374,20 @@ void TransportContext::OnData(Nanos now, const wire::Packet& p) {
   if (truncated) acks_.QueueNack(path, d.psn, wire::NackReason::kTruncated);
   acks_.OnNew(now, path, d.psn, p.common.flags & wire::kFlagRetx);
   NoteProgress(now);
+}
+
+ContextStats TransportContext::stats() const {
+  ContextStats s = stats_;
+  s.local_id = local_id_;
+  s.remote_id = remote_id_;
+  s.peer = peer_.id;
+  s.established = state_ == State::kEstablished;
+  s.cwnd_bytes = static_cast<uint64_t>(cc_.cwnd());
+  s.pacing_rate_bytes_per_s = static_cast<uint64_t>(cc_.PacingRate(srtt_));
+  s.srtt_us = srtt_ / 1000;  // the core keeps nanoseconds
+  s.min_rtt_us = min_rtt_ / 1000;
+  s.inflight_bytes = inflight_bytes_;
+  return s;
 }
 
 void TransportContext::OnProbe(Nanos now, const wire::Packet& p) {

@@ -89,12 +89,16 @@ class TransportContext {
   // Bytes this context holds (itself and what it allocated), for EndpointStats::memory_bytes.
   size_t MemoryBytes() const;
   double cwnd() const { return cc_.cwnd(); }
+  // Counters and congestion state for Endpoint::context_stats.
+  ContextStats stats() const;
   // Sends a probe on `path` (a suspect path of this context's peer).
   bool EmitProbe(Nanos now, int path, std::span<uint8_t> buf, Transmit& out);
 
  private:
   enum class PacketState : uint8_t { kFree, kInFlight, kLost, kAcked, kRnrWait };
   bool copy_failed_ = false;  // a payload copy failed while building a packet (PollTransmit)
+  // Why a packet waits in retx_: counted by cause when its copy leaves (ContextStats).
+  enum class ResendCause : uint8_t { kNone, kRack, kRto, kTailProbe, kNack, kRnr };
 
   struct SendMessage {
     SqId sq = 0;
@@ -118,6 +122,7 @@ class TransportContext {
     uint8_t path = 0;
     PacketState state = PacketState::kFree;
     uint16_t tx_count = 0;
+    ResendCause cause = ResendCause::kNone;  // fits the padding before sent_at
     Nanos sent_at = 0;
   };
 
@@ -141,9 +146,13 @@ class TransportContext {
   bool FillTransmit(int path, Transmit& out, size_t len) const;
   // `ack_path`: the path whose ack reported this PSN individually (-1: cumulative point).
   void MarkAcked(Nanos now, uint32_t psn, int ack_path, uint64_t& acked_bytes);
-  // `timeout`: declared by the path's RTO (the path stopped delivering), not by RACK (the path
-  // delivered later packets, so it is lossy but alive). Only timeouts make a path suspect.
-  void DeclareLost(Nanos now, uint32_t psn, bool timeout);
+  // Timeouts (the path's RTO or a tail-loss probe: the path stopped delivering), unlike RACK or a
+  // NACK (the path delivered later packets, so it is lossy but alive), make a path suspect.
+  void DeclareLost(Nanos now, uint32_t psn, ResendCause cause);
+  // Counts a re-send of `s` (still holding the path it was lost on) by its cause.
+  void CountResend(const SentPacket& s);
+  // Moves a path of this context's peer to `to`, counting the change.
+  void SetPathState(Path& p, PathState to);
   void DetectLossOnPath(Nanos now, int path);
   void AdvanceUna();
   void CompleteSendMessage(uint32_t msg_id, Code status);
@@ -215,6 +224,8 @@ class TransportContext {
   int burst_path_ = -1;
   Nanos rnr_until_ = 0;  // no new messages start before this (receiver not ready)
   Nanos srtt_;           // context-wide smoothed RTT (for pacing and the CC's once-per-RTT rule)
+  Nanos min_rtt_ = 0;    // smallest RTT sample of any path (0: none yet)
+  ContextStats stats_;   // counters only; stats() fills the gauges
 
   // ---- receiver ----
   AckGenerator acks_;

@@ -77,7 +77,7 @@ void TransportContext::MarkAcked(Nanos now, uint32_t psn, int ack_path, uint64_t
       p.consecutive_losses = 0;
       p.rto_backoff = 0;
       if (p.state == PathState::kSuspect) {
-        p.state = PathState::kActive;
+        SetPathState(p, PathState::kActive);
         p.probe_due = kNever;
       }
     }
@@ -101,10 +101,49 @@ void TransportContext::AdvanceUna() {
   }
 }
 
-void TransportContext::DeclareLost(Nanos now, uint32_t psn, bool timeout) {
+void TransportContext::SetPathState(Path& p, PathState to) {
+  if (p.state == to) return;
+  p.state = to;
+  ++p.stats.state_changes;
+  ++ep_.stats.path_state_changes;
+}
+
+void TransportContext::CountResend(const SentPacket& s) {
+  Path* lost_on = s.path < peer_.paths.size() ? &peer_.paths[s.path] : nullptr;
+  switch (s.cause) {
+    case ResendCause::kRack:
+      ++ep_.stats.retrans_rack;
+      ++stats_.retrans_rack;
+      if (lost_on) ++lost_on->stats.retrans_rack;
+      break;
+    case ResendCause::kRto:
+      ++ep_.stats.retrans_rto;
+      ++stats_.retrans_rto;
+      if (lost_on) ++lost_on->stats.retrans_rto;
+      break;
+    case ResendCause::kTailProbe:
+      ++ep_.stats.retrans_tlp;
+      ++stats_.retrans_tlp;
+      if (lost_on) ++lost_on->stats.retrans_tlp;
+      break;
+    case ResendCause::kNack:
+    case ResendCause::kNone:  // not reached: every path into retx_ sets a cause
+      ++ep_.stats.retrans_nack;
+      ++stats_.retrans_nack;
+      break;
+    case ResendCause::kRnr:
+      ++ep_.stats.retrans_rnr;
+      ++stats_.retrans_rnr;
+      break;
+  }
+}
+
+void TransportContext::DeclareLost(Nanos now, uint32_t psn, ResendCause cause) {
   SentPacket& s = Slot(psn);
   if (s.state != PacketState::kInFlight) return;
   s.state = PacketState::kLost;
+  s.cause = cause;
+  const bool timeout = cause == ResendCause::kRto || cause == ResendCause::kTailProbe;
   inflight_bytes_ -= s.len;
   retx_.push_back(psn);
   Path& p = peer_.paths[s.path];
@@ -113,7 +152,7 @@ void TransportContext::DeclareLost(Nanos now, uint32_t psn, bool timeout) {
   if (!timeout) return;
   ++p.consecutive_losses;
   if (p.state == PathState::kActive && p.consecutive_losses >= ep_.cfg.suspect_after_losses) {
-    p.state = PathState::kSuspect;
+    SetPathState(p, PathState::kSuspect);
     ep_.suspect_peers.insert(peer_.id);
     p.suspect_since = now;
     ++p.stats.suspect_events;
@@ -139,7 +178,7 @@ void TransportContext::DetectLossOnPath(Nanos now, int path) {
       continue;
     }
     if (s.sent_at + window >= reference) break;
-    DeclareLost(now, e.psn, false);
+    DeclareLost(now, e.psn, ResendCause::kRack);
     q.pop_front();
   }
 }
@@ -191,12 +230,13 @@ void TransportContext::OnAck(Nanos now, const wire::Packet& p) {
       Path& path = peer_.paths[a.echo_path];
       path.rtt.Sample(rtt);
       if (p.common.type == wire::Type::kAck && (p.common.flags & wire::kFlagProbe)) {
-        path.state = PathState::kActive;
+        SetPathState(path, PathState::kActive);
         path.probe_due = kNever;
         path.consecutive_losses = 0;
         path.rto_backoff = 0;
       }
       srtt_ = (7 * srtt_ + rtt) / 8;
+      if (min_rtt_ == 0 || rtt < min_rtt_) min_rtt_ = rtt;
       // Congestion is judged per path against that path's own base RTT (paths differ in
       // delay), on a lightly smoothed delay so one reordered packet is not a congestion signal.
       path.recent_rtt = path.recent_rtt == 0 ? rtt : (3 * path.recent_rtt + rtt) / 4;
@@ -221,13 +261,17 @@ void TransportContext::OnNack(Nanos now, const wire::Packet& p) {
   if (p.nack.reason == wire::NackReason::kReceiverNotReady) {
     // Back-pressure, not loss: park the packet and hold new messages for a while.
     ++ep_.stats.rnr_received;
+    if (rnr_until_ <= now) {
+      ++ep_.stats.rnr_waits;
+      ++stats_.rnr_waits;
+    }
     rnr_since_progress_ = true;
     s.state = PacketState::kRnrWait;
     inflight_bytes_ -= s.len;
     rnr_until_ = now + ep_.t.rnr_retry;
     rnr_wait_.push_back({rnr_until_, psn});
   } else {
-    DeclareLost(now, psn, false);
+    DeclareLost(now, psn, ResendCause::kNack);
   }
 }
 
@@ -288,6 +332,7 @@ void TransportContext::HandleTimeout(Nanos now) {
     SentPacket& s = Slot(psn);
     if (InRange(psn, snd_una_, snd_nxt_) && s.state == PacketState::kRnrWait) {
       s.state = PacketState::kLost;  // re-send, without blaming the path
+      s.cause = ResendCause::kRnr;
       retx_.push_back(psn);
     }
   }
@@ -313,19 +358,21 @@ void TransportContext::HandleTimeout(Nanos now) {
       // packet of a dead path, so without this no RTO would ever mark it. An ack of any later
       // packet on the path clears the count, so a spurious probe on a live path costs nothing.
       ++ep_.stats.tail_probes;
-      DeclareLost(now, q.front().psn, /*timeout=*/true);
+      DeclareLost(now, q.front().psn, ResendCause::kTailProbe);
       q.pop_front();
       continue;
     }
     if (Slot(q.front().psn).sent_at + rto > now) continue;
     ++ep_.stats.rto_events;
+    ++stats_.rto_events;
+    ++peer_.paths[i].stats.rto_events;
     while (!q.empty()) {
       const PathEntry e = q.front();
       const SentPacket& s = Slot(e.psn);
       if (s.tx_count == e.tx_count && s.state == PacketState::kInFlight &&
           InRange(e.psn, snd_una_, snd_nxt_)) {
         if (s.sent_at + rto > now) break;
-        DeclareLost(now, e.psn, true);
+        DeclareLost(now, e.psn, ResendCause::kRto);
       }
       q.pop_front();
     }

@@ -908,7 +908,11 @@ EndpointStats Endpoint::stats() const {
   EndpointStats s = impl_->sh_.stats;
   double cwnd = 0;
   for (const auto& c : impl_->ctxs_) {
-    if (c) cwnd += c->cwnd();
+    if (!c) continue;
+    cwnd += c->cwnd();
+    const ContextStats cs = c->stats();
+    s.inflight_bytes += cs.inflight_bytes;
+    s.pacing_rate_bytes_per_s += cs.pacing_rate_bytes_per_s;
   }
   s.cwnd_bytes = static_cast<uint64_t>(cwnd);
   s.contexts_live = impl_->live_;
@@ -940,6 +944,16 @@ std::vector<PathStats> Endpoint::path_stats(PeerId peer) const {
     s.srtt_us = p.paths[i].rtt.srtt() / 1000;  // the core keeps nanoseconds
     s.min_rtt_us = p.paths[i].rtt.min() / 1000;
     out.push_back(s);
+  }
+  return out;
+}
+
+std::vector<ContextStats> Endpoint::context_stats(PeerId peer) const {
+  std::vector<ContextStats> out;
+  if (peer == 0 || peer > impl_->peers_.size() || !impl_->peers_[peer - 1]) return out;
+  for (uint32_t id : impl_->peers_[peer - 1]->contexts) {
+    const auto& c = impl_->ctxs_[id - 1];
+    if (c) out.push_back(c->stats());
   }
   return out;
 }

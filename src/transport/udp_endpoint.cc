@@ -16,6 +16,7 @@
 #include <deque>
 #include <queue>
 
+#include "common/log.h"
 #include "transport/wire.h"
 
 namespace opensrd {
@@ -230,6 +231,12 @@ class UdpEndpoint::Impl {
   Endpoint ep_;
   FaultInjector injector_;
   UdpStats stats_;
+  // Per-datagram events are logged at most 10 a second each (bursts of 10), with the number
+  // left unlogged in between.
+  log::RateLimit send_error_log_{10, 10};
+  log::RateLimit filtered_log_{10, 10};
+  log::RateLimit fault_log_{10, 10};
+  spdlog::logger* log_ = &log::Get("udp");
   std::vector<int> fds_;
   std::vector<NetAddr> bound_;
 
@@ -321,6 +328,12 @@ class UdpEndpoint::Impl {
       const int path = WirePathId(p, len);
       if (path >= 0 && static_cast<uint32_t>(path) >= opts_.max_path_id) {
         ++stats_.path_filtered;
+        uint64_t skipped = 0;
+        spdlog::logger& lg = *log_;
+        if (lg.should_log(spdlog::level::debug) && filtered_log_.Allow(now, skipped)) {
+          lg.debug("datagram refused by the path filter from={} path={} max_paths={} unlogged={}",
+                   ToString(from), path, opts_.max_path_id, skipped);
+        }
         return;
       }
     }
@@ -331,6 +344,7 @@ class UdpEndpoint::Impl {
     const FaultInjector::Verdict v = injector_.Decide(sock, now);
     if (v.drop) {
       ++stats_.fault_dropped;
+      LogFaultDrop(now, "in", sock);
       return;
     }
     if (v.corrupt) {
@@ -438,6 +452,17 @@ class UdpEndpoint::Impl {
     return now < pending_since_[s] + opts_.gso_cork_us;
   }
 
+  // Trace level: one line per injected drop, rate-limited (a lossy run drops thousands).
+  void LogFaultDrop(Micros now, const char* dir, uint16_t socket) {
+    spdlog::logger& lg = *log_;
+    if (!lg.should_log(spdlog::level::trace)) return;
+    uint64_t skipped = 0;
+    if (fault_log_.Allow(now, skipped)) {
+      lg.trace("fault injector dropped a datagram dir={} socket={} unlogged={}", dir, socket,
+               skipped);
+    }
+  }
+
   // The injector's send-side verdict on a datagram the core produced into `slot`.
   void Outbound(Micros now, uint32_t slot) {
     TxSlot& t = tx_slots_[slot];
@@ -448,6 +473,7 @@ class UdpEndpoint::Impl {
     const FaultInjector::Verdict v = injector_.Decide(t.socket, now);
     if (v.drop) {
       ++stats_.fault_dropped;
+      LogFaultDrop(now, "out", t.socket);
       free_slots_.push_back(slot);
       return;
     }
@@ -564,6 +590,11 @@ class UdpEndpoint::Impl {
             break;
           }
           // This message cannot be sent (e.g. EMSGSIZE): drop its datagrams, counted.
+          uint64_t skipped = 0;
+          if (send_error_log_.Allow(Now(), skipped)) {
+            log_->warn("send failed socket={} errno={} ({}) datagrams={} unlogged={}", s, errno,
+                       std::strerror(errno), tx_count_[0], skipped);
+          }
           for (size_t x = 0; x < tx_count_[0]; ++x) {
             ++stats_.send_errors;
             free_slots_.push_back(q.front());

@@ -14,9 +14,11 @@
 #include "block/nbd/nbd_server.h"
 #include "block/nvme_controller.h"
 #include "block/remote_volume.h"
+#include "common/log.h"
 #include "tools/opensrd/capture.h"
 #include "tools/opensrd/commands.h"
 #include "tools/opensrd/key_file.h"
+#include "tools/opensrd/metrics.h"
 
 namespace opensrd::cli {
 namespace {
@@ -24,6 +26,56 @@ namespace {
 std::atomic<bool> g_stop{false};
 void OnSignal(int) {
   g_stop.store(true);
+}
+
+// The volume once open; the volume's thread reads it in the --metrics hook, which starts
+// before Open returns.
+std::atomic<block::RemoteVolume*> g_volume{nullptr};
+
+void AddVolumeMetrics(const std::string& name, std::vector<ExtraMetric>& out) {
+  block::RemoteVolume* v = g_volume.load();
+  if (v == nullptr) return;
+  const block::RemoteVolumeStats st = v->stats();
+  const std::string vol = MetricLabel("volume", name);
+  const struct {
+    const char* name;
+    const char* label;
+    uint64_t v;
+    const char* help;
+  } counters[] = {
+      {"opensrd_block_requests_total", nullptr, st.requests, "Block requests submitted."},
+      {"opensrd_block_ops_total", "read", st.reads, "Block requests completed OK, by operation."},
+      {"opensrd_block_ops_total", "write", st.writes, ""},
+      {"opensrd_block_completed_total", nullptr, st.completed_ok,
+       "Block requests completed OK (every operation)."},
+      {"opensrd_block_bytes_total", "read", st.bytes_read,
+       "Bytes read and written by requests completed OK."},
+      {"opensrd_block_bytes_total", "write", st.bytes_written, ""},
+      {"opensrd_block_errors_total", nullptr, st.errors, "Block requests that failed."},
+      {"opensrd_block_attaches_total", nullptr, st.attaches,
+       "Attaches (the first and re-attaches)."},
+      {"opensrd_block_replayed_total", nullptr, st.replayed,
+       "Requests sent again after a re-attach."},
+      {"opensrd_block_failovers_total", nullptr, st.failovers, "Moves to another bridge."},
+      {"opensrd_block_resizes_total", nullptr, st.resizes_seen, "Live resizes seen."},
+  };
+  for (const auto& c : counters) {
+    std::string labels = vol;
+    if (c.label) {
+      labels += ',';
+      labels +=
+          MetricLabel(std::string(c.name) == "opensrd_block_ops_total" ? "op" : "dir", c.label);
+    }
+    out.push_back({c.name, "counter", c.help, labels, static_cast<double>(c.v)});
+  }
+  const block::VolumeState now = v->state();
+  for (block::VolumeState s :
+       {block::VolumeState::kOk, block::VolumeState::kImpaired, block::VolumeState::kIoDisabled}) {
+    out.push_back(
+        {"opensrd_volume_state", "gauge",
+         "1 for the volume's current state (ok, impaired, io-disabled), 0 for the others.",
+         vol + "," + MetricLabel("state", block::VolumeStateName(s)), now == s ? 1.0 : 0.0});
+  }
 }
 
 }  // namespace
@@ -71,6 +123,23 @@ int RunAdapter(const AdapterOptions& o) {
     return 2;
   }
   if (*capture) ro.pcap = (*capture)->NewSource();
+  // Declared before the volume too: its thread publishes into it and logs path changes.
+  std::unique_ptr<MetricsServer> metrics;
+  PathStateLog path_log("adapter");
+  if (!o.metrics.empty()) {
+    Result<std::unique_ptr<MetricsServer>> m = MetricsServer::Start(o.metrics, "adapter");
+    if (!m.ok()) {
+      std::fprintf(stderr, "adapter: %s\n", m.status().message().c_str());
+      return m.status().code() == Code::kInvalidArgument ? 2 : 1;
+    }
+    metrics = std::move(m.value());
+  }
+  ro.on_poll = [m = metrics.get(), &path_log, name = o.volume](const UdpEndpoint& udp) {
+    path_log.Check(udp.endpoint(), udp.Now());
+    if (!m) return;
+    m->MaybePublish(udp, false,
+                    [&name](std::vector<ExtraMetric>& out) { AddVolumeMetrics(name, out); });
+  };
   Result<std::unique_ptr<block::RemoteVolume>> vol = block::RemoteVolume::Open(ro);
   if (!vol.ok()) {
     std::fprintf(stderr, "adapter: cannot attach volume '%s': %s\n", o.volume.c_str(),
@@ -80,10 +149,11 @@ int RunAdapter(const AdapterOptions& o) {
                                                                                                : 1;
   }
   block::RemoteVolume& v = *vol.value();
+  g_volume.store(&v);
   const block::VolumeInfo info = v.Info();
   if (!o.quiet) {
-    std::fprintf(stderr, "adapter: attached '%s': %llu bytes, %u-byte blocks\n", o.volume.c_str(),
-                 static_cast<unsigned long long>(info.size_bytes), info.block_size);
+    log::Get("adapter").info("attached '{}': {} bytes, {}-byte blocks", o.volume, info.size_bytes,
+                             info.block_size);
   }
   std::unique_ptr<nvme::NvmeController> controller;
   if (!o.nvme.empty()) {
@@ -96,7 +166,7 @@ int RunAdapter(const AdapterOptions& o) {
       return 1;
     }
     controller = std::move(ctrl.value());
-    if (!o.quiet) std::fprintf(stderr, "adapter: NVMe queues at %s\n", co.socket_path.c_str());
+    if (!o.quiet) log::Get("adapter").info("NVMe queues at {}", co.socket_path);
   }
   // NBD clients learn the size when they connect (NBD cannot announce a resize); requests are
   // checked against the volume's current size.
@@ -112,16 +182,14 @@ int RunAdapter(const AdapterOptions& o) {
     }
     nbd = std::move(server.value());
     if (!o.quiet) {
-      std::fprintf(stderr, "adapter: NBD export '%s' at %s\n", o.volume.c_str(),
-                   nbd->address().c_str());
+      log::Get("adapter").info("NBD export '{}' at {}", o.volume, nbd->address());
     }
   }
   nvme::NvmeController* c = controller.get();
   v.SetInfoListener([c, quiet = o.quiet](const block::VolumeInfo& i) {
     if (c) c->UpdateGeometry(i);
     if (!quiet) {
-      std::fprintf(stderr, "adapter: volume resized to %llu bytes\n",
-                   static_cast<unsigned long long>(i.size_bytes));
+      log::Get("adapter").info("volume resized to {} bytes", i.size_bytes);
     }
   });
   signal(SIGINT, OnSignal);
@@ -131,7 +199,8 @@ int RunAdapter(const AdapterOptions& o) {
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
     const block::VolumeState now = v.state();
     if (now != last && !o.quiet) {
-      std::fprintf(stderr, "adapter: volume state %s\n", block::VolumeStateName(now));
+      log::Get("adapter").warn("volume state {} (was {})", block::VolumeStateName(now),
+                               block::VolumeStateName(last));
     }
     last = now;
   }
@@ -148,9 +217,10 @@ int RunAdapter(const AdapterOptions& o) {
                         {"state", block::VolumeStateName(v.state())}};
     std::printf("%s\n", j.dump().c_str());
   }
+  g_volume.store(nullptr);
   vol.value().reset();  // the endpoint stops before its capture is closed
   if (*capture) {
-    std::fprintf(stderr, "adapter: %s\n", CaptureSummary(FinishCapture(capture->get())).c_str());
+    log::Get("adapter").info("{}", CaptureSummary(FinishCapture(capture->get())));
   }
   return 0;
 }

@@ -1,6 +1,6 @@
 // Subcommand entry points of the opensrd CLI. Each returns the process exit code: 0 success,
 // 1 a run that failed (not verified, errors, timeout, socket failure), 2 bad arguments. Option
-// structs are filled by main.cc (the only file that includes CLI11).
+// structs are filled by main.cc.
 #pragma once
 #include <cstdint>
 #include <string>
@@ -8,6 +8,7 @@
 
 #include "opensrd/transport.h"
 #include "tools/opensrd/dma_options.h"
+#include "tools/opensrd/log_options.h"
 
 namespace opensrd {
 class PcapWriter;  // common/pcap_writer.h
@@ -76,6 +77,8 @@ struct PerfClientOptions {
   std::string pcap;      // capture every datagram here (docs/OBSERVABILITY.md); empty: none
   std::string metrics;   // HOST:PORT serving Prometheus text at /metrics; empty: none
   DmaCliOptions dma;     // --dma, --dma-prefetch
+  std::string timeline;  // per-path CSV over time (tools/opensrd/timeline.h); empty: none
+  int timeline_interval_ms = 100;
 };
 int RunPerfClient(const PerfClientOptions& o);
 
@@ -89,7 +92,8 @@ struct BridgeCliOptions {
   bool quiet = false;
   std::string key_file;
   std::string key_mode;
-  std::string pcap;  // capture every datagram here (docs/OBSERVABILITY.md); empty: none
+  std::string pcap;     // capture every datagram here (docs/OBSERVABILITY.md); empty: none
+  std::string metrics;  // HOST:PORT serving Prometheus text at /metrics; empty: none
 };
 int RunBridge(const BridgeCliOptions& o);
 
@@ -120,7 +124,8 @@ struct AdapterOptions {
   bool quiet = false;
   std::string key_file;
   std::string key_mode;
-  std::string pcap;  // capture every datagram here (docs/OBSERVABILITY.md); empty: none
+  std::string pcap;     // capture every datagram here (docs/OBSERVABILITY.md); empty: none
+  std::string metrics;  // HOST:PORT serving Prometheus text at /metrics; empty: none
 };
 int RunAdapter(const AdapterOptions& o);
 

@@ -5,6 +5,7 @@
 #include <cstdio>
 
 #include "tools/opensrd/commands.h"
+#include "tools/opensrd/stat.h"
 
 namespace {
 constexpr const char* kPcapHelp =
@@ -116,6 +117,13 @@ int main(int argc, char** argv) {
   client_cmd->add_option("--pcap", client.pcap, kPcapHelp);
   client_cmd->add_option("--metrics", client.metrics, kMetricsHelp);
   AddDmaOptions(client_cmd, client.dma, [](auto v) { return CLI::IsMember(v); });
+  client_cmd->add_option("--timeline", client.timeline,
+                         "write per-path rate, RTT and retransmissions over time to this CSV "
+                         "(scripts/plot_timeline.py draws it)");
+  client_cmd
+      ->add_option("--timeline-interval-ms", client.timeline_interval_ms,
+                   "--timeline's sampling period")
+      ->check(CLI::Range(10, 60'000));
 
   BridgeCliOptions bridge;
   auto* bridge_cmd = app.add_subcommand(
@@ -137,6 +145,7 @@ int main(int argc, char** argv) {
   bridge_cmd->add_option("--key-file", bridge.key_file, "cluster key file (docs/SECURITY.md)");
   bridge_cmd->add_option("--key-mode", bridge.key_mode, "mac (default) or aead");
   bridge_cmd->add_option("--pcap", bridge.pcap, kPcapHelp);
+  bridge_cmd->add_option("--metrics", bridge.metrics, kMetricsHelp);
 
   auto* volume_cmd = app.add_subcommand("volume", "Manage volumes on a running bridge");
   volume_cmd->require_subcommand(1);
@@ -188,7 +197,10 @@ int main(int argc, char** argv) {
   adapter_cmd->add_option("--key-file", adapter.key_file, "cluster key file");
   adapter_cmd->add_option("--key-mode", adapter.key_mode, "mac (default) or aead");
   adapter_cmd->add_option("--pcap", adapter.pcap, kPcapHelp);
+  adapter_cmd->add_option("--metrics", adapter.metrics, kMetricsHelp);
 
+  AddStatCommand(app);
+  AddLogLevelOption(app);  // every command, so after all of them
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -201,5 +213,6 @@ int main(int argc, char** argv) {
   if (bridge_cmd->parsed()) return RunBridge(bridge);
   if (resize_cmd->parsed()) return RunVolumeResize(resize);
   if (adapter_cmd->parsed()) return RunAdapter(adapter);
+  if (StatParsed()) return RunStat();
   return 2;
 }

@@ -22,7 +22,9 @@ struct Snapshot {
   EndpointStats ep;
   UdpStats udp;
   std::vector<std::pair<PeerId, std::vector<PathStats>>> peers;
+  std::vector<ContextStats> contexts;
   std::vector<std::string> locals;  // socket i's bound address
+  std::vector<ExtraMetric> extra;
 };
 
 // One metric family: HELP, TYPE, then its samples.
@@ -88,7 +90,10 @@ std::string Render(const Snapshot& s, const std::string& command) {
       {"stale_dropped", e.stale_dropped, "Packets for another incarnation or unknown context."},
       {"out_of_window_dropped", e.out_of_window_dropped, "DATA beyond the receive window."},
       {"rnr_sent", e.rnr_sent, "Receiver-not-ready NACKs sent."},
-      {"rnr_received", e.rnr_received, "Receiver-not-ready NACKs received (RNR waits)."},
+      {"rnr_received", e.rnr_received, "Receiver-not-ready NACKs received."},
+      {"rnr_waits", e.rnr_waits, "Times a context began holding back after an RNR NACK."},
+      {"endpoint_path_state_changes", e.path_state_changes,
+       "Path state changes (active/suspect), all peers, freed ones included."},
       {"resets_sent", e.resets_sent, "RESETs sent."},
       {"resets_received", e.resets_received, "RESETs received."},
       {"retries_sent", e.retries_sent, "RETRYs sent (HELLOs without a valid cookie)."},
@@ -119,11 +124,29 @@ std::string Render(const Snapshot& s, const std::string& command) {
       {"peers", e.peers_live, "Peers known."},
       {"memory_bytes", e.memory_bytes, "Bytes the endpoint holds by its own accounting."},
       {"cwnd_bytes", e.cwnd_bytes, "Congestion windows, summed over contexts."},
+      {"inflight_bytes", e.inflight_bytes, "Payload bytes in flight, summed over contexts."},
+      {"pacing_rate_bytes_per_second", e.pacing_rate_bytes_per_s,
+       "Pacer refill rates, summed over contexts (0: congestion control off)."},
   };
   for (const auto& g : gauges) {
     const std::string name = std::string("opensrd_") + g.name;
     t.Family(name, "gauge", g.help);
     t.Sample(name, "", static_cast<double>(g.value));
+  }
+  // Retransmissions by cause; they sum to opensrd_retrans_pkts_total.
+  {
+    const char* name = "opensrd_retrans_cause_pkts_total";
+    t.Family(name, "counter",
+             "DATA packets retransmitted, by what declared them lost (rack, rto, tlp: tail-loss "
+             "probe, nack: refused out of window, rnr: re-sent after receiver-not-ready).");
+    const std::pair<const char*, uint64_t> causes[] = {{"rack", e.retrans_rack},
+                                                       {"rto", e.retrans_rto},
+                                                       {"tlp", e.retrans_tlp},
+                                                       {"nack", e.retrans_nack},
+                                                       {"rnr", e.retrans_rnr}};
+    for (const auto& [cause, v] : causes) {
+      t.Sample(name, std::string("cause=") + Quote(cause), static_cast<double>(v));
+    }
   }
   // The UDP shell.
   const UdpStats& u = s.udp;
@@ -174,6 +197,12 @@ std::string Render(const Snapshot& s, const std::string& command) {
        [](const PathStats& p) { return static_cast<double>(p.spurious); }},
       {"opensrd_path_suspect_events_total", "counter", "Times the path was marked suspect.",
        [](const PathStats& p) { return static_cast<double>(p.suspect_events); }},
+      {"opensrd_path_state_changes_total", "counter",
+       "Changes of the path's state (active to suspect and back).",
+       [](const PathStats& p) { return static_cast<double>(p.state_changes); }},
+      {"opensrd_path_retrans_timeout_events_total", "counter",
+       "Retransmission timeouts on the path (EFA retrans_timeout_events).",
+       [](const PathStats& p) { return static_cast<double>(p.rto_events); }},
       {"opensrd_path_srtt_seconds", "gauge", "Smoothed round-trip time.",
        [](const PathStats& p) { return static_cast<double>(p.srtt_us) / 1e6; }},
       {"opensrd_path_min_rtt_seconds", "gauge", "Smallest round-trip time seen.",
@@ -185,6 +214,19 @@ std::string Render(const Snapshot& s, const std::string& command) {
       for (const PathStats& p : paths) t.Sample(m.name, labels(peer, p), m.get(p));
     }
   }
+  {
+    const char* name = "opensrd_path_lost_retrans_pkts_total";
+    t.Family(name, "counter",
+             "Packets lost on the path and re-sent (on any path), by what declared the loss.");
+    for (const auto& [peer, paths] : s.peers) {
+      for (const PathStats& p : paths) {
+        const std::string l = labels(peer, p) + ",cause=";
+        t.Sample(name, l + Quote("rack"), static_cast<double>(p.retrans_rack));
+        t.Sample(name, l + Quote("rto"), static_cast<double>(p.retrans_rto));
+        t.Sample(name, l + Quote("tlp"), static_cast<double>(p.retrans_tlp));
+      }
+    }
+  }
   t.Family("opensrd_path_state", "gauge", "1 for the path's current state, 0 for the others.");
   for (const auto& [peer, paths] : s.peers) {
     for (const PathStats& p : paths) {
@@ -194,10 +236,56 @@ std::string Render(const Snapshot& s, const std::string& command) {
       }
     }
   }
+  // Per transport context.
+  auto ctx_labels = [](const ContextStats& c) {
+    return "peer=" + Quote(std::to_string(c.peer)) +
+           ",context=" + Quote(std::to_string(c.local_id)) +
+           ",remote_context=" + Quote(std::to_string(c.remote_id));
+  };
+  const struct {
+    const char* name;
+    const char* type;
+    const char* help;
+    double (*get)(const ContextStats&);
+  } ctx_metrics[] = {
+      {"opensrd_context_cwnd_bytes", "gauge", "Congestion window.",
+       [](const ContextStats& c) { return static_cast<double>(c.cwnd_bytes); }},
+      {"opensrd_context_pacing_rate_bytes_per_second", "gauge",
+       "Pacer refill rate (2 x cwnd / srtt; 0: congestion control off).",
+       [](const ContextStats& c) { return static_cast<double>(c.pacing_rate_bytes_per_s); }},
+      {"opensrd_context_srtt_seconds", "gauge", "Smoothed RTT over all the context's paths.",
+       [](const ContextStats& c) { return static_cast<double>(c.srtt_us) / 1e6; }},
+      {"opensrd_context_min_rtt_seconds", "gauge", "Smallest RTT sample (0: none yet).",
+       [](const ContextStats& c) { return static_cast<double>(c.min_rtt_us) / 1e6; }},
+      {"opensrd_context_inflight_bytes", "gauge", "Payload bytes sent and not yet acked.",
+       [](const ContextStats& c) { return static_cast<double>(c.inflight_bytes); }},
+      {"opensrd_context_data_pkts_sent_total", "counter", "DATA packets sent, re-sends included.",
+       [](const ContextStats& c) { return static_cast<double>(c.data_packets_sent); }},
+      {"opensrd_context_retrans_pkts_total", "counter", "DATA packets re-sent.",
+       [](const ContextStats& c) { return static_cast<double>(c.retransmits); }},
+      {"opensrd_context_retrans_timeout_events_total", "counter", "Retransmission timeouts.",
+       [](const ContextStats& c) { return static_cast<double>(c.rto_events); }},
+      {"opensrd_context_rnr_waits_total", "counter", "Receiver-not-ready waits begun.",
+       [](const ContextStats& c) { return static_cast<double>(c.rnr_waits); }},
+  };
+  for (const auto& m : ctx_metrics) {
+    t.Family(m.name, m.type, m.help);
+    for (const ContextStats& c : s.contexts) t.Sample(m.name, ctx_labels(c), m.get(c));
+  }
+  // The command's own families.
+  for (size_t i = 0; i < s.extra.size(); ++i) {
+    const ExtraMetric& x = s.extra[i];
+    if (i == 0 || s.extra[i - 1].name != x.name) t.Family(x.name, x.type, x.help.c_str());
+    t.Sample(x.name, x.labels, x.value);
+  }
   return t.str();
 }
 
 }  // namespace
+
+std::string MetricLabel(const std::string& key, const std::string& value) {
+  return key + '=' + Quote(value);
+}
 
 class MetricsServer::Impl {
  public:
@@ -236,7 +324,7 @@ class MetricsServer::Impl {
     return Status::Ok();
   }
 
-  void MaybePublish(const UdpEndpoint& udp, bool force) {
+  void MaybePublish(const UdpEndpoint& udp, bool force, const ExtraMetricsFn& extra) {
     const Micros now = udp.Now();
     if (!force && now < last_ + kPublishPeriodUs) return;
     std::unique_lock<std::mutex> l(mu_, std::try_to_lock);
@@ -247,7 +335,13 @@ class MetricsServer::Impl {
     snapshot_.ep = ep.stats();
     snapshot_.udp = udp.stats();
     snapshot_.peers.clear();
-    for (PeerId p : ep.peers()) snapshot_.peers.emplace_back(p, ep.path_stats(p));
+    snapshot_.contexts.clear();
+    for (PeerId p : ep.peers()) {
+      snapshot_.peers.emplace_back(p, ep.path_stats(p));
+      for (const ContextStats& c : ep.context_stats(p)) snapshot_.contexts.push_back(c);
+    }
+    snapshot_.extra.clear();
+    if (extra) extra(snapshot_.extra);
     snapshot_.locals.clear();
     for (size_t i = 0; i < udp.num_sockets(); ++i) {
       snapshot_.locals.push_back(ToString(udp.local_address(i)));
@@ -274,8 +368,8 @@ Result<std::unique_ptr<MetricsServer>> MetricsServer::Start(const std::string& h
 MetricsServer::MetricsServer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 MetricsServer::~MetricsServer() = default;
 
-void MetricsServer::MaybePublish(const UdpEndpoint& udp, bool force) {
-  impl_->MaybePublish(udp, force);
+void MetricsServer::MaybePublish(const UdpEndpoint& udp, bool force, const ExtraMetricsFn& extra) {
+  impl_->MaybePublish(udp, force, extra);
 }
 
 }  // namespace opensrd::cli

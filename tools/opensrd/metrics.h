@@ -7,13 +7,28 @@
 // a snapshot under a lock it only try-locks (a scrape in progress makes it skip one period; it
 // never waits). A scrape renders the last snapshot, so values lag the endpoint by up to ~100 ms.
 #pragma once
+#include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "common/status.h"
 #include "transport/udp_endpoint.h"
 
 namespace opensrd::cli {
+
+// One sample of a command's own metric family (the block counters of `bridge` and `adapter`),
+// rendered after the endpoint's. Samples of one family are adjacent and share type and help.
+struct ExtraMetric {
+  std::string name;  // full name, opensrd_*
+  const char* type = "counter";
+  std::string help;
+  std::string labels;  // rendered inside {}, e.g. state="ok" (already quoted)
+  double value = 0;
+};
+// `key="value"` with the value escaped as the exposition format wants.
+std::string MetricLabel(const std::string& key, const std::string& value);
+using ExtraMetricsFn = std::function<void(std::vector<ExtraMetric>&)>;
 
 class MetricsServer {
  public:
@@ -24,8 +39,8 @@ class MetricsServer {
   ~MetricsServer();  // stops the HTTP server and joins its thread
 
   // I/O thread: publishes a snapshot of `udp` if the last one is older than the period (or if
-  // `force`). Never blocks.
-  void MaybePublish(const UdpEndpoint& udp, bool force = false);
+  // `force`), with the samples `extra` adds (called only when publishing). Never blocks.
+  void MaybePublish(const UdpEndpoint& udp, bool force = false, const ExtraMetricsFn& extra = {});
 
   class Impl;
 

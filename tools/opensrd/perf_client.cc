@@ -20,6 +20,7 @@
 #include "tools/opensrd/latency.h"
 #include "tools/opensrd/metrics.h"
 #include "tools/opensrd/perf_protocol.h"
+#include "tools/opensrd/timeline.h"
 #include "transport/udp_endpoint.h"
 
 namespace opensrd::cli {
@@ -258,6 +259,7 @@ class PerfClient {
 
   void set_size(uint32_t size) { size_ = size; }
   void set_metrics(MetricsServer* m) { metrics_ = m; }
+  void set_timeline(TimelineWriter* t) { timeline_ = t; }
 
  private:
   void Error(const std::string& what) {
@@ -289,6 +291,8 @@ class PerfClient {
       return false;
     }
     if (metrics_) metrics_->MaybePublish(*udp_);
+    path_log_.Check(udp_->endpoint(), udp_->Now());
+    if (timeline_) timeline_->MaybeSample(udp_->endpoint(), udp_->Now());
     if (udp_->Now() > last_progress_ + o_.peer_timeout_ms * 1000 + 2'000'000) {
       Error("no progress for " + std::to_string(o_.peer_timeout_ms + 2000) + " ms");
       return false;
@@ -462,6 +466,8 @@ class PerfClient {
   uint32_t size_ = 0;
   std::unique_ptr<UdpEndpoint> udp_;
   MetricsServer* metrics_ = nullptr;  // --metrics; null without
+  PathStateLog path_log_{"perf_client"};
+  TimelineWriter* timeline_ = nullptr;  // --timeline; null without
   PeerId peer_ = 0;
   CqId cq_ = 0;
   SqId sq_ = 0;
@@ -560,15 +566,27 @@ int RunPerfClient(const PerfClientOptions& o) {
     }
     metrics = std::move(m.value());
   }
+  std::unique_ptr<TimelineWriter> timeline;
+  if (!o.timeline.empty()) {
+    Result<std::unique_ptr<TimelineWriter>> t =
+        TimelineWriter::Open(o.timeline, static_cast<Micros>(o.timeline_interval_ms) * 1000);
+    if (!t.ok()) return Usage(t.status().message());
+    timeline = std::move(t.value());
+  }
   PerfClient client(opts, std::move(locals), std::move(remotes));
   client.set_size(size);
   client.set_metrics(metrics.get());
+  client.set_timeline(timeline.get());
   Status s = client.Setup(*fault, key_cfg, *capture ? (*capture)->NewSource() : nullptr);
   if (!s.ok()) {
     std::fprintf(stderr, "opensrd perf client: %s\n", s.ToString().c_str());
     return 1;
   }
   client.Run();
+  if (timeline && !timeline->Close()) {
+    std::fprintf(stderr, "opensrd perf client: --timeline %s: write failed\n", o.timeline.c_str());
+    return 1;
+  }
   return client.Print(capture->get());
 }
 

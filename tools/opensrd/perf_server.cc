@@ -13,6 +13,7 @@
 #include <memory>
 #include <vector>
 
+#include "common/log.h"
 #include "tools/opensrd/capture.h"
 #include "tools/opensrd/commands.h"
 #include "tools/opensrd/key_file.h"
@@ -63,6 +64,7 @@ class PerfServer {
       Result<size_t> r = udp_->Poll(100000);  // a signal also ends the wait (EINTR)
       if (!r.ok()) return r.status();
       if (metrics_) metrics_->MaybePublish(*udp_);
+      path_log_.Check(ep_, udp_->Now());
       size_t n;
       while ((n = ep_.PollCompletions(cq_, comps)) > 0) {
         for (size_t i = 0; i < n; ++i) {
@@ -136,13 +138,10 @@ class PerfServer {
     if (!o_.quiet) {
       std::string from = "?";
       if (auto paths = ep_.path_stats(peer); !paths.empty()) from = ToString(paths[0].spec.remote);
-      std::fprintf(stderr,
-                   "perf server: client %s (peer %u): %llu messages verified, %llu bad, client "
-                   "says %llu%s\n",
-                   from.c_str(), peer, static_cast<unsigned long long>(t.body.messages_ok),
-                   static_cast<unsigned long long>(t.body.messages_bad),
-                   static_cast<unsigned long long>(client_count),
-                   s.ok() ? "" : (" (report not sent: " + s.ToString() + ")").c_str());
+      log::Get("perf_server")
+          .info("client {} (peer {}): {} messages verified, {} bad, client says {}{}", from, peer,
+                t.body.messages_ok, t.body.messages_bad, client_count,
+                s.ok() ? "" : " (report not sent: " + s.ToString() + ")");
     }
   }
 
@@ -158,6 +157,7 @@ class PerfServer {
   std::unique_ptr<UdpEndpoint> udp_;
   Endpoint& ep_;
   MetricsServer* metrics_;  // null without --metrics
+  PathStateLog path_log_{"perf_server"};
   CqId cq_ = 0;
   SqId sq_ = 0;
   std::vector<std::unique_ptr<uint8_t[]>> buffers_;
@@ -240,14 +240,13 @@ int RunPerfServer(const PerfServerOptions& o) {
   Status s = server.Start();
   if (s.ok()) {
     if (!o.quiet) {
-      std::fprintf(stderr, "perf server: listening on %s (up to %d paths per client)\n",
-                   listening.c_str(), o.paths);
+      log::Get("perf_server")
+          .info("listening on {} (up to {} paths per client)", listening, o.paths);
     }
     s = server.Run();
   }
   if (*capture) {
-    std::fprintf(stderr, "perf server: %s\n",
-                 CaptureSummary(FinishCapture(capture->get())).c_str());
+    log::Get("perf_server").info("{}", CaptureSummary(FinishCapture(capture->get())));
   }
   if (!s.ok()) {
     std::fprintf(stderr, "opensrd perf server: %s\n", s.ToString().c_str());
