@@ -38,7 +38,7 @@ struct Side {
 class RdmaSim {
  public:
   explicit RdmaSim(const PathFault& fault, uint64_t seed = 7, uint32_t access = kAll,
-                   uint32_t a_rnr_retry = 7)
+                   uint32_t a_rnr_retry = 7, bool direct_placement = true)
       : net_(seed) {
     net_.default_link.fault = fault;
     EndpointConfig c;
@@ -55,6 +55,7 @@ class RdmaSim {
     DeviceConfig dc;
     dc.max_message = 64 * 1024;
     dc.recv_pool = 32;
+    dc.direct_placement = direct_placement;
     DeviceConfig da = dc;
     da.rnr_retry = a_rnr_retry;
     Init(a_, a_host_, da, kAll);
@@ -138,8 +139,12 @@ PathFault Faults() {
   return f;
 }
 
-TEST(RdmaSim, WritesThenReadsVerifiedUnderFaults) {
-  RdmaSim s(Faults());
+// With and without the transport's direct placement: the same bytes must arrive either way.
+class RdmaSimPlacement : public ::testing::TestWithParam<bool> {};
+
+TEST_P(RdmaSimPlacement, WritesThenReadsVerifiedUnderFaults) {
+  const bool direct = GetParam();
+  RdmaSim s(Faults(), 7, kAll, 7, direct);
   std::mt19937_64 rng(3);
   constexpr int kOps = 120;
   struct Op {
@@ -183,7 +188,22 @@ TEST(RdmaSim, WritesThenReadsVerifiedUnderFaults) {
   // The faults were real: the transport retransmitted and dropped duplicates.
   EXPECT_GT(s.net_.endpoint(s.a_host_).stats().retransmits, 0u);
   EXPECT_GT(s.net_.endpoint(s.b_host_).stats().duplicates_dropped, 0u);
+  // Direct placement: most WRITEs (at B) and READ responses (at A) skipped the receive pool;
+  // those whose first packet was overtaken took the copy path.
+  if (direct) {
+    EXPECT_GT(s.b_.dev->stats().placed_direct, kOps / 2);
+    EXPECT_LT(s.b_.dev->stats().placed_direct, static_cast<uint64_t>(kOps));
+    EXPECT_GT(s.a_.dev->stats().placed_direct, kOps / 2);
+  } else {
+    EXPECT_EQ(s.b_.dev->stats().placed_direct, 0u);
+    EXPECT_EQ(s.a_.dev->stats().placed_direct, 0u);
+  }
 }
+
+INSTANTIATE_TEST_SUITE_P(Placement, RdmaSimPlacement, ::testing::Bool(),
+                         [](const ::testing::TestParamInfo<bool>& i) {
+                           return i.param ? std::string("Direct") : std::string("Copied");
+                         });
 
 TEST(RdmaSim, FetchAddExactlyOnceUnderRetransmission) {
   PathFault f = Faults();

@@ -134,6 +134,10 @@ struct DeviceConfig {
   // completes kRnrRetryExceeded; 7 means "forever", as in InfiniBand.
   uint32_t rnr_retry = 7;
   Micros rnr_delay_us = 100;
+  // WRITE data and READ responses land directly in registered memory through the transport's
+  // placement hook when a message's first packet arrives first (checked then: key, PD, access,
+  // bounds); otherwise they are copied from the receive pool.
+  bool direct_placement = true;
 };
 
 struct DeviceStats {
@@ -144,6 +148,7 @@ struct DeviceStats {
   uint64_t rnr_retries = 0;
   uint64_t malformed_dropped = 0;  // transport messages that were not a valid native header
   uint64_t stray_responses = 0;    // responses matching no outstanding request
+  uint64_t placed_direct = 0;      // messages whose data the transport placed in registered memory
 };
 
 // Datagram QPs over one SRD transport Endpoint. The device creates its own transport CQ, SQ and
@@ -161,6 +166,8 @@ class RdmaDevice {
   PdHandle AllocPd();
   Status DeallocPd(PdHandle pd);  // fails while MRs or QPs of the PD exist
   Result<MemoryRegion> RegMr(PdHandle pd, void* addr, size_t length, uint32_t access);
+  // kResourceExhausted ("busy") while incoming data is being placed into the region; retry
+  // after Progress.
   Status DeregMr(uint32_t lkey);
   CqHandle CreateCq();
   // A datagram QP; QP numbers start at 1 in creation order (a peer's first QP is its

@@ -95,7 +95,10 @@ ExecResult Executor::Write(const RdmaCommand& cmd, ExecTarget& t) {
     r.requester_status = WcStatus::kRnrRetryExceeded;
     return r;
   }
-  if (!cmd.payload.empty()) std::memcpy(s.write_at, cmd.payload.data(), cmd.payload.size());
+  // Direct placement (rdma_device.cc) already put the data where it belongs.
+  if (!cmd.payload.empty() && cmd.payload.data() != s.write_at) {
+    std::memcpy(s.write_at, cmd.payload.data(), cmd.payload.size());
+  }
   s.write_at += cmd.payload.size();
   s.write_left -= cmd.payload.size();
   if (!IsLast(cmd.opcode)) {

@@ -102,6 +102,11 @@ Status MemoryRegistry::Deregister(uint32_t lkey) {
   return Status::Ok();
 }
 
+const MemoryRegion* MemoryRegistry::Find(uint32_t lkey) const {
+  auto it = by_lkey_.find(lkey);
+  return it == by_lkey_.end() ? nullptr : &it->second.mr;
+}
+
 AccessViolation MemoryRegistry::Check(const Region* r, PdHandle pd, uint64_t va, uint64_t len,
                                       uint32_t access, uint8_t** out) {
   if (r == nullptr) return AccessViolation::kKey;

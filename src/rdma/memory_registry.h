@@ -33,6 +33,7 @@ class MemoryRegistry {
 
   Result<MemoryRegion> Register(PdHandle pd, void* addr, size_t length, uint32_t access);
   Status Deregister(uint32_t lkey);
+  const MemoryRegion* Find(uint32_t lkey) const;
   size_t region_count() const { return by_lkey_.size(); }
 
   // A remote peer's access through `rkey` to [va, va + len) needing `access`, by a QP of `pd`.

@@ -118,7 +118,13 @@ class RdmaDevice::Impl {
       pool_[i].resize(config_.max_message + native::kMaxHeaderLen);
       (void)ep_.PostRecv(tcq_, pool_[i].data(), pool_[i].size(), i);
     }
+    if (config_.direct_placement) {
+      ep_.SetPlacementHook([this](PeerId peer, std::span<const uint8_t> first, uint32_t len) {
+        return Place(peer, first, len);
+      });
+    }
   }
+  ~Impl() { ep_.SetPlacementHook({}); }
 
   struct Qp {
     PdHandle pd = 0;
@@ -136,6 +142,7 @@ class RdmaDevice::Impl {
     bool in_transport = false;
     bool answered = false;
     bool orphaned = false;  // its QP was destroyed: already completed kFlushed
+    bool placing = false;   // a READ response is being placed into wr.sge directly
     WorkCompletion wc;      // filled by the answer
     uint32_t rnr_left = 0;
     Nanos retry_at = kNever;
@@ -158,6 +165,70 @@ class RdmaDevice::Impl {
   uint64_t next_answer_ = 1;
   DeviceStats stats_;
   size_t rnr_waiting_ = 0;  // pending requests with a retry_at
+  // Direct placements in progress (target address -> ReqID of a READ, or 0 for a WRITE): a
+  // region with one cannot be deregistered, a READ cannot complete before its data landed.
+  std::unordered_multimap<const uint8_t*, uint32_t> placing_;
+
+  // The transport's placement hook: WRITE_ONLY into a registered region, READ_RESPONSE_ONLY
+  // into the waiting request's buffer, after the same checks the executor makes.
+  Placement Place(PeerId peer, std::span<const uint8_t> first, uint32_t msg_len) {
+    Result<RdmaCommand> c = DecodeHeaders(native::Tables(), first);
+    if (!c.ok()) return {};
+    const size_t hlen = first.size() - c->payload.size();
+    if (msg_len <= hlen) return {};
+    const uint32_t data_len = static_cast<uint32_t>(msg_len - hlen);
+    uint8_t* at = nullptr;
+    uint32_t req = 0;
+    if (c->opcode == RdmaOpcode::kWriteOnly) {
+      auto q = qps_.find(c->dest_qp);
+      if (q == qps_.end() || c->dma_length != data_len ||
+          registry_.CheckRemote(c->rkey, q->second.pd, c->va, data_len, kAccessRemoteWrite, &at) !=
+              AccessViolation::kNone) {
+        return {};
+      }
+    } else if (c->opcode == RdmaOpcode::kReadResponseOnly) {
+      auto it = pending_.find(c->msn);
+      if (it == pending_.end()) return {};
+      Pending& p = it->second;
+      auto q = qps_.find(p.qp);
+      if (p.answered || p.placing || p.orphaned || p.wr.peer != peer || p.wr.dest_qp != c->src_qp ||
+          p.qp != c->dest_qp || p.wr.opcode != WrOpcode::kRdmaRead || p.wr.sge.length != data_len ||
+          q == qps_.end() ||
+          registry_.CheckLocal(p.wr.sge, q->second.pd, kAccessLocalWrite, &at) !=
+              AccessViolation::kNone) {
+        return {};
+      }
+      p.placing = true;
+      req = c->msn;
+    } else {
+      return {};
+    }
+    placing_.emplace(at, req);
+    ++stats_.placed_direct;
+    return {at, static_cast<uint32_t>(hlen)};
+  }
+
+  // A placed message completed (or failed): forget its placement.
+  void EndPlacement(const uint8_t* at) {
+    auto it = placing_.find(at);
+    if (it == placing_.end()) return;
+    const uint32_t req = it->second;
+    placing_.erase(it);
+    if (req == 0) return;
+    auto p = pending_.find(req);
+    if (p != pending_.end()) {
+      p->second.placing = false;
+      MaybeFinish(req);
+    }
+  }
+
+  bool PlacingInto(const MemoryRegion& mr) const {
+    const uint8_t* lo = static_cast<const uint8_t*>(mr.addr);
+    for (const auto& [at, req] : placing_) {
+      if (at >= lo && at < lo + mr.length) return true;
+    }
+    return false;
+  }
 
   void PushWc(CqHandle cq, const WorkCompletion& wc) {
     if (cq < cqs_.size()) cqs_[cq].push_back(wc);
@@ -239,7 +310,7 @@ class RdmaDevice::Impl {
     auto it = pending_.find(id);
     if (it == pending_.end()) return;
     Pending& p = it->second;
-    if (p.in_transport || !p.answered || p.retry_at != kNever) return;
+    if (p.in_transport || !p.answered || p.retry_at != kNever || p.placing) return;
     if (!p.orphaned) {
       auto q = qps_.find(p.qp);
       if (q != qps_.end()) PushWc(q->second.send_cq, p.wc);
@@ -290,7 +361,7 @@ class RdmaDevice::Impl {
                                            : WcStatus::kLocalProtectionError;
           break;
         }
-        if (read && n != 0) std::memcpy(local, c.payload.data(), n);
+        if (read && n != 0 && local != c.payload.data()) std::memcpy(local, c.payload.data(), n);
         if (!read) std::memcpy(local, &c.atomic_orig, 8);
         wc.byte_len = static_cast<uint32_t>(n);
         break;
@@ -372,12 +443,17 @@ class RdmaDevice::Impl {
   }
 
   void OnMessage(const Completion& tc, Nanos now) {
-    std::span<const uint8_t> bytes(static_cast<const uint8_t*>(tc.buffer), tc.length);
+    // Placed directly: the buffer holds the headers, the data is already at tc.placed.
+    std::span<const uint8_t> bytes(static_cast<const uint8_t*>(tc.buffer),
+                                   tc.placed ? tc.placed_from : tc.length);
     Result<ProtocolIndex> idx = ClassifyPacket({Carrier::kSrdMessage, 0, false}, bytes);
     Result<RdmaCommand> c = idx.ok() ? DecodeUnit(*idx, bytes) : Result<RdmaCommand>(idx.status());
     if (!c.ok() || *idx != ProtocolIndex::kNative) {
       ++stats_.malformed_dropped;
       return;
+    }
+    if (tc.placed) {
+      c.value().payload = {static_cast<const uint8_t*>(tc.placed), tc.length - tc.placed_from};
     }
     switch (c->opcode) {
       case RdmaOpcode::kAck:
@@ -424,6 +500,8 @@ class RdmaDevice::Impl {
           continue;
         }
         if (c[k].status == Code::kOk) OnMessage(c[k], now);
+        // After OnMessage: a READ completes only once its placement has ended.
+        if (c[k].placed) EndPlacement(static_cast<const uint8_t*>(c[k].placed));
         (void)ep_.PostRecv(tcq_, pool_[c[k].tag].data(), pool_[c[k].tag].size(), c[k].tag);
       }
     }
@@ -498,6 +576,10 @@ Result<MemoryRegion> RdmaDevice::RegMr(PdHandle pd, void* addr, size_t length, u
   return impl_->registry_.Register(pd, addr, length, access);
 }
 Status RdmaDevice::DeregMr(uint32_t lkey) {
+  const MemoryRegion* mr = impl_->registry_.Find(lkey);
+  if (mr != nullptr && impl_->PlacingInto(*mr)) {
+    return Status(Code::kResourceExhausted, "busy: incoming data is being placed into the region");
+  }
   return impl_->registry_.Deregister(lkey);
 }
 CqHandle RdmaDevice::CreateCq() {

@@ -85,7 +85,9 @@ Completion MessageAssembly::MakeCompletion(const RecvMessage& m, Code status,
                     .sq = m.sq,
                     .length = length,
                     .sq_seq = m.sq_seq,
-                    .buffer = m.buffer.buffer};
+                    .buffer = m.buffer.buffer,
+                    .placed = m.placement.data,
+                    .placed_from = m.placement.header_len};
 }
 
 void MessageAssembly::Deliver(const RecvMessage& m) {
@@ -116,7 +118,12 @@ MessageAssembly::Placed MessageAssembly::Place(const wire::DataExt& d, bool in_o
                   .sq = d.sq_id,
                   .sq_seq = d.sq_seq,
                   .in_order = in_order,
-                  .truncated = d.msg_len > buffer.len};
+                  .truncated = d.msg_len > buffer.len,
+                  .placement = {}};
+    if (ep_.placement && d.offset == 0 && !m.truncated) {
+      m.placement = ep_.placement(peer_, payload, d.msg_len);
+      if (m.placement.header_len > payload.size()) m.placement = {};  // refuse a bad answer
+    }
     it = assembling_.emplace(d.msg_id, m).first;
     NoteHeld(+1);
     truncated_start = m.truncated;
@@ -124,7 +131,21 @@ MessageAssembly::Placed MessageAssembly::Place(const wire::DataExt& d, bool in_o
   RecvMessage& m = it->second;
   if (m.len != d.msg_len || m.sq != d.sq_id || m.sq_seq != d.sq_seq) return Placed::kMismatch;
   if (!m.truncated && !payload.empty()) {
-    std::memcpy(static_cast<uint8_t*>(m.buffer.buffer) + d.offset, payload.data(), payload.size());
+    // With direct placement the bytes before header_len go to the buffer, the rest to the
+    // placement target.
+    const size_t split =
+        m.placement.data == nullptr
+            ? payload.size()
+            : std::min<size_t>(payload.size(), d.offset < m.placement.header_len
+                                                   ? m.placement.header_len - d.offset
+                                                   : 0);
+    if (split > 0) {
+      std::memcpy(static_cast<uint8_t*>(m.buffer.buffer) + d.offset, payload.data(), split);
+    }
+    if (split < payload.size()) {
+      std::memcpy(m.placement.data + (d.offset + split - m.placement.header_len),
+                  payload.data() + split, payload.size() - split);
+    }
   }
   m.received += d.payload_len;
   if (m.received >= m.len) {

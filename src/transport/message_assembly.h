@@ -51,6 +51,7 @@ class MessageAssembly {
     uint32_t sq_seq = 0;
     bool in_order = false;
     bool truncated = false;
+    Placement placement;  // direct placement (PlacementHook); data null: none
   };
   struct OrderedStream {
     uint32_t next_deliver = 0;
