@@ -273,6 +273,7 @@ class RdmaDevice::Impl {
     cmd.opcode = CommandOpcodeFor(wr.opcode);
     cmd.dest_qp = wr.dest_qp;
     cmd.src_qp = qpn;
+    if (next_req_ == 0) next_req_ = 1;  // 0 marks a WRITE in placing_
     const uint32_t id = next_req_++;
     cmd.msn = id;
     cmd.va = wr.remote_addr;
