@@ -415,5 +415,20 @@ TEST(RdmaSim, PermissionsAndDeregistrationAtTheTarget) {
   EXPECT_EQ(s.b_.mem, before);
 }
 
+// While the transport places a WRITE's packets into a region, the region cannot be
+// deregistered (its memory could be freed under the incoming data); afterwards it can.
+TEST(RdmaSim, RegionBeingPlacedIntoCannotBeDeregistered) {
+  RdmaSim s(PathFault{}, 23);
+  FillPattern(3, s.a_.mem.data(), 65536);
+  s.Post(s.Wr(WrOpcode::kRdmaWrite, 0, 65536, 0));  // ~47 packets of 1400 bytes
+  ASSERT_TRUE(s.Run([&] { return s.b_.dev->stats().placed_direct == 1; }));
+  ASSERT_TRUE(s.a_.wcs.empty());
+  EXPECT_EQ(s.b_.dev->DeregMr(s.b_.mr.lkey).code(), Code::kResourceExhausted);
+  ASSERT_TRUE(s.Run([&] { return s.a_.wcs.size() == 1; }));
+  EXPECT_EQ(s.a_.wcs[0].status, WcStatus::kSuccess);
+  EXPECT_TRUE(CheckPattern(3, s.b_.mem.data(), 65536));
+  EXPECT_TRUE(s.b_.dev->DeregMr(s.b_.mr.lkey).ok());
+}
+
 }  // namespace
 }  // namespace opensrd::sim

@@ -177,11 +177,18 @@ ExecResult Executor::Send(const RdmaCommand& cmd, ExecTarget& t) {
     s.recv_filled = 0;
     s.recv_failed = false;
     // The receive's SGE was checked (lkey, local write) when it was posted; checking again
-    // catches a region deregistered since.
+    // catches a region deregistered since. As in InfiniBand, the responder's receive completes
+    // with a local protection error and the requester gets a remote operational error.
     s.recv_at = nullptr;
     if (s.recv.sge.length != 0 && registry_.CheckLocal(s.recv.sge, t.pd, kAccessLocalWrite,
                                                        &s.recv_at) != AccessViolation::kNone) {
-      s.recv_failed = true;
+      s.in = ResponderState::In::kNone;
+      ExecResult r = Nak(NakCode::kRemoteOperationalError);
+      r.recv_completed = true;
+      r.recv_wc.wr_id = s.recv.wr_id;
+      r.recv_wc.opcode = WcOpcode::kRecv;
+      r.recv_wc.status = WcStatus::kLocalProtectionError;
+      return r;
     }
   } else if (s.in != ResponderState::In::kSend) {
     return Nak(NakCode::kInvalidRequest);

@@ -293,6 +293,24 @@ TEST(Executor, SendWithoutReceiveIsRnrAndTooLongIsLengthError) {
   for (uint8_t b : buf) EXPECT_EQ(b, 0xEE);
 }
 
+TEST(Executor, SendIntoADeregisteredReceiveIsAProtectionError) {
+  Fixture f;
+  uint8_t buf[32];
+  std::memset(buf, 0xEE, sizeof buf);
+  MemoryRegion rmr = *f.reg.Register(f.pd, buf, sizeof buf, kAccessLocalWrite);
+  f.rq.posted.push_back({3, {reinterpret_cast<uintptr_t>(buf), 32, rmr.lkey}});
+  ASSERT_TRUE(f.reg.Deregister(rmr.lkey).ok());
+  RdmaCommand c;
+  c.opcode = RdmaOpcode::kSendOnly;
+  c.payload = {f.data.data(), 8};
+  ExecResult r = f.exec.Execute(c, f.target);
+  ExpectNak(r, NakCode::kRemoteOperationalError, WcStatus::kRemoteOperationalError);
+  ASSERT_TRUE(r.recv_completed);
+  EXPECT_EQ(r.recv_wc.wr_id, 3u);
+  EXPECT_EQ(r.recv_wc.status, WcStatus::kLocalProtectionError);
+  for (uint8_t b : buf) EXPECT_EQ(b, 0xEE);
+}
+
 TEST(Executor, WriteWithImmConsumesReceiveOrRnrWithMemoryIntact) {
   Fixture f;
   RdmaCommand c = f.WriteCmd(f.base(), 16);
