@@ -7,6 +7,7 @@
 
 #include "rdma/iwarp.h"
 #include "rdma/mpa.h"
+#include "rdma/native.h"
 #include "rdma/roce.h"
 #include "rdma/samples.h"
 
@@ -32,7 +33,7 @@ void Write(const std::string& dir, uint8_t mode, const std::vector<uint8_t>& bod
 
 int main(int argc, char** argv) {
   if (argc != 2) {
-    std::fprintf(stderr, "usage: %s OUTDIR (with roce/ and iwarp/ in it)\n", argv[0]);
+    std::fprintf(stderr, "usage: %s OUTDIR (with roce/, iwarp/ and rdma_exec/ in it)\n", argv[0]);
     return 2;
   }
   std::string out = argv[1];
@@ -64,6 +65,22 @@ int main(int argc, char** argv) {
   Write(out + "/iwarp", 0x00 | (63 << 2), stream_req);  // 64-byte chunks
   Write(out + "/iwarp", 0x00 | (6 << 2), stream_req);   // 7-byte chunks
   Write(out + "/iwarp", 0x01 | (15 << 2), stream_rep);  // 16-byte chunks
+  // rdma_exec: records [ctl][len16][unit]; each sample with a real rkey and an in-region VA,
+  // with a receive posted, and once unchanged (wrong key); plus a WRITE First/Middle/Last run.
+  for (ProtocolIndex p : {ProtocolIndex::kNative, ProtocolIndex::kRoce, ProtocolIndex::kIwarp}) {
+    for (const RdmaCommand& c : SampleCommands(p)) {
+      std::vector<uint8_t> u = p == ProtocolIndex::kNative ? *native::Encode(c)
+                               : p == ProtocolIndex::kRoce ? *roce::EncodeTransport(c)
+                                                           : *iwarp::EncodeUlpdu(c);
+      const uint8_t idx = static_cast<uint8_t>(p);
+      for (uint8_t ctl : {uint8_t(idx | 4 | 16 | 32), idx}) {
+        std::vector<uint8_t> rec = {static_cast<uint8_t>(u.size() >> 8),
+                                    static_cast<uint8_t>(u.size())};
+        rec.insert(rec.end(), u.begin(), u.end());
+        Write(out + "/rdma_exec", ctl, rec);
+      }
+    }
+  }
   std::printf("%d seeds\n", n_written);
   return 0;
 }

@@ -21,6 +21,7 @@
 #include <array>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <limits>
 #include <memory>
 #include <span>
@@ -186,7 +187,25 @@ struct Completion {
   uint32_t sq_seq = 0;     // message number within its SQ toward this peer, counted from 0 in
                            // every session of the context (it starts over after a reconnect)
   void* buffer = nullptr;  // receive buffer that holds the message (kRecv)
+  // Direct placement (Endpoint::SetPlacementHook): when set, the message's bytes from
+  // `placed_from` on went to `placed` instead of `buffer` (which holds the bytes before it).
+  void* placed = nullptr;
+  uint32_t placed_from = 0;
 };
+
+// Direct placement of incoming messages (RDMA WRITE data, READ responses landing in registered
+// memory without a copy through the receive pool). Consulted once per message, when the first
+// fragment to arrive is the message's first (offset 0; otherwise the message takes the normal
+// path), with that fragment's bytes and the message length. A result with `data` set sends the
+// message's bytes from `header_len` (at most the fragment's length) on to data[0 ..
+// msg_len - header_len); the receive buffer still takes the first `header_len` bytes and the
+// completion. The hook must not call into the Endpoint.
+struct Placement {
+  uint8_t* data = nullptr;
+  uint32_t header_len = 0;
+};
+using PlacementHook = std::function<Placement(PeerId peer, std::span<const uint8_t> first_fragment,
+                                              uint32_t msg_len)>;
 
 // What happened to a peer (Endpoint::PollPeerEvents). kConnected: a session with the peer is up
 // (once per peer incarnation). kRestarted: the peer came back as a new incarnation; its old
@@ -344,6 +363,8 @@ class Endpoint {
   // Offers a buffer for one incoming message (any peer, any SQ); its completion goes to `cq`.
   // The most recently posted buffer is used first (it is the one most likely still in cache).
   Status PostRecv(CqId cq, void* buffer, size_t len, uint64_t tag);
+  // Installs (or, with an empty function, removes) the direct placement hook (see Placement).
+  void SetPlacementHook(PlacementHook hook);
   // Moves up to out.size() completions of `cq` into `out`; returns how many.
   size_t PollCompletions(CqId cq, std::span<Completion> out);
   // Moves up to out.size() peer events (oldest first) into `out`; returns how many. Events

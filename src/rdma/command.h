@@ -67,6 +67,7 @@ struct RdmaCommand {
   uint8_t pad_count = 0;         // RoCE BTH PadCnt: bytes after the payload to a 4-byte boundary
   uint16_t pkey = 0xFFFF;        // RoCE partition key (the default partition)
   uint32_t dest_qp = 0;          // RoCE destination QP (24 bits); iWARP: 0, the connection names it
+  uint32_t src_qp = 0;           // native: the sender's QP (datagram QPs name both ends)
   uint32_t psn = 0;              // RoCE packet sequence number (24 bits); iWARP: none
   uint32_t msn = 0;              // RoCE AETH MSN (24 bits) or DDP untagged MSN (32 bits)
   uint64_t va = 0;               // remote virtual address: RETH/AtomicETH VA; iWARP tagged offset

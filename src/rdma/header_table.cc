@@ -59,6 +59,9 @@ void Apply(RdmaCommand& c, CommandField f, uint64_t v) {
     case CommandField::kDestQp:
       c.dest_qp = static_cast<uint32_t>(v);
       break;
+    case CommandField::kSrcQp:
+      c.src_qp = static_cast<uint32_t>(v);
+      break;
     case CommandField::kPsn:
       c.psn = static_cast<uint32_t>(v);
       break;
@@ -140,6 +143,8 @@ uint64_t Extract(const RdmaCommand& c, const ProtocolTables& t, const OpcodeLayo
       return c.pkey;
     case CommandField::kDestQp:
       return c.dest_qp;
+    case CommandField::kSrcQp:
+      return c.src_qp;
     case CommandField::kPsn:
       return c.psn;
     case CommandField::kMsn:

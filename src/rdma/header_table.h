@@ -28,6 +28,7 @@ enum class CommandField : uint8_t {
   kPadCount,
   kPkey,
   kDestQp,
+  kSrcQp,
   kPsn,
   kMsn,
   kVa,

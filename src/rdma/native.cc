@@ -21,11 +21,12 @@ constexpr FieldDescriptor kBaseFields[] = {
     {"A", F::kAckRequest, 3, 1, 1},
     {"Rsvd", F::kReserved, 3, 2, 6},
     {"DestQP", F::kDestQp, 4, 0, 32},
-    {"MSN", F::kMsn, 8, 0, 32},
-    {"VA", F::kVa, 12, 0, 64},
-    {"R_Key", F::kRkey, 20, 0, 32},
-    {"Length", F::kDmaLength, 24, 0, 32},
-    {"Imm", F::kImm, 28, 0, 32},
+    {"SrcQP", F::kSrcQp, 8, 0, 32},
+    {"ReqID", F::kMsn, 12, 0, 32},
+    {"VA", F::kVa, 16, 0, 64},
+    {"R_Key", F::kRkey, 24, 0, 32},
+    {"Length", F::kDmaLength, 28, 0, 32},
+    {"Imm", F::kImm, 32, 0, 32},
 };
 constexpr FieldDescriptor kAtomicFields[] = {
     {"SwapAdd", F::kSwapAdd, 0, 0, 64},

@@ -1,8 +1,11 @@
-// Native RDMA header tables: the placeholder layout for RDMA carried in SRD transport messages,
-// until the native RDMA transport settles its header (docs/WIRE.md will then describe it). It
-// exists to show the pipeline's contract: a protocol is a table set plus framing, and the
-// generic codec needs nothing else. Every native message starts with kNativeMarker, which is
-// what ClassifyPacket looks for. Pure; thread-safe.
+// Native RDMA: opensrd's own RDMA header, carried at the start of an SRD transport message
+// (the transport delivers whole messages reliably, unordered, without duplicates, so the header
+// needs no sequence numbers, segment positions or checksums). docs/WIRE.md describes it byte by
+// byte. Like RoCEv2 and iWARP it is a table set for the generic header codec: the protocol
+// index selects it and DecodeHeaders turns a message into an RdmaCommand. Every native message
+// starts with kNativeMarker, which ClassifyPacket looks for. Datagram QPs (rdma_device.cc) use
+// the Only opcodes: one request message, one response message (ACK, NAK, read response or
+// atomic ACK) that echoes the request's ReqID (the command's msn). Pure; thread-safe.
 #pragma once
 #include <cstdint>
 #include <span>
@@ -15,7 +18,8 @@
 namespace opensrd::rdma::native {
 
 inline constexpr uint8_t kVersion = 1;
-inline constexpr size_t kBaseHeaderLen = 32;
+inline constexpr size_t kBaseHeaderLen = 36;
+inline constexpr size_t kMaxHeaderLen = kBaseHeaderLen + 16;  // base + AtomicETH
 
 // The wire opcode is the RdmaOpcode's value; the acknowledgement kinds have one each.
 const ProtocolTables& Tables();

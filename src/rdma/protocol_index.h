@@ -30,9 +30,8 @@ struct PacketOrigin {
 };
 
 inline constexpr uint16_t kRoceUdpPort = 4791;
-// First byte of a native RDMA header inside an SRD message. The native header layout is the
-// placeholder in native.h until the native RDMA transport fixes it; only messages starting with
-// this byte are classified native.
+// First byte of a native RDMA header inside an SRD message (docs/WIRE.md, native.h); only
+// messages starting with this byte are classified native.
 inline constexpr uint8_t kNativeMarker = 0xD5;
 
 // Classifies one packet (or the start of a TCP stream):

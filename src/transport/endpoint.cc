@@ -848,6 +848,10 @@ Status Endpoint::PostSend(SqId sq, PeerId peer, std::span<const Sge> sgl, uint64
   return st;
 }
 
+void Endpoint::SetPlacementHook(PlacementHook hook) {
+  impl_->sh_.placement = std::move(hook);
+}
+
 Status Endpoint::PostRecv(CqId cq, void* buffer, size_t len, uint64_t tag) {
   auto& sh = impl_->sh_;
   if (cq >= sh.cqs.size()) return Status(Code::kNotFound, "no such completion queue");

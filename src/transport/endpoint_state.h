@@ -119,6 +119,7 @@ struct EndpointShared {
   uint32_t incarnation = 0;
   EndpointStats stats;
   std::deque<PostedRecv> recvs;
+  PlacementHook placement;  // Endpoint::SetPlacementHook; empty: none
   std::deque<PeerEvent> peer_events;
   std::vector<std::deque<Completion>> cqs;
   std::vector<SendQueueState> sqs;

@@ -85,7 +85,9 @@ Completion MessageAssembly::MakeCompletion(const RecvMessage& m, Code status,
                     .sq = m.sq,
                     .length = length,
                     .sq_seq = m.sq_seq,
-                    .buffer = m.buffer.buffer};
+                    .buffer = m.buffer.buffer,
+                    .placed = m.placement.data,
+                    .placed_from = m.placement.header_len};
 }
 
 void MessageAssembly::Deliver(const RecvMessage& m) {
@@ -117,7 +119,12 @@ MessageAssembly::Placed MessageAssembly::Place(const wire::DataExt& d, bool in_o
                   .sq = d.sq_id,
                   .sq_seq = d.sq_seq,
                   .in_order = in_order,
-                  .truncated = d.msg_len > buffer.len};
+                  .truncated = d.msg_len > buffer.len,
+                  .placement = {}};
+    if (ep_.placement && d.offset == 0 && !m.truncated) {
+      m.placement = ep_.placement(peer_, payload, d.msg_len);
+      if (m.placement.header_len > payload.size()) m.placement = {};  // refuse a bad answer
+    }
     it = assembling_.emplace(d.msg_id, m).first;
     NoteHeld(+1);
     truncated_start = m.truncated;
@@ -125,9 +132,25 @@ MessageAssembly::Placed MessageAssembly::Place(const wire::DataExt& d, bool in_o
   RecvMessage& m = it->second;
   if (m.len != d.msg_len || m.sq != d.sq_id || m.sq_seq != d.sq_seq) return Placed::kMismatch;
   if (!m.truncated && !m.copy_failed && !payload.empty()) {
-    // memcpy or the DMA engine; a copy the engine refused fails the message (kIoError) instead
-    // of delivering a buffer that does not hold what was sent.
-    m.copy_failed = !ep_.copier.Place(m.buffer.buffer, m.buffer.len, d.offset, payload).ok();
+    // With direct placement the bytes before header_len go to the buffer, the rest to the
+    // placement target. Each copy is memcpy or the DMA engine; a copy the engine refused fails
+    // the message (kIoError) instead of delivering a buffer that does not hold what was sent.
+    const size_t split =
+        m.placement.data == nullptr
+            ? payload.size()
+            : std::min<size_t>(payload.size(), d.offset < m.placement.header_len
+                                                   ? m.placement.header_len - d.offset
+                                                   : 0);
+    if (split > 0) {
+      m.copy_failed =
+          !ep_.copier.Place(m.buffer.buffer, m.buffer.len, d.offset, payload.first(split)).ok();
+    }
+    if (!m.copy_failed && split < payload.size()) {
+      m.copy_failed = !ep_.copier
+                           .Place(m.placement.data, m.len - m.placement.header_len,
+                                  d.offset + split - m.placement.header_len, payload.subspan(split))
+                           .ok();
+    }
   }
   m.received += d.payload_len;
   if (m.received >= m.len) {

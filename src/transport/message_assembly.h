@@ -52,6 +52,7 @@ class MessageAssembly {
     bool in_order = false;
     bool truncated = false;
     bool copy_failed = false;  // a placement copy failed: the message completes kIoError
+    Placement placement;       // direct placement (PlacementHook); data null: none
   };
   struct OrderedStream {
     uint32_t next_deliver = 0;

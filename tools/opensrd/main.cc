@@ -5,6 +5,7 @@
 #include <cstdio>
 
 #include "tools/opensrd/commands.h"
+#include "tools/opensrd/rdma_cli.h"
 #include "tools/opensrd/stat.h"
 
 namespace {
@@ -200,6 +201,7 @@ int main(int argc, char** argv) {
   adapter_cmd->add_option("--metrics", adapter.metrics, kMetricsHelp);
 
   AddStatCommand(app);
+  const auto run_rdma = AddRdmaCommand(app);
   AddLogLevelOption(app);  // every command, so after all of them
   try {
     app.parse(argc, argv);
@@ -214,5 +216,6 @@ int main(int argc, char** argv) {
   if (resize_cmd->parsed()) return RunVolumeResize(resize);
   if (adapter_cmd->parsed()) return RunAdapter(adapter);
   if (StatParsed()) return RunStat();
+  if (const int rc = run_rdma(); rc >= 0) return rc;
   return 2;
 }
