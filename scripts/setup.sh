@@ -14,6 +14,11 @@ PACKAGES=(
   tshark tcpdump curl
   qemu-utils libnbd-bin nbdkit fio
   prometheus
+  # tests/fixtures/rxe_guest.sh: QEMU, the guest's busybox and shell, cpio/kmod to build its
+  # initramfs, and the RDMA user space copied into it (the kernel, linux-image-amd64, is
+  # downloaded with apt-get download into the fixture's cache, not installed).
+  qemu-system-x86 busybox-static dash cpio kmod xz-utils
+  ibverbs-utils ibverbs-providers rdmacm-utils perftest
 )
 
 missing=()
