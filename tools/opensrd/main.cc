@@ -5,6 +5,7 @@
 #include <cstdio>
 
 #include "tools/opensrd/commands.h"
+#include "tools/opensrd/rdma_commands.h"
 
 namespace {
 constexpr const char* kPcapHelp =
@@ -187,6 +188,10 @@ int main(int argc, char** argv) {
   adapter_cmd->add_option("--key-mode", adapter.key_mode, "mac (default) or aead");
   adapter_cmd->add_option("--pcap", adapter.pcap, kPcapHelp);
 
+  auto* rdma_cmd = app.add_subcommand("rdma", "RDMA over RoCEv2 (and, later, SRD and iWARP)");
+  rdma_cmd->require_subcommand(1);
+  AddRocePingpongCommand(rdma_cmd);
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -199,5 +204,6 @@ int main(int argc, char** argv) {
   if (bridge_cmd->parsed()) return RunBridge(bridge);
   if (resize_cmd->parsed()) return RunVolumeResize(resize);
   if (adapter_cmd->parsed()) return RunAdapter(adapter);
+  if (rdma_cmd->parsed()) return RdmaCommandExitCode();
   return 2;
 }
