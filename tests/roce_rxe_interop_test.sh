@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # RoCEv2 interop with Linux's rdma_rxe in a QEMU guest (tests/fixtures/rxe_guest.sh): first the
-# fixture itself (an in-guest ibv_rc_pingpong pair), then `opensrd rdma pingpong` against the
-# guest's ibv_rc_pingpong when OPENSRD is given. Prints each phase's time and the total.
+# fixture itself (an in-guest ibv_rc_pingpong pair), then, when OPENSRD is given, `opensrd rdma
+# pingpong` against the guest's ibv_rc_pingpong in both roles, 1 B to 64 KiB, with tcpdump on
+# the tap and every captured ICRC recomputed by roce_pcap_icrc_check.py; then both roles again
+# under 1% loss each way (nft in the namespace), data verified and retransmissions required
+# from both sides. Prints each phase's time and the total.
 # Usage: roce_rxe_interop_test.sh [OPENSRD]
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -22,7 +25,7 @@ ip netns list | grep -qw "^$ns" && skip "netns $ns in use (another run?)"
 
 t_start=$SECONDS
 phase() { echo "== $1 ($((SECONDS - t_start)) s so far)"; }
-trap '"$guest" stop; echo "total $((SECONDS - t_start)) s"' EXIT
+trap 'rc=$?; set +e; "$guest" stop; echo "total $((SECONDS - t_start)) s"; exit $rc' EXIT
 
 phase "build image"
 "$guest" build >/dev/null
@@ -32,3 +35,77 @@ phase "boot guest"
 phase "fixture: in-guest ibv_rc_pingpong pair on rxe0"
 "$guest" run -t 60 "ibv_rc_pingpong -d rxe0 -g 1 -n 5 >/tmp/srv.log 2>&1 & sleep 1;
   ibv_rc_pingpong -d rxe0 -g 1 -n 5 $guest_ip && sleep 0.3 && grep -q '5 iters' /tmp/srv.log"
+
+[ -n "$opensrd" ] || exit 0
+capdir=$(mktemp -d)
+tcpdump_pid=
+trap 'rc=$?; set +e; [ -z "$tcpdump_pid" ] || kill "$tcpdump_pid" 2>/dev/null; "$guest" stop
+  rm -rf "$capdir"; echo "total $((SECONDS - t_start)) s"; exit $rc' EXIT
+tap=$(ip -n "$ns" -br link | awk '/tap/{print $1; exit}')
+tap=${tap%@*}
+capture() {  # capture FILE: tcpdump on the tap, RoCEv2 only, until stop_capture
+  ip netns exec "$ns" tcpdump -i "$tap" -U -s 0 -w "$1" udp port 4791 2>"$capdir/tcpdump.log" &
+  tcpdump_pid=$!
+  for _ in $(seq 50); do grep -q listening "$capdir/tcpdump.log" 2>/dev/null && break; sleep 0.1; done
+}
+stop_capture() {
+  sleep 0.3
+  kill "$tcpdump_pid"
+  wait "$tcpdump_pid" || true
+}
+ours() { ip netns exec "$ns" "$opensrd" rdma pingpong "$@"; }
+wait_guest_listener() { "$guest" run "n=0; until ss -Hltn | grep -q ':18515 '; do sleep 0.1; n=\$((n+1)); [ \$n -lt 100 ] || exit 1; done"; }
+wait_host_listener() {
+  for _ in $(seq 100); do ip netns exec "$ns" ss -Hltn | grep -q ':18515 ' && return 0; sleep 0.1; done
+  return 1
+}
+# client_round SIZE ITERS: opensrd client -> guest ibv_rc_pingpong server.
+client_round() {
+  "$guest" run "(ibv_rc_pingpong -d rxe0 -g 1 -s $1 -n $2; echo rc=\$?) >/tmp/pp.log 2>&1 &"
+  wait_guest_listener
+  ours --connect "$guest_ip:18515" -s "$1" -n "$2" --timeout 120 --json | tee "$capdir/last.json"
+  "$guest" run -t 30 "n=0; until grep -q '^rc=' /tmp/pp.log; do sleep 0.1; n=\$((n+1)); [ \$n -lt 200 ] || break; done; cat /tmp/pp.log; grep -q '^rc=0' /tmp/pp.log && grep -q '$2 iters' /tmp/pp.log"
+}
+# server_round SIZE ITERS: guest ibv_rc_pingpong client -> opensrd server.
+server_round() {
+  ours --bind "$host_ip:18515" -s "$1" -n "$2" --timeout 120 --json >"$capdir/last.json" &
+  local pid=$!
+  wait_host_listener
+  "$guest" run -t 150 "ibv_rc_pingpong -d rxe0 -g 1 -s $1 -n $2 $host_ip && echo guest-ok" | tee "$capdir/guest.log"
+  wait "$pid"
+  cat "$capdir/last.json"
+  grep -q guest-ok "$capdir/guest.log"
+}
+verified() { grep -q '"verified":true' "$capdir/last.json"; }
+
+phase "opensrd client -> rxe server, 1 B to 64 KiB (tcpdump on $tap)"
+capture "$capdir/clean.pcap"
+for size in 1 1024 1025 4096 65536; do
+  client_round "$size" 10
+  verified
+done
+phase "rxe client -> opensrd server, 1 B to 64 KiB"
+for size in 1 1025 65536; do
+  server_round "$size" 10
+  verified
+done
+stop_capture
+phase "every captured ICRC, recomputed independently"
+python3 "$here/roce_pcap_icrc_check.py" "$capdir/clean.pcap" "$host_ip"
+
+phase "1% loss each way (nft in $ns): both roles, data verified, retransmissions on both sides"
+ip netns exec "$ns" nft -f - <<NFT
+table inet rcloss {
+  chain in { type filter hook input priority 0; udp dport 4791 numgen random mod 100 == 0 counter drop; }
+  chain out { type filter hook output priority 0; udp dport 4791 numgen random mod 100 == 0 counter drop; }
+}
+NFT
+capture "$capdir/loss.pcap"
+client_round 4096 300
+verified
+server_round 4096 300
+verified
+stop_capture
+ip netns exec "$ns" nft list table inet rcloss | grep -o 'counter packets [0-9]*' | sed 's/^/dropped: /'
+python3 "$here/roce_pcap_icrc_check.py" "$capdir/loss.pcap" "$host_ip" --want-retransmits
+phase "passed"
