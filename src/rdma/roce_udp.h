@@ -46,9 +46,11 @@ class RoceUdpShell {
   RoceUdpShell(const RoceUdpShell&) = delete;
   RoceUdpShell& operator=(const RoceUdpShell&) = delete;
 
-  // Carries `qp` (not owned; it must outlive the shell) whose packets go to peer_ip:4791.
-  // Returns the UDP source port its packets use.
-  Result<uint16_t> Attach(RcQueuePair* qp, uint32_t local_qpn, uint32_t peer_ip);
+  // Carries `qp` (not owned; it must outlive the shell) whose packets go to peer_ip:peer_port
+  // (4791 for every real RoCEv2 peer; tests on one address use two ports). Returns the UDP
+  // source port its packets use.
+  Result<uint16_t> Attach(RcQueuePair* qp, uint32_t local_qpn, uint32_t peer_ip,
+                          uint16_t peer_port = 4791);
   // Sends what the queue pairs have queued, waits up to timeout_ms (less if a queue pair's
   // deadline comes sooner) for packets, feeds them in, fires due timers, sends again.
   Status Poll(int timeout_ms);
@@ -62,6 +64,7 @@ class RoceUdpShell {
     RcQueuePair* qp;
     uint32_t qpn;
     uint32_t peer_ip;
+    uint16_t peer_port;
     int fd;
     uint16_t src_port;
   };
