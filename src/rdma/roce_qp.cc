@@ -147,7 +147,9 @@ void RcQueuePair::Pump(uint64_t now_us) {
     }
     if (w == nullptr) break;  // send_psn_ is older than every WQE: all answered
     uint32_t sent_from = send_psn_;
-    EmitRequestPacket(*w, static_cast<uint32_t>(index));
+    // The packet that fills the window asks for an ACK, or nothing would reopen it.
+    bool fills = inflight + 1 >= static_cast<int32_t>(cfg_.max_inflight_packets);
+    EmitRequestPacket(*w, static_cast<uint32_t>(index), fills);
     // A READ request asks for all its remaining response PSNs at once.
     send_psn_ = IsReadLike(*w) ? (LastPsn(*w) + 1) & kPsnMask : (send_psn_ + 1) & kPsnMask;
     if (PsnDiff(sent_from, highest_sent_) < 0) {
@@ -158,7 +160,7 @@ void RcQueuePair::Pump(uint64_t now_us) {
   }
 }
 
-void RcQueuePair::EmitRequestPacket(const Wqe& w, uint32_t index) {
+void RcQueuePair::EmitRequestPacket(const Wqe& w, uint32_t index, bool ack_request) {
   RdmaCommand c;
   c.dest_qp = cfg_.remote_qpn;
   c.psn = (w.first_psn + index) & kPsnMask;
@@ -204,7 +206,7 @@ void RcQueuePair::EmitRequestPacket(const Wqe& w, uint32_t index) {
         c.dma_length = static_cast<uint32_t>(wr.data.size());
       }
       c.flags = static_cast<uint8_t>((first ? kFlagFirst : 0) | (last ? kFlagLast : 0));
-      if (last || index % kAckEvery == kAckEvery - 1) c.flags |= kFlagAckRequest;
+      if (last || ack_request || index % kAckEvery == kAckEvery - 1) c.flags |= kFlagAckRequest;
     }
   }
   Emit(c);
@@ -284,6 +286,7 @@ void RcQueuePair::OnResponse(const RdmaCommand& cmd, uint64_t now_us) {
   switch (cmd.opcode) {
     case RdmaOpcode::kAck:
       AckUpTo(p, now_us);
+      Pump(now_us);  // the window may have opened, or an implied NAK asked for a resend
       return;
     case RdmaOpcode::kNak: {
       ++stats_.naks_received;
@@ -540,6 +543,7 @@ void RcQueuePair::ExecuteRequest(const RdmaCommand& cmd) {
         }
         epsn_ = (p + 1) & kPsnMask;
         msn_ = (msn_ + 1) & kPsnMask;
+        ++stats_.messages_executed;
         nak_sent_ = false;
         atomic_cache_.push_back({p, original});
         if (atomic_cache_.size() > kAtomicCacheSize) atomic_cache_.pop_front();
@@ -560,7 +564,10 @@ void RcQueuePair::ExecuteRequest(const RdmaCommand& cmd) {
   }
   epsn_ = (p + 1) & kPsnMask;
   nak_sent_ = false;
-  if (last) msn_ = (msn_ + 1) & kPsnMask;
+  if (last) {
+    msn_ = (msn_ + 1) & kPsnMask;
+    ++stats_.messages_executed;
+  }
   if (cmd.flags & kFlagAckRequest) ack_pending_ = true;
 }
 
@@ -579,6 +586,7 @@ void RcQueuePair::RespondRead(const RdmaCommand& cmd, uint32_t psn) {
   if (fresh) {
     epsn_ = (psn + n) & kPsnMask;
     msn_ = (msn_ + 1) & kPsnMask;
+    ++stats_.messages_executed;
     nak_sent_ = false;
     ack_pending_ = false;  // the responses acknowledge everything before them
   }

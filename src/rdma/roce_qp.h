@@ -92,6 +92,7 @@ struct RcStats {
   uint64_t rnr_naks_received = 0;
   uint64_t duplicates = 0;
   uint64_t acks_sent = 0;
+  uint64_t messages_executed = 0;  // responder: messages (SEND, WRITE, READ, atomic) done
 };
 
 class RcQueuePair {
@@ -128,7 +129,7 @@ class RcQueuePair {
 
   // Requester.
   void Pump(uint64_t now_us);
-  void EmitRequestPacket(const Wqe& w, uint32_t index);
+  void EmitRequestPacket(const Wqe& w, uint32_t index, bool ack_request);
   void OnResponse(const RdmaCommand& cmd, uint64_t now_us);
   bool AckUpTo(uint32_t psn, uint64_t now_us);  // false: an implied NAK (go back) was needed
   void GoBack(uint32_t psn);
