@@ -4,7 +4,8 @@
 # pingpong` against the guest's ibv_rc_pingpong in both roles, 1 B to 64 KiB, with tcpdump on
 # the tap and every captured ICRC recomputed by roce_pcap_icrc_check.py; then both roles again
 # under 1% loss each way (nft in the namespace), data verified and retransmissions required
-# from both sides. Prints each phase's time and the total.
+# from both sides. RDMA WRITE and READ run through perftest's ib_write_bw / ib_read_bw in both
+# roles (what can be verified there: docs/RDMA.md). Prints each phase's time and the total.
 # Usage: roce_rxe_interop_test.sh [OPENSRD]
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -53,7 +54,7 @@ stop_capture() {
   kill "$tcpdump_pid"
   wait "$tcpdump_pid" || true
 }
-ours() { ip netns exec "$ns" "$opensrd" rdma pingpong "$@"; }
+ours() { ip netns exec "$ns" "$opensrd" rdma "$@"; }
 wait_guest_listener() { "$guest" run "n=0; until ss -Hltn | grep -q ':18515 '; do sleep 0.1; n=\$((n+1)); [ \$n -lt 100 ] || exit 1; done"; }
 wait_host_listener() {
   for _ in $(seq 100); do ip netns exec "$ns" ss -Hltn | grep -q ':18515 ' && return 0; sleep 0.1; done
@@ -63,12 +64,12 @@ wait_host_listener() {
 client_round() {
   "$guest" run "(ibv_rc_pingpong -d rxe0 -g 1 -s $1 -n $2; echo rc=\$?) >/tmp/pp.log 2>&1 &"
   wait_guest_listener
-  ours --connect "$guest_ip:18515" -s "$1" -n "$2" --timeout 120 --json | tee "$capdir/last.json"
+  ours pingpong --connect "$guest_ip:18515" -s "$1" -n "$2" --timeout 120 --json | tee "$capdir/last.json"
   "$guest" run -t 30 "n=0; until grep -q '^rc=' /tmp/pp.log; do sleep 0.1; n=\$((n+1)); [ \$n -lt 200 ] || break; done; cat /tmp/pp.log; grep -q '^rc=0' /tmp/pp.log && grep -q '$2 iters' /tmp/pp.log"
 }
 # server_round SIZE ITERS: guest ibv_rc_pingpong client -> opensrd server.
 server_round() {
-  ours --bind "$host_ip:18515" -s "$1" -n "$2" --timeout 120 --json >"$capdir/last.json" &
+  ours pingpong --bind "$host_ip:18515" -s "$1" -n "$2" --timeout 120 --json >"$capdir/last.json" &
   local pid=$!
   wait_host_listener
   "$guest" run -t 150 "ibv_rc_pingpong -d rxe0 -g 1 -s $1 -n $2 $host_ip && echo guest-ok" | tee "$capdir/guest.log"
@@ -77,6 +78,24 @@ server_round() {
   grep -q guest-ok "$capdir/guest.log"
 }
 verified() { grep -q '"verified":true' "$capdir/last.json"; }
+# perftest_client OP SIZE ITERS: opensrd does RDMA OP against the guest's ib_OP_bw server.
+perftest_client() {
+  "$guest" run "(ib_$1_bw -d rxe0 -x 1 -F -s $2 -n $3; echo rc=\$?) >/tmp/pt.log 2>&1 &"
+  wait_guest_listener
+  ours perftest --connect "$guest_ip:18515" --op "$1" -s "$2" -n "$3" --timeout 120 --json |
+    tee "$capdir/last.json"
+  "$guest" run -t 30 "n=0; until grep -q '^rc=' /tmp/pt.log; do sleep 0.1; n=\$((n+1)); [ \$n -lt 200 ] || break; done; grep -q '^rc=0' /tmp/pt.log || { cat /tmp/pt.log; exit 1; }"
+}
+# perftest_server OP SIZE ITERS: the guest's ib_OP_bw client does RDMA OP against opensrd.
+perftest_server() {
+  ours perftest --bind "$host_ip:18515" --op "$1" -s "$2" -n "$3" --timeout 120 --json >"$capdir/last.json" &
+  local pid=$!
+  wait_host_listener
+  "$guest" run -t 150 "ib_$1_bw -d rxe0 -x 1 -F -s $2 -n $3 $host_ip >/tmp/pt.log 2>&1 && echo guest-ok || cat /tmp/pt.log" | tee "$capdir/guest.log"
+  wait "$pid"
+  cat "$capdir/last.json"
+  grep -q guest-ok "$capdir/guest.log"
+}
 
 phase "opensrd client -> rxe server, 1 B to 64 KiB (tcpdump on $tap)"
 capture "$capdir/clean.pcap"
@@ -87,6 +106,13 @@ done
 phase "rxe client -> opensrd server, 1 B to 64 KiB"
 for size in 1 1025 65536; do
   server_round "$size" 10
+  verified
+done
+phase "RDMA WRITE and READ with perftest (ib_write_bw / ib_read_bw -x 1), both roles"
+for op in write read; do
+  perftest_client "$op" 65536 100
+  verified
+  perftest_server "$op" 65536 100
   verified
 done
 stop_capture

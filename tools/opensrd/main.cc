@@ -191,6 +191,7 @@ int main(int argc, char** argv) {
   auto* rdma_cmd = app.add_subcommand("rdma", "RDMA over RoCEv2 (and, later, SRD and iWARP)");
   rdma_cmd->require_subcommand(1);
   AddRocePingpongCommand(rdma_cmd);
+  AddRocePerftestCommand(rdma_cmd);
 
   try {
     app.parse(argc, argv);

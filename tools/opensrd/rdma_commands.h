@@ -7,5 +7,9 @@ class App;
 
 // `rdma pingpong`: ibv_rc_pingpong's RoCEv2 peer (tools/opensrd/rdma_roce_pingpong.cc).
 void AddRocePingpongCommand(CLI::App* rdma_cmd);
-// The exit code of the rdma subcommand that ran (0 success, 1 failed or not verified).
+// `rdma perftest`: WRITE/READ against ib_write_bw / ib_read_bw (rdma_roce_perftest.cc).
+void AddRocePerftestCommand(CLI::App* rdma_cmd);
+// The exit code of the rdma subcommand that ran (0 success, 1 failed or not verified, 2 bad
+// input); the subcommands' callbacks set it, main returns it.
+void SetRdmaCommandExitCode(int code);
 int RdmaCommandExitCode();

@@ -25,8 +25,6 @@
 
 namespace {
 
-int g_exit_code = 0;  // the pingpong's result, read by main after parsing
-
 using opensrd::Result;
 using opensrd::Status;
 using opensrd::rdma::MemoryTarget;
@@ -292,10 +290,6 @@ void AddRocePingpongCommand(CLI::App* rdma_cmd) {
     if (opt->bind.empty() == opt->connect.empty()) {
       throw CLI::ValidationError("pingpong", "give exactly one of --bind and --connect");
     }
-    g_exit_code = Run(*opt);
+    SetRdmaCommandExitCode(Run(*opt));
   });
-}
-
-int RdmaCommandExitCode() {
-  return g_exit_code;
 }
