@@ -30,6 +30,7 @@
 #include <string>
 
 #include "rdma/rc_target.h"
+#include "rdma/roce_oob.h"
 #include "rdma/roce_qp.h"
 #include "rdma/roce_udp.h"
 #include "tools/opensrd/rdma_commands.h"
@@ -41,7 +42,7 @@ using opensrd::Status;
 using opensrd::rdma::MemoryTarget;
 namespace roce = opensrd::rdma::roce;
 
-constexpr size_t kKeysLen = 108;
+constexpr size_t kKeysLen = roce::kPerftestDestLen;
 constexpr int kMtuEnum1024 = 3;
 
 struct Options {
@@ -91,48 +92,26 @@ struct Keys {
 };
 
 std::string FormatKeys(const Keys& k) {
-  char msg[kKeysLen];
-  uint8_t g[16] = {0,
-                   0,
-                   0,
-                   0,
-                   0,
-                   0,
-                   0,
-                   0,
-                   0,
-                   0,
-                   0xFF,
-                   0xFF,
-                   uint8_t(k.ip >> 24),
-                   uint8_t(k.ip >> 16),
-                   uint8_t(k.ip >> 8),
-                   uint8_t(k.ip)};
-  int n = std::snprintf(msg, sizeof msg, "%04x:%04x:%06x:%06x:%08x:%016llx:", 0, k.out_reads, k.qpn,
-                        k.psn, k.rkey, (unsigned long long)k.vaddr);
-  for (uint8_t b : g) n += std::snprintf(msg + n, sizeof msg - n, "%02x:", b);
-  std::snprintf(msg + n, sizeof msg - n, "%08x:", 0);
-  return std::string(msg, kKeysLen);
+  roce::PerftestDest d;
+  d.out_reads = static_cast<uint16_t>(k.out_reads);
+  d.qpn = k.qpn;
+  d.psn = k.psn;
+  d.rkey = k.rkey;
+  d.vaddr = k.vaddr;
+  d.gid = roce::Ipv4MappedGid(k.ip);
+  return roce::FormatPerftestDest(d);
 }
 
+// Only IPv4-mapped GIDs (-x 1 on rxe): RoCEv2 over IPv4.
 bool ParseKeys(const char* m, Keys* k) {
-  unsigned lid, out, qpn, psn, rkey, g[16], srqn;
-  unsigned long long va;
-  int n = std::sscanf(
-      m, "%x:%x:%x:%x:%x:%llx:%x:%x:%x:%x:%x:%x:%x:%x:%x:%x:%x:%x:%x:%x:%x:%x:%x:", &lid, &out,
-      &qpn, &psn, &rkey, &va, &g[0], &g[1], &g[2], &g[3], &g[4], &g[5], &g[6], &g[7], &g[8], &g[9],
-      &g[10], &g[11], &g[12], &g[13], &g[14], &g[15], &srqn);
-  if (n != 23) return false;
-  for (int i = 0; i < 10; ++i) {
-    if (g[i] != 0) return false;  // IPv4-mapped GIDs only
-  }
-  if (g[10] != 0xFF || g[11] != 0xFF) return false;
-  k->out_reads = out;
-  k->qpn = qpn & roce::kPsnMask;
-  k->psn = psn & roce::kPsnMask;
-  k->rkey = rkey;
-  k->vaddr = va;
-  k->ip = g[12] << 24 | g[13] << 16 | g[14] << 8 | g[15];
+  Result<roce::PerftestDest> d = roce::ParsePerftestDest(
+      std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(m), kKeysLen));
+  if (!d.ok() || !roce::GidToIpv4(d->gid, &k->ip)) return false;
+  k->out_reads = d->out_reads;
+  k->qpn = d->qpn;
+  k->psn = d->psn;
+  k->rkey = d->rkey;
+  k->vaddr = d->vaddr;
   return true;
 }
 

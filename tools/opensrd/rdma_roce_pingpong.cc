@@ -19,6 +19,7 @@
 #include <string>
 
 #include "rdma/rc_target.h"
+#include "rdma/roce_oob.h"
 #include "rdma/roce_qp.h"
 #include "rdma/roce_udp.h"
 #include "tools/opensrd/rdma_commands.h"
@@ -30,8 +31,8 @@ using opensrd::Status;
 using opensrd::rdma::MemoryTarget;
 namespace roce = opensrd::rdma::roce;
 
-constexpr size_t kExchangeLen = 52;  // sizeof "0000:000000:000000:" + 32 hex digits
-constexpr int kRxDepth = 500;        // receives kept posted, as ibv_rc_pingpong
+constexpr size_t kExchangeLen = opensrd::rdma::roce::kPingpongDestLen;
+constexpr int kRxDepth = 500;  // receives kept posted, as ibv_rc_pingpong
 
 struct Options {
   std::string bind;     // server: HOST:PORT for the TCP exchange
@@ -64,23 +65,20 @@ bool ReadFull(int fd, char* p, size_t n) {
 }
 
 std::string Describe(uint32_t qpn, uint32_t psn, uint32_t ip) {
-  // The GID is ::ffff:IP; each 4-byte word is printed as the big-endian number of its bytes,
-  // which is the 16 bytes in order.
-  char msg[kExchangeLen];
-  std::snprintf(msg, sizeof msg, "%04x:%06x:%06x:00000000000000000000ffff%08x", 0, qpn, psn, ip);
-  return std::string(msg, kExchangeLen);  // with the terminating NUL, as the C program sends
+  roce::PingpongDest d;
+  d.qpn = qpn;
+  d.psn = psn;
+  d.gid = roce::Ipv4MappedGid(ip);
+  return roce::FormatPingpongDest(d);  // with the terminating NUL, as the C program sends
 }
 
+// Only IPv4-mapped GIDs (rxe's -g 1): RoCEv2 over IPv4.
 bool ParsePeer(const char* msg, uint32_t* qpn, uint32_t* psn, uint32_t* ip) {
-  unsigned lid, q, p;
-  char gid[33] = {};
-  if (std::sscanf(msg, "%x:%x:%x:%32s", &lid, &q, &p, gid) != 4 || std::strlen(gid) != 32) {
-    return false;
-  }
-  if (std::strncmp(gid, "00000000000000000000ffff", 24) != 0) return false;  // IPv4-mapped only
-  *qpn = q & roce::kPsnMask;
-  *psn = p & roce::kPsnMask;
-  *ip = static_cast<uint32_t>(std::stoul(std::string(gid + 24, 8), nullptr, 16));
+  Result<roce::PingpongDest> d = roce::ParsePingpongDest(
+      std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(msg), kExchangeLen));
+  if (!d.ok() || !roce::GidToIpv4(d->gid, ip)) return false;
+  *qpn = d->qpn;
+  *psn = d->psn;
   return true;
 }
 
