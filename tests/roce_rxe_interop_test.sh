@@ -4,8 +4,8 @@
 # pingpong` against the guest's ibv_rc_pingpong in both roles, 1 B to 64 KiB, with tcpdump on
 # the tap and every captured ICRC recomputed by roce_pcap_icrc_check.py; then both roles again
 # under 1% loss each way (nft in the namespace), data verified and retransmissions required
-# from both sides. RDMA WRITE and READ run through perftest's ib_write_bw / ib_read_bw in both
-# roles (what can be verified there: docs/RDMA.md). Prints each phase's time and the total.
+# from both sides. RDMA WRITE, READ and FETCH_ADD run through perftest's ib_write_bw /
+# ib_read_bw / ib_atomic_bw in both roles (what can be verified there: docs/RDMA.md). Prints each phase's time and the total.
 # Usage: roce_rxe_interop_test.sh [OPENSRD]
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -108,11 +108,11 @@ for size in 1 1025 65536; do
   server_round "$size" 10
   verified
 done
-phase "RDMA WRITE and READ with perftest (ib_write_bw / ib_read_bw -x 1), both roles"
-for op in write read; do
-  perftest_client "$op" 65536 100
+phase "RDMA WRITE, READ and FETCH_ADD with perftest (ib_{write,read,atomic}_bw -x 1), both roles"
+for op_size in write:65536 read:65536 atomic:8; do
+  perftest_client "${op_size%:*}" "${op_size#*:}" 100
   verified
-  perftest_server "$op" 65536 100
+  perftest_server "${op_size%:*}" "${op_size#*:}" 100
   verified
 done
 stop_capture

@@ -124,6 +124,8 @@ uint64_t Be64(uint64_t v) {
 int Run(const Options& o) {
   bool server = !o.bind.empty();
   bool read_op = o.op == "read";
+  bool atomic_op = o.op == "atomic";
+  uint32_t size = atomic_op ? 8 : o.size;  // ib_atomic_bw works on 8-byte words
   sockaddr_in addr{};
   std::string where = server ? o.bind : o.connect;
   size_t colon = where.rfind(':');
@@ -212,9 +214,12 @@ int Run(const Options& o) {
 
   int bad = 0, done = 0;
   std::vector<uint8_t> first_read;
+  uint64_t last_original = 0;
   uint64_t t0 = roce::RoceUdpShell::NowMicros();
   if (!server) {
-    size_t limit = read_op ? std::max<uint32_t>(1, std::min<uint32_t>(peer.out_reads, 16)) : 64;
+    // READs and atomics count against the responder's outstanding-read resources.
+    size_t limit =
+        read_op || atomic_op ? std::max<uint32_t>(1, std::min<uint32_t>(peer.out_reads, 16)) : 64;
     int posted = 0;
     uint64_t deadline = t0 + uint64_t(o.timeout_s) * 1'000'000;
     while (done < o.iters) {
@@ -223,7 +228,10 @@ int Run(const Options& o) {
         w.wr_id = uint64_t(posted);
         w.remote_va = peer.vaddr;  // the one slot every perftest server has
         w.rkey = peer.rkey;
-        if (read_op) {
+        if (atomic_op) {
+          w.opcode = roce::WrOpcode::kFetchAdd;
+          w.swap_add = 1;
+        } else if (read_op) {
           w.opcode = roce::WrOpcode::kRead;
           w.read_length = o.size;
         } else {
@@ -252,6 +260,11 @@ int Run(const Options& o) {
             ++bad;
           }
         }
+        // FETCH_ADD 1 on one word, in order: each original is the one before plus 1.
+        if (atomic_op) {
+          if (done > 0 && c.atomic_original != last_original + 1) ++bad;
+          last_original = c.atomic_original;
+        }
         ++done;
       }
       if (roce::RoceUdpShell::NowMicros() > deadline) {
@@ -273,8 +286,8 @@ int Run(const Options& o) {
   if (server) t1 = roce::RoceUdpShell::NowMicros();
   double secs = double(t1 - t0) / 1e6;
   {  // both tools exchange their reports
-    double mbps = secs > 0 ? double(o.size) * o.iters / secs / 1e6 : 0;
-    uint64_t mine_r[5] = {Be64(o.size), Be64(uint64_t(o.iters)), 0, 0, 0};
+    double mbps = secs > 0 ? double(size) * o.iters / secs / 1e6 : 0;
+    uint64_t mine_r[5] = {Be64(size), Be64(uint64_t(o.iters)), 0, 0, 0};
     std::memcpy(&mine_r[2], &mbps, 8);
     mine_r[2] = Be64(mine_r[2]);
     mine_r[3] = mine_r[2];
@@ -302,11 +315,20 @@ int Run(const Options& o) {
                    (unsigned long long)executed);
       ++bad;
     }
-    if (!read_op) {
+    if (atomic_op) {
+      // ib_atomic_bw adds 1 per FETCH_ADD: the words' growth over 0xEE.. sums to the count.
+      uint64_t added = 0;
+      for (size_t off = 0; off + 8 <= target.memory().size(); off += 8) {
+        uint64_t v;
+        std::memcpy(&v, target.memory().data() + off, 8);
+        added += v - 0xEEEEEEEEEEEEEEEEull;
+      }
+      if (added != uint64_t(o.iters)) ++bad;
+    } else if (!read_op) {
       // perftest's client sends whatever its buffer holds (never initialised), so the bytes
       // cannot be predicted; what can be checked is where they went: nothing may land beyond
       // the two cycle-buffer slots perftest addresses.
-      size_t slots = 2 * std::max<size_t>(o.size, 4096);
+      size_t slots = 2 * std::max<size_t>(size, 4096);
       if (std::any_of(target.memory().begin() + slots, target.memory().end(),
                       [](uint8_t v) { return v != 0xEE; })) {
         ++bad;
@@ -315,21 +337,21 @@ int Run(const Options& o) {
   }
   const roce::RoceUdpShell::Stats& ss = shell->stats();
   bool verified = bad == 0 && ss.icrc_bad == 0;
-  double gbps = secs > 0 ? double(o.size) * done * 8 / secs / 1e9 : 0;
+  double gbps = secs > 0 ? double(size) * done * 8 / secs / 1e9 : 0;
   if (o.json) {
     std::printf(
         "{\"role\":\"%s\",\"op\":\"%s\",\"size\":%u,\"ops\":%d,\"bytes\":%llu,\"seconds\":%.6f,"
         "\"goodput_gbps\":%.4f,\"retransmits\":%llu,\"timeouts\":%llu,\"messages_executed\":%llu,"
         "\"icrc_checked\":%llu,\"icrc_bad\":%llu,\"icrc_unchecked\":%llu,\"errors\":%d,"
         "\"verified\":%s}\n",
-        server ? "server" : "client", o.op.c_str(), o.size, done,
-        (unsigned long long)(uint64_t(o.size) * uint64_t(done)), secs, gbps,
+        server ? "server" : "client", o.op.c_str(), size, done,
+        (unsigned long long)(uint64_t(size) * uint64_t(done)), secs, gbps,
         (unsigned long long)qs.retransmitted_packets, (unsigned long long)qs.timeouts,
         (unsigned long long)executed, (unsigned long long)ss.icrc_checked,
         (unsigned long long)ss.icrc_bad, (unsigned long long)ss.icrc_unchecked, bad,
         verified ? "true" : "false");
   } else {
-    std::printf("%s %d x %u bytes in %.3f s = %.3f Gbit/s; %s\n", o.op.c_str(), done, o.size, secs,
+    std::printf("%s %d x %u bytes in %.3f s = %.3f Gbit/s; %s\n", o.op.c_str(), done, size, secs,
                 gbps, verified ? "verified" : "NOT verified");
   }
   return verified ? 0 : 1;
@@ -346,8 +368,9 @@ void AddRocePerftestCommand(CLI::App* rdma_cmd) {
   auto* b = cmd->add_option("--bind", opt->bind, "serve perftest's exchange on IPv4:PORT");
   auto* c = cmd->add_option("--connect", opt->connect, "connect to a perftest server IPv4:PORT");
   b->excludes(c);
-  cmd->add_option("--op", opt->op, "write (ib_write_bw) or read (ib_read_bw)")
-      ->check(CLI::IsMember({"write", "read"}));
+  cmd->add_option("--op", opt->op,
+                  "write (ib_write_bw), read (ib_read_bw) or atomic (ib_atomic_bw, FETCH_ADD)")
+      ->check(CLI::IsMember({"write", "read", "atomic"}));
   cmd->add_option("-s,--size", opt->size, "bytes per operation (as perftest -s)")
       ->check(CLI::Range(1u, 1u << 23));
   cmd->add_option("-n,--iters", opt->iters, "operations (as perftest -n)")
