@@ -64,7 +64,8 @@ wait_host_listener() {
 client_round() {
   "$guest" run "(ibv_rc_pingpong -d rxe0 -g 1 -s $1 -n $2; echo rc=\$?) >/tmp/pp.log 2>&1 &"
   wait_guest_listener
-  ours pingpong --connect "$guest_ip:18515" -s "$1" -n "$2" --timeout 120 --json | tee "$capdir/last.json"
+  ours pingpong --connect "$guest_ip:18515" -s "$1" -n "$2" --timeout 120 --json "${@:3}" |
+    tee "$capdir/last.json"
   "$guest" run -t 30 "n=0; until grep -q '^rc=' /tmp/pp.log; do sleep 0.1; n=\$((n+1)); [ \$n -lt 200 ] || break; done; cat /tmp/pp.log; grep -q '^rc=0' /tmp/pp.log && grep -q '$2 iters' /tmp/pp.log"
 }
 # server_round SIZE ITERS: guest ibv_rc_pingpong client -> opensrd server.
@@ -108,6 +109,17 @@ for size in 1 1025 65536; do
   server_round "$size" 10
   verified
 done
+if command -v tshark >/dev/null; then
+  phase "--pcap: opensrd's own capture decodes in tshark, no malformed packet or warning"
+  client_round 65536 5 --pcap "$capdir/ours.pcap"
+  verified
+  n=$(tshark -r "$capdir/ours.pcap" -Y infiniband 2>/dev/null | wc -l)
+  warn=$(tshark -r "$capdir/ours.pcap" -Y '_ws.malformed || _ws.expert.severity >= warning' 2>/dev/null | wc -l)
+  echo "tshark: $n InfiniBand packets, $warn malformed or with warnings"
+  [ "$n" -gt 600 ] && [ "$warn" = 0 ]
+else
+  echo "note: tshark missing, the --pcap check did not run"
+fi
 phase "RDMA WRITE, READ and FETCH_ADD with perftest (ib_{write,read,atomic}_bw -x 1), both roles"
 for op_size in write:65536 read:65536 atomic:8; do
   perftest_client "${op_size%:*}" "${op_size#*:}" 100

@@ -112,6 +112,11 @@ void RoceUdpShell::Flush() {
         ++stats_.send_errors;  // lost like on the wire: the queue pair resends
       } else {
         ++stats_.tx_packets;
+        if (capture_ != nullptr) {
+          NetAddr from{opt_.local_ip, q.src_port};
+          NetAddr dst{q.peer_ip, q.peer_port};
+          capture_->Append(from, dst, pkt);
+        }
       }
     }
   }
@@ -139,6 +144,11 @@ void RoceUdpShell::Receive() {
       uint16_t dport = static_cast<uint16_t>(pkt[22] << 8 | pkt[23]);
       if (dst != opt_.local_ip || dport != opt_.port) continue;
       ++stats_.rx_packets;
+      if (capture_ != nullptr) {
+        uint32_t src = uint32_t{pkt[12]} << 24 | uint32_t{pkt[13]} << 16 | pkt[14] << 8 | pkt[15];
+        uint16_t sport = static_cast<uint16_t>(pkt[20] << 8 | pkt[21]);
+        capture_->Append(NetAddr{src, sport}, NetAddr{dst, dport}, pkt.subspan(28));
+      }
       // The ICRC over the header bytes as they arrived (ParsePacket would insist on port 4791;
       // tests run two shells on one address with other ports).
       size_t ip_len = size_t{pkt[2]} << 8 | pkt[3];
@@ -164,9 +174,17 @@ void RoceUdpShell::Receive() {
       ++stats_.icrc_checked;
       Dispatch(*cmd);
     } else {
-      ssize_t n = recv(udp_fd_, buf_.data(), buf_.size(), MSG_DONTWAIT);
+      sockaddr_in from{};
+      socklen_t flen = sizeof from;
+      ssize_t n = recvfrom(udp_fd_, buf_.data(), buf_.size(), MSG_DONTWAIT,
+                           reinterpret_cast<sockaddr*>(&from), &flen);
       if (n < 0) return;
       ++stats_.rx_packets;
+      if (capture_ != nullptr) {
+        capture_->Append(NetAddr{ntohl(from.sin_addr.s_addr), ntohs(from.sin_port)},
+                         NetAddr{opt_.local_ip, opt_.port},
+                         std::span<const uint8_t>(buf_.data(), static_cast<size_t>(n)));
+      }
       Result<RdmaCommand> cmd =
           ParseUdpPayload(std::span<const uint8_t>(buf_.data(), static_cast<size_t>(n)), nullptr);
       if (!cmd.ok()) {

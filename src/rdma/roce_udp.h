@@ -18,6 +18,7 @@
 #include <memory>
 #include <vector>
 
+#include "common/pcap_writer.h"
 #include "common/status.h"
 #include "rdma/roce_qp.h"
 
@@ -55,6 +56,10 @@ class RoceUdpShell {
   // deadline comes sooner) for packets, feeds them in, fires due timers, sends again.
   Status Poll(int timeout_ms);
 
+  // Records every datagram sent and received (UDP payload: BTH ... ICRC) with its real addresses
+  // and ports (--pcap; the writer synthesizes the IP header, so the captured IP identification
+  // is not the one the ICRC covered: check ICRCs on a tcpdump capture instead). Null: none.
+  void set_capture(PcapWriter::Source* capture) { capture_ = capture; }
   bool raw_receive() const { return raw_fd_ >= 0; }
   const Stats& stats() const { return stats_; }
   static uint64_t NowMicros();  // CLOCK_MONOTONIC
@@ -78,6 +83,7 @@ class RoceUdpShell {
   int raw_fd_ = -1;
   std::vector<Attached> qps_;
   std::vector<uint8_t> buf_;
+  PcapWriter::Source* capture_ = nullptr;
   Stats stats_;
 };
 

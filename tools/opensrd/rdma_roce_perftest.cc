@@ -29,6 +29,7 @@
 #include <random>
 #include <string>
 
+#include "common/pcap_writer.h"
 #include "rdma/rc_target.h"
 #include "rdma/roce_oob.h"
 #include "rdma/roce_qp.h"
@@ -51,6 +52,7 @@ struct Options {
   int iters = 100;
   int timeout_s = 120;
   bool json = false;
+  std::string pcap;  // every RoCEv2 datagram sent and received; empty: none
 };
 
 // The TCP side. While we wait for the peer's next message, the RoCE queue pair keeps running
@@ -198,6 +200,18 @@ int Run(const Options& o) {
     return 1;
   }
   std::unique_ptr<roce::RoceUdpShell> shell = std::move(shell_or.value());
+  std::unique_ptr<opensrd::PcapWriter> pcap;
+  if (!o.pcap.empty()) {
+    opensrd::PcapWriterOptions po;
+    po.path = o.pcap;
+    auto w = opensrd::PcapWriter::Open(po);
+    if (!w.ok()) {
+      std::fprintf(stderr, "%s: %s\n", "perftest", w.status().ToString().c_str());
+      return 1;
+    }
+    pcap = std::move(w.value());
+    shell->set_capture(pcap->NewSource());
+  }
   roce::RcConfig cfg;
   cfg.local_qpn = mine.qpn;
   cfg.remote_qpn = peer.qpn;
@@ -377,6 +391,9 @@ void AddRocePerftestCommand(CLI::App* rdma_cmd) {
       ->check(CLI::Range(1, 1 << 24));
   cmd->add_option("--timeout", opt->timeout_s, "give up after this many seconds");
   cmd->add_flag("--json", opt->json, "one JSON object on stdout at the end");
+  cmd->add_option("--pcap", opt->pcap,
+                  "write every RoCEv2 datagram sent and received to this pcap file (real "
+                  "addresses and ports; synthesized IP headers, so check ICRCs on tcpdump)");
   cmd->callback([opt] {
     if (opt->bind.empty() == opt->connect.empty()) {
       throw CLI::ValidationError("perftest", "give exactly one of --bind and --connect");
