@@ -16,6 +16,13 @@ PACKAGES=(
   qemu-utils libnbd-bin nbdkit fio
   librbd-dev ceph-mon ceph-osd ceph-common uuid-runtime
   prometheus
+  # tests/fixtures/rxe_guest.sh: QEMU, the guest's busybox and shell, cpio/kmod to build its
+  # initramfs, and the RDMA user space copied into it (the kernel, linux-image-amd64, is
+  # downloaded with apt-get download into the fixture's cache, not installed).
+  # With OPENSRD_GUEST_SIW=1 it also compiles siw.ko (make, gcc-12 from build-essential;
+  # linux-source and linux-headers are downloaded into its cache, not installed).
+  qemu-system-x86 busybox-static dash cpio kmod xz-utils
+  ibverbs-utils ibverbs-providers rdmacm-utils perftest
 )
 
 missing=()

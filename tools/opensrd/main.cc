@@ -6,6 +6,7 @@
 
 #include "tools/opensrd/commands.h"
 #include "tools/opensrd/rdma_cli.h"
+#include "tools/opensrd/rdma_commands.h"
 #include "tools/opensrd/stat.h"
 
 namespace {
@@ -201,7 +202,11 @@ int main(int argc, char** argv) {
   adapter_cmd->add_option("--metrics", adapter.metrics, kMetricsHelp);
 
   AddStatCommand(app);
+  // rdma server|client (native over SRD) and the RoCEv2 interop modes hang on one `rdma`.
   const auto run_rdma = AddRdmaCommand(app);
+  auto* rdma_cmd = app.get_subcommand("rdma");
+  AddRocePingpongCommand(rdma_cmd);
+  AddRocePerftestCommand(rdma_cmd);
   AddLogLevelOption(app);  // every command, so after all of them
   try {
     app.parse(argc, argv);
@@ -217,5 +222,6 @@ int main(int argc, char** argv) {
   if (adapter_cmd->parsed()) return RunAdapter(adapter);
   if (StatParsed()) return RunStat();
   if (const int rc = run_rdma(); rc >= 0) return rc;
+  if (rdma_cmd->parsed()) return RdmaCommandExitCode();
   return 2;
 }

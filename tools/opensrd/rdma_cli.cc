@@ -520,7 +520,9 @@ int NotYet(const std::string& protocol) {
 
 std::function<int()> AddRdmaCommand(CLI::App& app) {
   auto o = std::make_shared<Options>();
-  auto* rdma = app.add_subcommand("rdma", "RDMA (native over SRD) between a server and a client");
+  auto* rdma = app.add_subcommand("rdma",
+                                  "RDMA: native over SRD (server, client); RoCEv2 against "
+                                  "rdma-core peers (pingpong, perftest)");
   rdma->require_subcommand(1);
   const auto protocols = CLI::IsMember({"srd", "roce", "iwarp"});
   auto* server = rdma->add_subcommand("server", "Expose a registered region until killed");

@@ -1,0 +1,223 @@
+#include "rdma/roce_udp.h"
+
+#include <arpa/inet.h>
+#include <linux/filter.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <ctime>
+#include <string>
+
+#include "rdma/roce.h"
+
+namespace opensrd::rdma::roce {
+namespace {
+
+Status Errno(const std::string& what) {
+  return Status(Code::kIoError, what + ": " + std::strerror(errno));
+}
+
+sockaddr_in Addr(uint32_t ip, uint16_t port) {
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(ip);
+  a.sin_port = htons(port);
+  return a;
+}
+
+}  // namespace
+
+uint64_t RoceUdpShell::NowMicros() {
+  timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return uint64_t(ts.tv_sec) * 1'000'000 + uint64_t(ts.tv_nsec) / 1000;
+}
+
+Result<std::unique_ptr<RoceUdpShell>> RoceUdpShell::Open(const Options& options) {
+  std::unique_ptr<RoceUdpShell> s(new RoceUdpShell());
+  s->opt_ = options;
+  s->buf_.resize(65536);
+  s->udp_fd_ = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+  if (s->udp_fd_ < 0) return Errno("socket");
+  int big = 8 << 20;
+  setsockopt(s->udp_fd_, SOL_SOCKET, SO_RCVBUF, &big, sizeof big);
+  sockaddr_in a = Addr(options.local_ip, options.port);
+  if (bind(s->udp_fd_, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
+    return Errno("bind UDP " + std::to_string(options.port));
+  }
+  if (options.raw_receive) {
+    s->raw_fd_ = socket(AF_INET, SOCK_RAW | SOCK_CLOEXEC | SOCK_NONBLOCK, IPPROTO_UDP);
+    if (s->raw_fd_ >= 0) {
+      setsockopt(s->raw_fd_, SOL_SOCKET, SO_RCVBUF, &big, sizeof big);
+      // The port's socket drops everything: the raw socket already has a copy.
+      sock_filter drop_all{BPF_RET | BPF_K, 0, 0, 0};
+      sock_fprog prog{1, &drop_all};
+      if (setsockopt(s->udp_fd_, SOL_SOCKET, SO_ATTACH_FILTER, &prog, sizeof prog) != 0) {
+        return Errno("SO_ATTACH_FILTER");
+      }
+    }
+  }
+  return s;
+}
+
+RoceUdpShell::~RoceUdpShell() {
+  for (Attached& q : qps_) close(q.fd);
+  if (raw_fd_ >= 0) close(raw_fd_);
+  if (udp_fd_ >= 0) close(udp_fd_);
+}
+
+Result<uint16_t> RoceUdpShell::Attach(RcQueuePair* qp, uint32_t local_qpn, uint32_t peer_ip,
+                                      uint16_t peer_port) {
+  int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return Errno("socket");
+  // DF, and with it IP identification 0 on an unconnected socket: the ICRC covers the ID.
+  int pmtu = IP_PMTUDISC_DO;
+  int big = 4 << 20;
+  setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &big, sizeof big);
+  sockaddr_in a = Addr(opt_.local_ip, 0);
+  if (setsockopt(fd, IPPROTO_IP, IP_MTU_DISCOVER, &pmtu, sizeof pmtu) != 0 ||
+      bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
+    Status st = Errno("send socket");
+    close(fd);
+    return st;
+  }
+  socklen_t len = sizeof a;
+  getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
+  uint16_t port = ntohs(a.sin_port);
+  qps_.push_back({qp, local_qpn & kPsnMask, peer_ip, peer_port, fd, port});
+  return port;
+}
+
+void RoceUdpShell::Flush() {
+  for (Attached& q : qps_) {
+    for (std::vector<uint8_t>& pkt : q.qp->TakeOutgoing()) {
+      Ipv4Udp ip;
+      ip.src_ip = opt_.local_ip;
+      ip.dst_ip = q.peer_ip;
+      ip.src_port = q.src_port;
+      ip.dst_port = q.peer_port;
+      ip.ip_id = 0;
+      ip.dont_fragment = true;
+      uint8_t hdr[kIpv4HeaderLen + kUdpHeaderLen];
+      WriteIpv4UdpHeaders(ip, pkt.size() + kIcrcLen, hdr);
+      uint32_t icrc = ComputeIcrc(hdr, pkt);
+      for (int i = 0; i < 4; ++i) pkt.push_back(static_cast<uint8_t>(icrc >> (8 * i)));
+      sockaddr_in to = Addr(q.peer_ip, q.peer_port);
+      if (sendto(q.fd, pkt.data(), pkt.size(), 0, reinterpret_cast<sockaddr*>(&to), sizeof to) <
+          0) {
+        ++stats_.send_errors;  // lost like on the wire: the queue pair resends
+      } else {
+        ++stats_.tx_packets;
+        if (capture_ != nullptr) {
+          NetAddr from{opt_.local_ip, q.src_port};
+          NetAddr dst{q.peer_ip, q.peer_port};
+          capture_->Append(from, dst, pkt);
+        }
+      }
+    }
+  }
+}
+
+void RoceUdpShell::Dispatch(const RdmaCommand& cmd) {
+  for (Attached& q : qps_) {
+    if (q.qpn == cmd.dest_qp) {
+      q.qp->OnPacket(cmd, NowMicros());
+      return;
+    }
+  }
+  ++stats_.unknown_qp;
+}
+
+void RoceUdpShell::Receive() {
+  for (int budget = 0; budget < 256; ++budget) {
+    if (raw_fd_ >= 0) {
+      ssize_t n = recv(raw_fd_, buf_.data(), buf_.size(), MSG_DONTWAIT);
+      if (n < 0) return;
+      std::span<const uint8_t> pkt(buf_.data(), static_cast<size_t>(n));
+      // The raw socket sees every UDP datagram to this host: keep ours.
+      if (pkt.size() < 28 || pkt[0] != 0x45 || pkt[9] != 17) continue;
+      uint32_t dst = uint32_t{pkt[16]} << 24 | uint32_t{pkt[17]} << 16 | pkt[18] << 8 | pkt[19];
+      uint16_t dport = static_cast<uint16_t>(pkt[22] << 8 | pkt[23]);
+      if (dst != opt_.local_ip || dport != opt_.port) continue;
+      ++stats_.rx_packets;
+      if (capture_ != nullptr) {
+        uint32_t src = uint32_t{pkt[12]} << 24 | uint32_t{pkt[13]} << 16 | pkt[14] << 8 | pkt[15];
+        uint16_t sport = static_cast<uint16_t>(pkt[20] << 8 | pkt[21]);
+        capture_->Append(NetAddr{src, sport}, NetAddr{dst, dport}, pkt.subspan(28));
+      }
+      // The ICRC over the header bytes as they arrived (ParsePacket would insist on port 4791;
+      // tests run two shells on one address with other ports).
+      size_t ip_len = size_t{pkt[2]} << 8 | pkt[3];
+      size_t udp_len = size_t{pkt[24]} << 8 | pkt[25];
+      if (ip_len != pkt.size() || udp_len != ip_len - kIpv4HeaderLen ||
+          udp_len < kUdpHeaderLen + kBthLen + kIcrcLen) {
+        ++stats_.malformed;
+        continue;
+      }
+      std::span<const uint8_t> body = pkt.subspan(28, pkt.size() - 28 - kIcrcLen);
+      const uint8_t* c = pkt.data() + pkt.size() - kIcrcLen;
+      uint32_t got =
+          uint32_t{c[0]} | uint32_t{c[1]} << 8 | uint32_t{c[2]} << 16 | uint32_t{c[3]} << 24;
+      if (ComputeIcrc(pkt.first(28), body) != got) {
+        ++stats_.icrc_bad;
+        continue;
+      }
+      Result<RdmaCommand> cmd = DecodeTransport(body);
+      if (!cmd.ok()) {
+        ++stats_.malformed;
+        continue;
+      }
+      ++stats_.icrc_checked;
+      Dispatch(*cmd);
+    } else {
+      sockaddr_in from{};
+      socklen_t flen = sizeof from;
+      ssize_t n = recvfrom(udp_fd_, buf_.data(), buf_.size(), MSG_DONTWAIT,
+                           reinterpret_cast<sockaddr*>(&from), &flen);
+      if (n < 0) return;
+      ++stats_.rx_packets;
+      if (capture_ != nullptr) {
+        capture_->Append(NetAddr{ntohl(from.sin_addr.s_addr), ntohs(from.sin_port)},
+                         NetAddr{opt_.local_ip, opt_.port},
+                         std::span<const uint8_t>(buf_.data(), static_cast<size_t>(n)));
+      }
+      Result<RdmaCommand> cmd =
+          ParseUdpPayload(std::span<const uint8_t>(buf_.data(), static_cast<size_t>(n)), nullptr);
+      if (!cmd.ok()) {
+        ++stats_.malformed;
+        continue;
+      }
+      ++stats_.icrc_unchecked;
+      Dispatch(*cmd);
+    }
+  }
+}
+
+Status RoceUdpShell::Poll(int timeout_ms) {
+  Flush();
+  uint64_t now = NowMicros();
+  int wait = timeout_ms;
+  for (Attached& q : qps_) {
+    std::optional<uint64_t> d = q.qp->NextDeadline();
+    if (!d) continue;
+    int ms = *d <= now ? 0 : static_cast<int>((*d - now + 999) / 1000);
+    if (ms < wait) wait = ms;
+  }
+  pollfd p{raw_fd_ >= 0 ? raw_fd_ : udp_fd_, POLLIN, 0};
+  int r = poll(&p, 1, wait);
+  if (r < 0 && errno != EINTR) return Errno("poll");
+  if (r > 0) Receive();
+  now = NowMicros();
+  for (Attached& q : qps_) {
+    std::optional<uint64_t> d = q.qp->NextDeadline();
+    if (d && *d <= now) q.qp->OnTimer(now);
+  }
+  Flush();
+  return Status::Ok();
+}
+
+}  // namespace opensrd::rdma::roce

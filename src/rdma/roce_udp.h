@@ -1,0 +1,90 @@
+// RoceUdpShell: the thin I/O shell that carries RcQueuePairs over IPv4/UDP port 4791.
+//
+// Sending: each queue pair gets its own unconnected UDP socket bound to an ephemeral port (the
+// UDP source port is the flow entropy, as rxe keeps one per QP) with IP_PMTUDISC_DO, so the
+// kernel sends DF and IP identification 0; the ICRC, which covers the identification, is
+// computed for exactly those headers before sendto. The kernel fills in the UDP checksum.
+//
+// Receiving: a plain UDP socket never shows the IP header, and rxe sends random IP IDs, so the
+// ICRC of a received packet cannot be checked from it. With CAP_NET_RAW the shell reads whole
+// IPv4 packets from a raw IPPROTO_UDP socket and checks every ICRC (roce::ParsePacket); the UDP
+// socket bound to 4791 only claims the port (no ICMP port unreachable) and drops everything
+// through a "return 0" socket filter. Without CAP_NET_RAW it reads the UDP socket and counts
+// the packets whose ICRC went unchecked (stats().icrc_unchecked). docs/RDMA.md has the reasons.
+//
+// Single-threaded: Poll() runs everything on the caller's thread.
+#pragma once
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "common/pcap_writer.h"
+#include "common/status.h"
+#include "rdma/roce_qp.h"
+
+namespace opensrd::rdma::roce {
+
+class RoceUdpShell {
+ public:
+  struct Options {
+    uint32_t local_ip = 0;  // host byte order; the address the peer sends to (our GID)
+    uint16_t port = 4791;
+    bool raw_receive = true;  // try the raw socket (falls back if not permitted)
+  };
+  struct Stats {
+    uint64_t rx_packets = 0;
+    uint64_t tx_packets = 0;
+    uint64_t icrc_checked = 0;
+    uint64_t icrc_bad = 0;
+    uint64_t icrc_unchecked = 0;
+    uint64_t malformed = 0;
+    uint64_t unknown_qp = 0;
+    uint64_t send_errors = 0;
+  };
+
+  static Result<std::unique_ptr<RoceUdpShell>> Open(const Options& options);
+  ~RoceUdpShell();
+  RoceUdpShell(const RoceUdpShell&) = delete;
+  RoceUdpShell& operator=(const RoceUdpShell&) = delete;
+
+  // Carries `qp` (not owned; it must outlive the shell) whose packets go to peer_ip:peer_port
+  // (4791 for every real RoCEv2 peer; tests on one address use two ports). Returns the UDP
+  // source port its packets use.
+  Result<uint16_t> Attach(RcQueuePair* qp, uint32_t local_qpn, uint32_t peer_ip,
+                          uint16_t peer_port = 4791);
+  // Sends what the queue pairs have queued, waits up to timeout_ms (less if a queue pair's
+  // deadline comes sooner) for packets, feeds them in, fires due timers, sends again.
+  Status Poll(int timeout_ms);
+
+  // Records every datagram sent and received (UDP payload: BTH ... ICRC) with its real addresses
+  // and ports (--pcap; the writer synthesizes the IP header, so the captured IP identification
+  // is not the one the ICRC covered: check ICRCs on a tcpdump capture instead). Null: none.
+  void set_capture(PcapWriter::Source* capture) { capture_ = capture; }
+  bool raw_receive() const { return raw_fd_ >= 0; }
+  const Stats& stats() const { return stats_; }
+  static uint64_t NowMicros();  // CLOCK_MONOTONIC
+
+ private:
+  struct Attached {
+    RcQueuePair* qp;
+    uint32_t qpn;
+    uint32_t peer_ip;
+    uint16_t peer_port;
+    int fd;
+    uint16_t src_port;
+  };
+  RoceUdpShell() = default;
+  void Flush();
+  void Receive();
+  void Dispatch(const RdmaCommand& cmd);
+
+  Options opt_;
+  int udp_fd_ = -1;
+  int raw_fd_ = -1;
+  std::vector<Attached> qps_;
+  std::vector<uint8_t> buf_;
+  PcapWriter::Source* capture_ = nullptr;
+  Stats stats_;
+};
+
+}  // namespace opensrd::rdma::roce
