@@ -126,7 +126,7 @@ Result<TopologySpec> ParseTopology(const std::string& text) {
   if (s.ecn_bytes >= s.queue_bytes) {
     return Bad("topology '" + text + "': ecn_kb must be below queue_kb");
   }
-  if (s.hosts() > (1u << 20)) return Bad("topology '" + text + "': more than 2^20 hosts");
+  if (s.hosts() > (1u << 19)) return Bad("topology '" + text + "': more than 2^19 hosts");
   return s;
 }
 

@@ -117,9 +117,6 @@ Result<WorkloadSpec> ParseWorkload(const std::string& text, uint32_t hosts) {
   if (w.kind == WorkloadSpec::Kind::kRing && w.size / hosts == 0) {
     return Bad("workload '" + text + "': size must be at least one byte per host");
   }
-  if (w.kind == WorkloadSpec::Kind::kRing && w.size / hosts > kMaxMessage) {
-    return Bad("workload '" + text + "': a ring step of size/hosts exceeds 64 MiB");
-  }
   if (auto it = args.find("n"); it != args.end()) {
     auto r = ParseCount(it->second, "n", 1, hosts > 1 ? hosts - 1 : 1);
     if (!r.ok()) return wrap(r.status());

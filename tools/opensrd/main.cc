@@ -5,6 +5,7 @@
 #include <cstdio>
 
 #include "tools/opensrd/commands.h"
+#include "tools/opensrd/sim_command.h"
 
 namespace {
 constexpr const char* kPcapHelp =
@@ -187,6 +188,7 @@ int main(int argc, char** argv) {
   adapter_cmd->add_option("--key-mode", adapter.key_mode, "mac (default) or aead");
   adapter_cmd->add_option("--pcap", adapter.pcap, kPcapHelp);
 
+  auto run_sim = AddSimCommand(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -199,5 +201,6 @@ int main(int argc, char** argv) {
   if (bridge_cmd->parsed()) return RunBridge(bridge);
   if (resize_cmd->parsed()) return RunVolumeResize(resize);
   if (adapter_cmd->parsed()) return RunAdapter(adapter);
+  if (const int rc = run_sim(); rc >= 0) return rc;
   return 2;
 }
