@@ -103,6 +103,14 @@ uint64_t Fabric::WireBytes(uint64_t message_bytes) const {
 }
 
 uint64_t Fabric::IdealFctNs(HostId src, HostId dst, uint64_t bytes) const {
+  return IdealNs(src, dst, bytes, true);
+}
+
+uint64_t Fabric::IdealDeliveryNs(HostId src, HostId dst, uint64_t bytes) const {
+  return IdealNs(src, dst, bytes, false);
+}
+
+uint64_t Fabric::IdealNs(HostId src, HostId dst, uint64_t bytes, bool with_ack) const {
   const TopologySpec& s = topo_.spec();
   const uint32_t hops = topo_.SwitchHops(src, dst);
   const uint64_t mp = max_payload();
@@ -114,9 +122,9 @@ uint64_t Fabric::IdealFctNs(HostId src, HostId dst, uint64_t bytes) const {
     prop += 2 * (s.kind == TopologySpec::Kind::kLeafSpine ? s.core_delay_ns : s.fabric_delay_ns);
   if (hops == 5) prop += 2 * s.fabric_delay_ns + 2 * s.core_delay_ns;
   const double ack = 64 + kSrdHeader + kWireOverhead;  // an ack datagram, roughly
-  const double ns = static_cast<double>(WireBytes(bytes)) * 8 / s.host_gbps +
-                    hops * last * 8 / s.fabric_gbps + (hops + 1) * ack * 8 / s.fabric_gbps +
-                    2.0 * static_cast<double>(prop);
+  double ns = static_cast<double>(WireBytes(bytes)) * 8 / s.host_gbps +
+              hops * last * 8 / s.fabric_gbps + static_cast<double>(prop);
+  if (with_ack) ns += (hops + 1) * ack * 8 / s.fabric_gbps + static_cast<double>(prop);
   return static_cast<uint64_t>(std::ceil(ns));
 }
 
@@ -155,7 +163,8 @@ void Fabric::TryTransmit(HostId h) {
     pool_.Free(pkt);
     return;
   }
-  PacketHeader& hdr = pool_.header(pkt);
+  const uint32_t pkt_id = pool_.Shrink(pkt, t.len);
+  PacketHeader& hdr = pool_.header(pkt_id);
   hdr.src_ip = host.ip;
   hdr.sport = static_cast<uint16_t>(kPortBase + t.local_socket);
   hdr.dst_ip = t.remote.ip;
@@ -168,7 +177,7 @@ void Fabric::TryTransmit(HostId h) {
   host.nic_busy = true;
   host.nic_free_at = now_ + static_cast<uint64_t>(std::ceil(ser));
   events_.Push(host.nic_free_at, EventKind::kNicFree, h);
-  Enqueue(up, pkt);
+  Enqueue(up, pkt_id);
 }
 
 void Fabric::Reschedule(HostId h) {

@@ -107,6 +107,8 @@ class Fabric {
   // sees it: every packet serialized back to back at the host rate, the last one stored and
   // forwarded at every switch, and its ack's trip back.
   uint64_t IdealFctNs(HostId src, HostId dst, uint64_t bytes) const;
+  // The part of it until the receiver holds the last byte (without the ack's trip back).
+  uint64_t IdealDeliveryNs(HostId src, HostId dst, uint64_t bytes) const;
   uint32_t max_payload() const { return cfg_.endpoint.max_payload; }
   uint64_t WireBytes(uint64_t message_bytes) const;
 
@@ -127,6 +129,7 @@ class Fabric {
     uint64_t timer_at = kNever;  // time of the timer event that counts (others are stale)
     std::unordered_map<HostId, PeerId> peers;
   };
+  uint64_t IdealNs(HostId src, HostId dst, uint64_t bytes, bool with_ack) const;
   void Touch(HostId h);
   void TryTransmit(HostId h);
   void Reschedule(HostId h);

@@ -82,6 +82,7 @@ RunSummary Summarize(Fabric& fabric, const Workload& workload, double wall_s) {
   }
   s.fabric = fabric.counters();
   s.packet_pool_peak = fabric.pool().peak();
+  s.packet_pool_peak_mb = static_cast<double>(fabric.pool().peak_bytes()) / (1 << 20);
   s.wall_s = wall_s;
   s.sim_us = static_cast<double>(fabric.now_ns()) / 1000;
   s.peak_rss_mb = PeakRssMb();
@@ -109,8 +110,8 @@ std::string SummaryText(const RunSummary& s) {
       "marks\n"
       "queues:   mean/max backlog seen on arrival: NIC %.1f/%.1f KiB, tier 1 %.1f/%.1f KiB, "
       "tier 2 %.1f/%.1f KiB\n"
-      "memory:   endpoints %.1f MiB by their accounting, packet pool peak %llu packets, peak "
-      "RSS %.1f MiB\n"
+      "memory:   endpoints %.1f MiB by their accounting, packet pool peak %llu packets "
+      "(%.1f MiB), peak RSS %.1f MiB\n"
       "speed:    %.3f s wall for %.1f us simulated; %.2fM events/s, %.2fM packet-hops/s\n",
       s.topology.c_str(), s.workload.c_str(), (unsigned long long)s.flows, s.paths,
       s.congestion_control ? "on" : "off", (unsigned long long)s.seed, s.fct_us.min, s.fct_us.p50,
@@ -125,8 +126,8 @@ std::string SummaryText(const RunSummary& s) {
       mean_kb(1), static_cast<double>(c.backlog_max[1]) / 1024, mean_kb(2),
       static_cast<double>(c.backlog_max[2]) / 1024,
       static_cast<double>(s.endpoint_memory_bytes) / (1 << 20),
-      (unsigned long long)s.packet_pool_peak, s.peak_rss_mb, s.wall_s, s.sim_us,
-      s.wall_s > 0 ? static_cast<double>(c.events) / s.wall_s / 1e6 : 0,
+      (unsigned long long)s.packet_pool_peak, s.packet_pool_peak_mb, s.peak_rss_mb, s.wall_s,
+      s.sim_us, s.wall_s > 0 ? static_cast<double>(c.events) / s.wall_s / 1e6 : 0,
       s.wall_s > 0 ? static_cast<double>(c.packet_hops) / s.wall_s / 1e6 : 0);
   return buf;
 }
@@ -172,6 +173,7 @@ std::string SummaryJson(const RunSummary& s) {
       {"events_per_s", s.wall_s > 0 ? static_cast<double>(c.events) / s.wall_s : 0},
       {"packet_hops_per_s", s.wall_s > 0 ? static_cast<double>(c.packet_hops) / s.wall_s : 0},
       {"packet_pool_peak", s.packet_pool_peak},
+      {"packet_pool_peak_mb", s.packet_pool_peak_mb},
       {"peak_rss_mb", s.peak_rss_mb}};
   return j.dump();
 }

@@ -37,7 +37,8 @@ struct RunSummary {
   uint64_t spurious_retransmits = 0;
   FabricCounters fabric;
   uint64_t endpoint_memory_bytes = 0;  // the endpoints' own accounting, summed, at the end
-  uint64_t packet_pool_peak = 0;
+  uint64_t packet_pool_peak = 0;       // packets in flight at most
+  double packet_pool_peak_mb = 0;      // their slots' bytes at most
   // Simulator speed.
   double wall_s = 0;
   double sim_us = 0;

@@ -299,7 +299,21 @@ uint64_t Workload::IdealMakespanNs() const {
   const uint32_t n = fab_.hosts();
   const double gbps = fab_.topology().spec().host_gbps;
   if (spec_.kind == WorkloadSpec::Kind::kRing) {
-    return 2 * uint64_t{n - 1} * fab_.IdealFctNs(0, 1 % n, spec_.size / n);
+    // Step k leaves host x once step k-1 from x-1 has arrived: the last step's chain of
+    // dependencies walks back around the ring over 2(n-1) edges, each at its unloaded delivery
+    // time (its ack is waited for only at the very end). Prefix sums over the doubled ring.
+    const uint64_t c = spec_.size / n;
+    const uint64_t steps = 2 * uint64_t{n - 1};
+    std::vector<uint64_t> prefix(1, 0);
+    for (uint64_t i = 0; i < 3 * uint64_t{n}; ++i) {
+      const HostId h = static_cast<HostId>(i % n);
+      prefix.push_back(prefix.back() + fab_.IdealDeliveryNs(h, (h + 1) % n, c));
+    }
+    uint64_t worst = 0;
+    for (uint64_t end = steps; end < prefix.size(); ++end) {
+      worst = std::max(worst, prefix[end] - prefix[end - steps]);
+    }
+    return worst + fab_.IdealFctNs(0, 1, c) - fab_.IdealDeliveryNs(0, 1, c);
   }
   std::vector<uint64_t> in(n, 0), out(n, 0);
   uint64_t latency = 0, last_start = 0;
