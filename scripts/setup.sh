@@ -10,7 +10,7 @@ PACKAGES=(
   libcli11-dev nlohmann-json3-dev libsodium-dev libcpp-httplib-dev
   clang-16 libclang-rt-16-dev clang-format
   libisal-dev liburing-dev
-  iproute2 nftables iperf3 sockperf jq python3
+  iproute2 nftables iperf3 sockperf jq python3 python3-matplotlib
   tshark tcpdump curl
   qemu-utils libnbd-bin nbdkit fio
   prometheus
