@@ -26,10 +26,38 @@ def goodput_path(flows_csv):
     return (stem if ext else flows_csv) + "_goodput.csv"
 
 
+def recovery(label, t, g, fail_us, rtt_us, hold_us=50.0):
+    """Prints how far goodput fell after the failure and when it was back above 90% of its
+    mean over the 50 us before, to stay there for hold_us (or that it was not, before the
+    flows ended)."""
+    before = [x for ti, x in zip(t, g) if fail_us - 50 <= ti < fail_us]
+    if not before:
+        return
+    level = sum(before) / len(before)
+    after = [(ti, x) for ti, x in zip(t, g) if ti >= fail_us]
+    low = min((x for _, x in after), default=0)
+    print(f"{label}: goodput {level / 1000:.2f} Tbit/s before the failure, "
+          f"{low / 1000:.2f} at worst after it", end="")
+    if all(x >= 0.9 * level for _, x in after):
+        print("; never below 90%")
+        return
+    dipped = False
+    for i, (ti, x) in enumerate(after):
+        dipped |= x < 0.9 * level
+        window = [y for tj, y in after[i:] if tj < ti + hold_us]
+        if dipped and after[-1][0] >= ti + hold_us and all(y >= 0.9 * level for y in window):
+            d = ti - fail_us
+            print(f"; back above 90% (for {hold_us:g} us) after {d:.1f} us "
+                  f"({d / rtt_us:.1f} RTTs of {rtt_us:g} us)")
+            return
+    print("; not back above 90% before the flows ended")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", required=True, help="prefix of the PNG files")
     ap.add_argument("--fail-us", type=float, help="draw a line at this time (a link failure)")
+    ap.add_argument("--rtt-us", type=float, default=14.0, help="unloaded RTT (recovery in RTTs)")
     ap.add_argument("--smooth-us", type=float, default=5.0, help="goodput moving window")
     ap.add_argument("runs", nargs="+", help="LABEL=FLOWS.csv")
     a = ap.parse_args()
@@ -71,6 +99,8 @@ def main():
         smooth = [sum(g[max(0, i - w + 1) : i + 1]) / len(g[max(0, i - w + 1) : i + 1])
                   for i in range(len(g))]
         ax.plot(t, [x / 1000 for x in smooth], label=label)
+        if a.fail_us is not None:
+            recovery(label, t, smooth, a.fail_us, a.rtt_us)
     if a.fail_us is not None:
         ax.axvline(a.fail_us, color="red", linestyle="--", label="link fails")
     ax.set_xlabel("time since the flows started (us)")

@@ -155,9 +155,9 @@ Workload::Workload(const WorkloadSpec& spec, Fabric& fabric, uint32_t paths, uin
       break;
     }
     case WorkloadSpec::Kind::kIncast:
-      // Senders spread evenly over the hosts (most of them in other racks and pods).
+      // Senders spread evenly over the hosts from the far end (one sender is in another pod).
       for (uint32_t i = 0; i < spec_.n; ++i) {
-        AddFlow(1 + static_cast<HostId>(uint64_t{i} * (n - 1) / spec_.n), 0, spec_.size, 0);
+        AddFlow(n - 1 - static_cast<HostId>(uint64_t{i} * (n - 1) / spec_.n), 0, spec_.size, 0);
       }
       break;
     case WorkloadSpec::Kind::kAllToAll:

@@ -1,7 +1,8 @@
 // Workloads for the fabric simulator, run on the real API: every flow is one message, or a
 // sequence of messages posted together, from PostSend to its send completion (acknowledged).
 //   permutation:size=2MiB[,msgs=1]   every host sends to another, a random derangement
-//   incast:n=15,size=2MiB[,msgs=1]   n senders to host 0 (senders spread over the fabric)
+//   incast:n=15,size=2MiB[,msgs=1]   n senders to host 0 (spread over the fabric from its far
+//                                    end: incast:n=1 is one flow across the fabric)
 //   alltoall:size=64KiB              every host to every other host, all at once
 //   ring:size=8MiB                   ring allreduce: 2(n-1) steps of size/n; a host sends step
 //                                    s+1 once step s from its predecessor has arrived
