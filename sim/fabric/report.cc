@@ -64,6 +64,10 @@ RunSummary Summarize(Fabric& fabric, const Workload& workload, double wall_s) {
     slow.push_back(us * 1000 / static_cast<double>(f.ideal_ns));
     last_end = std::max(last_end, f.end_ns);
   }
+  // Ring steps that never started (their predecessor's step never arrived) are lost too.
+  const uint64_t never_started = workload.expected_flows() - workload.flows().size();
+  s.lost_messages += never_started;
+  s.flows += never_started;
   s.fct_us = Of(fct);
   s.slowdown = Of(slow);
   s.ideal_fct_us = static_cast<double>(ideal_max) / 1000;

@@ -59,6 +59,8 @@ class Workload {
   const std::vector<FlowRecord>& flows() const { return flows_; }
   uint64_t t0_ns() const { return t0_; }
   uint64_t completed() const { return completed_; }
+  // Flows the workload is made of (ring: all its steps, including those never started).
+  uint64_t expected_flows() const { return expected_flows_; }
   // The fabric's ideal time (ns) for the whole workload: its most loaded host link's bytes at
   // line rate plus an unloaded FCT (ring: its steps back to back at their unloaded FCT).
   uint64_t IdealMakespanNs() const;
