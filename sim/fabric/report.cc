@@ -83,6 +83,10 @@ RunSummary Summarize(Fabric& fabric, const Workload& workload, double wall_s) {
     s.tail_probes += st.tail_probes;
     s.spurious_retransmits += st.spurious_retransmits;
     s.endpoint_memory_bytes += st.memory_bytes;
+    for (PeerId p : fabric.endpoint(h).peers()) {
+      for (const PathStats& ps : fabric.endpoint(h).path_stats(p))
+        s.suspect_events += ps.suspect_events;
+    }
   }
   s.fabric = fabric.counters();
   s.packet_pool_peak = fabric.pool().peak();
@@ -109,7 +113,8 @@ std::string SummaryText(const RunSummary& s) {
       "slowdown: min %.2f  p50 %.2f  p99 %.2f  max %.2f\n"
       "makespan: %.1f us, ideal %.1f us: goodput %.1f%% of ideal\n"
       "flows:    %llu completed, %llu lost\n"
-      "transport: %llu retransmits, %llu RTOs, %llu tail probes, %llu spurious\n"
+      "transport: %llu retransmits, %llu RTOs, %llu tail probes, %llu spurious, %llu paths "
+      "marked suspect\n"
       "fabric:   %llu packet-hops; dropped %llu queue, %llu dead link, %llu random; %llu ECN "
       "marks\n"
       "queues:   mean/max backlog seen on arrival: NIC %.1f/%.1f KiB, tier 1 %.1f/%.1f KiB, "
@@ -124,10 +129,11 @@ std::string SummaryText(const RunSummary& s) {
       (unsigned long long)s.completed, (unsigned long long)s.lost_messages,
       (unsigned long long)s.retransmits, (unsigned long long)s.rto_events,
       (unsigned long long)s.tail_probes, (unsigned long long)s.spurious_retransmits,
-      (unsigned long long)c.packet_hops, (unsigned long long)c.dropped_queue,
-      (unsigned long long)c.dropped_down, (unsigned long long)c.dropped_loss,
-      (unsigned long long)c.ecn_marked, mean_kb(0), static_cast<double>(c.backlog_max[0]) / 1024,
-      mean_kb(1), static_cast<double>(c.backlog_max[1]) / 1024, mean_kb(2),
+      (unsigned long long)s.suspect_events, (unsigned long long)c.packet_hops,
+      (unsigned long long)c.dropped_queue, (unsigned long long)c.dropped_down,
+      (unsigned long long)c.dropped_loss, (unsigned long long)c.ecn_marked, mean_kb(0),
+      static_cast<double>(c.backlog_max[0]) / 1024, mean_kb(1),
+      static_cast<double>(c.backlog_max[1]) / 1024, mean_kb(2),
       static_cast<double>(c.backlog_max[2]) / 1024,
       static_cast<double>(s.endpoint_memory_bytes) / (1 << 20),
       (unsigned long long)s.packet_pool_peak, s.packet_pool_peak_mb, s.peak_rss_mb, s.wall_s,
@@ -158,6 +164,7 @@ std::string SummaryJson(const RunSummary& s) {
   j["rto_events"] = s.rto_events;
   j["tail_probes"] = s.tail_probes;
   j["spurious_retransmits"] = s.spurious_retransmits;
+  j["suspect_events"] = s.suspect_events;
   j["dropped"] = {
       {"queue", c.dropped_queue}, {"dead_link", c.dropped_down}, {"random", c.dropped_loss}};
   j["ecn_marked"] = c.ecn_marked;

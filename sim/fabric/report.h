@@ -35,6 +35,7 @@ struct RunSummary {
   uint64_t rto_events = 0;
   uint64_t tail_probes = 0;
   uint64_t spurious_retransmits = 0;
+  uint64_t suspect_events = 0;  // paths the senders marked suspect (PathStats::suspect_events)
   FabricCounters fabric;
   uint64_t endpoint_memory_bytes = 0;  // the endpoints' own accounting, summed, at the end
   uint64_t packet_pool_peak = 0;       // packets in flight at most
