@@ -89,6 +89,17 @@ TEST(Fabric, LinkThatComesBackAndRandomLoss) {
   EXPECT_EQ(s.lost_messages, 0u);
 }
 
+// 4:1 at the edge: a permutation's cross-rack traffic gets a quarter of the uplink capacity a
+// 1:1 fabric has, so goodput falls to about a quarter (and does not collapse).
+TEST(Fabric, OversubscriptionLimitsPermutation) {
+  const RunSummary full = RunIt(Small("permutation:size=256KiB", 128, 1, "fattree:k=4"));
+  const RunSummary os4 = RunIt(Small("permutation:size=256KiB", 128, 1, "fattree:k=4,os=4"));
+  EXPECT_EQ(os4.hosts, 64u);
+  EXPECT_EQ(os4.lost_messages, 0u);
+  EXPECT_LT(os4.goodput_frac, 0.35 * full.goodput_frac);
+  EXPECT_GT(os4.goodput_frac, 0.15 * full.goodput_frac);
+}
+
 TEST(Fabric, IncastFinishesNearOptimal) {
   const RunSummary s = RunIt(Small("incast:n=15,size=512KiB", 128));
   EXPECT_EQ(s.completed, 15u);
