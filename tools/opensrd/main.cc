@@ -7,6 +7,7 @@
 #include "tools/opensrd/commands.h"
 #include "tools/opensrd/rdma_cli.h"
 #include "tools/opensrd/rdma_commands.h"
+#include "tools/opensrd/sim_command.h"
 #include "tools/opensrd/stat.h"
 
 namespace {
@@ -207,6 +208,7 @@ int main(int argc, char** argv) {
   auto* rdma_cmd = app.get_subcommand("rdma");
   AddRocePingpongCommand(rdma_cmd);
   AddRocePerftestCommand(rdma_cmd);
+  auto run_sim = AddSimCommand(app);
   AddLogLevelOption(app);  // every command, so after all of them
   try {
     app.parse(argc, argv);
@@ -223,5 +225,6 @@ int main(int argc, char** argv) {
   if (StatParsed()) return RunStat();
   if (const int rc = run_rdma(); rc >= 0) return rc;
   if (rdma_cmd->parsed()) return RdmaCommandExitCode();
+  if (const int rc = run_sim(); rc >= 0) return rc;
   return 2;
 }

@@ -1,0 +1,153 @@
+// The fabric simulator end to end on small fabrics (128 hosts; 16 under sanitizers): determinism,
+// spraying against a single path, a link that dies mid-run, incast, the baselines and every
+// workload. Figures for larger fabrics are benchmarks (docs/SIM.md), not tests.
+#include <gtest/gtest.h>
+
+#include <cstdio>
+
+#include "sim/fabric/simulation.h"
+
+namespace opensrd::fabric {
+namespace {
+
+#ifdef OPENSRD_SANITIZED
+// Under the sanitizers the core's per-path work (O(paths) per deadline, docs/SIM.md) over 128
+// hosts costs minutes: a 16-host fat tree keeps the same properties in seconds. (Fewer paths
+// would not: incast with 16 paths is 2x slower than with 128, docs/SIM.md.)
+constexpr const char* kFatTree = "fattree:k=4";
+#else
+constexpr const char* kFatTree = "fattree:k=8";
+#endif
+
+SimulationOptions Small(const std::string& workload, uint32_t paths, uint64_t seed = 1,
+                        const std::string& topology = kFatTree) {
+  SimulationOptions o;
+  o.fabric.topology = ParseTopology(topology).value();
+  o.fabric.paths = paths;
+  o.fabric.seed = seed;
+  o.workload = ParseWorkload(workload, o.fabric.topology.hosts()).value();
+  o.time_limit_ns = 200'000'000;
+  return o;
+}
+
+RunSummary RunIt(const SimulationOptions& o) {
+  auto sim = Simulation::Create(o);
+  EXPECT_TRUE(sim.ok()) << sim.status().ToString();
+  if (!sim.ok()) return {};
+  RunSummary s = sim.value()->Run();
+  std::printf("%s", SummaryText(s).c_str());
+  // The ideal is a lower bound: no flow may beat it (or the model of the ideal is wrong).
+  if (s.completed > 0) {
+    EXPECT_GE(s.slowdown.min, 1.0);
+  }
+  if (s.completed == s.flows) {
+    EXPECT_GE(s.makespan_us, s.ideal_makespan_us);
+  }
+  return s;
+}
+
+TEST(Fabric, SameSeedGivesBitIdenticalFcts) {
+  const RunSummary a = RunIt(Small("permutation:size=256KiB", 128, 7));
+  const RunSummary b = RunIt(Small("permutation:size=256KiB", 128, 7));
+  ASSERT_EQ(a.fct_list_us.size(), a.hosts);
+  EXPECT_EQ(a.fct_list_us, b.fct_list_us);  // exact doubles: the same nanoseconds
+  EXPECT_EQ(a.fabric.events, b.fabric.events);
+  EXPECT_EQ(a.fabric.packet_hops, b.fabric.packet_hops);
+  // The comparison can fail: another seed draws another permutation and other spraying.
+  const RunSummary c = RunIt(Small("permutation:size=256KiB", 128, 8));
+  EXPECT_NE(a.fct_list_us, c.fct_list_us);
+}
+
+TEST(Fabric, SprayingBeatsOnePathOnPermutation) {
+  const RunSummary multi = RunIt(Small("permutation:size=1MiB", 128));
+  const RunSummary single = RunIt(Small("permutation:size=1MiB", 1));
+  EXPECT_EQ(multi.lost_messages, 0u);
+  EXPECT_EQ(single.lost_messages, 0u);
+  // ECMP collisions make single-path flows share links; sprayed flows see the whole fabric.
+  EXPECT_LT(multi.fct_us.p99 * 2, single.fct_us.p99);
+  EXPECT_LT(multi.slowdown.p99, 1.5);
+  EXPECT_GT(single.fabric.dropped_queue, multi.fabric.dropped_queue);
+}
+
+TEST(Fabric, DeadCoreLinkIsRoutedAroundWithoutLoss) {
+  SimulationOptions o = Small("permutation:size=1MiB", 128);
+  // Every core link of pod 0's first aggregation switch dies 20 us into the flows.
+  o.fail = {"core0-agg0@20us", "core1-agg0@20us"};
+  const RunSummary s = RunIt(o);
+  EXPECT_GT(s.fabric.dropped_down, 0u) << "the failure hit no packet: the test shows nothing";
+  EXPECT_EQ(s.lost_messages, 0u);
+  EXPECT_EQ(s.completed, s.hosts);
+  EXPECT_GT(s.retransmits, 0u);
+}
+
+TEST(Fabric, LinkThatComesBackAndRandomLoss) {
+  SimulationOptions o = Small("permutation:size=512KiB", 128);
+  o.fail = {"edge0-agg0@10us..30us"};
+  o.loss = {"top:4=0.01"};
+  const RunSummary s = RunIt(o);
+  EXPECT_GT(s.fabric.dropped_loss, 0u);
+  EXPECT_EQ(s.lost_messages, 0u);
+}
+
+// 4:1 at the edge: a permutation's cross-rack traffic gets a quarter of the uplink capacity a
+// 1:1 fabric has, so goodput falls to about a quarter (and does not collapse).
+TEST(Fabric, OversubscriptionLimitsPermutation) {
+  const RunSummary full = RunIt(Small("permutation:size=256KiB", 128, 1, "fattree:k=4"));
+  const RunSummary os4 = RunIt(Small("permutation:size=256KiB", 128, 1, "fattree:k=4,os=4"));
+  EXPECT_EQ(os4.hosts, 64u);
+  EXPECT_EQ(os4.lost_messages, 0u);
+  EXPECT_LT(os4.goodput_frac, 0.35 * full.goodput_frac);
+  EXPECT_GT(os4.goodput_frac, 0.15 * full.goodput_frac);
+}
+
+TEST(Fabric, IncastFinishesNearOptimal) {
+  const RunSummary s = RunIt(Small("incast:n=15,size=512KiB", 128));
+  EXPECT_EQ(s.completed, 15u);
+  EXPECT_EQ(s.lost_messages, 0u);
+  // Optimal: every byte through the receiver's link at line rate plus one unloaded FCT.
+  EXPECT_LT(s.makespan_us, 1.3 * s.ideal_makespan_us);
+}
+
+TEST(Fabric, BaselinesRun) {
+  SimulationOptions o = Small("incast:n=15,size=256KiB", 128);
+  o.fabric.endpoint.congestion_control = false;
+  const RunSummary nocc = RunIt(o);
+  EXPECT_FALSE(nocc.congestion_control);
+  EXPECT_EQ(nocc.lost_messages, 0u);
+  const RunSummary cc = RunIt(Small("incast:n=15,size=256KiB", 128));
+  // Without congestion control 15 senders overrun the receiver's queue.
+  EXPECT_GT(nocc.fabric.dropped_queue, cc.fabric.dropped_queue);
+}
+
+// Ring steps wait for their predecessor's: a run cut short leaves steps never posted, and they
+// must count as lost (they were missing from the count: of 480 steps, 44 were counted).
+TEST(Fabric, UnfinishedRingStepsCountAsLost) {
+  SimulationOptions o = Small("ring:size=1MiB", 16, 1, "leafspine:leaves=4,spines=2,hosts=4");
+  o.time_limit_ns = 20'000;
+  auto sim = Simulation::Create(o);
+  ASSERT_TRUE(sim.ok());
+  const RunSummary s = sim.value()->Run();
+  EXPECT_GT(s.lost_messages, 0u);
+  EXPECT_EQ(s.flows, 16u * 2 * 15);
+  EXPECT_EQ(s.completed + s.lost_messages, 16u * 2 * 15);
+}
+
+TEST(Fabric, EveryWorkloadCompletes) {
+  const std::string ls = "leafspine:leaves=4,spines=2,hosts=4,ecn_kb=32";
+  const RunSummary ring = RunIt(Small("ring:size=1MiB", 16, 1, ls));
+  EXPECT_EQ(ring.flows, 16u * 2 * 15);
+  EXPECT_EQ(ring.lost_messages, 0u);
+  EXPECT_LT(ring.makespan_us, 1.25 * ring.ideal_makespan_us);
+  const RunSummary a2a = RunIt(Small("alltoall:size=16KiB", 16, 1, ls));
+  EXPECT_EQ(a2a.flows, 16u * 15);
+  EXPECT_EQ(a2a.lost_messages, 0u);
+  const RunSummary dist = RunIt(Small("dist:load=0.5,flows=200", 16, 1, ls));
+  EXPECT_EQ(dist.completed, 200u);
+  SimulationOptions deg = Small("permutation:size=256KiB,msgs=4", 32, 1, ls);
+  deg.degrade = {"top:4=0.25"};
+  const RunSummary d = RunIt(deg);
+  EXPECT_EQ(d.lost_messages, 0u);
+}
+
+}  // namespace
+}  // namespace opensrd::fabric
