@@ -450,6 +450,47 @@ TEST(Defect11, CleanPathsDoNotLoseWhenOnePathDies) {
   EXPECT_LT(static_cast<double>(clean_lost), 0.01 * static_cast<double>(sent));
 }
 
+// ---- Path flapping: every path of a peer going quiet at once (the peer stalled: a busy
+// storage bridge acking late made every path's packets time out together on loopback) is not a
+// path failure. Before the fix the paths were marked suspect in such a stall (and under storage
+// load they flapped hundreds of times a second); now none is, while a path that dies alone is
+// still found (Defect10 above, and the second half here).
+
+uint64_t SuspectEventsInBatches(uint64_t seed, const LinkConfig& all, const LinkConfig& path3) {
+  Network net(seed);
+  net.default_link = all;
+  HostId a = net.AddHost(kIpA, 1000, 4, Config(0xA, 1));
+  HostId b = net.AddHost(kIpB, 2000, 1, Config(0xB, 2));
+  net.SetPath(net.address(a, 3), net.address(b, 0), path3);
+  App A, B;
+  A.Init(net, a, {}, 64, 4096);
+  B.Init(net, b, {}, 64, 4096);
+  std::vector<PathSpec> paths;
+  for (uint16_t i = 0; i < 4; ++i) paths.push_back({i, net.address(b, 0)});
+  PeerId to_b = A.ep().AddPeer(paths, net.now_ns()).value();
+  // Batches of 32 messages in flight (a storage queue depth), 60 ms in all.
+  for (size_t n = 0; net.now() < 60'000;) {
+    for (int i = 0; i < 32; ++i) A.Send(to_b, n++ % 200, 4096);
+    EXPECT_TRUE(RunNet(
+        net, {&A, &B}, [&] { return B.recvs.size() == n; }, 1'000'000));
+  }
+  uint64_t suspect = 0;
+  for (const PathStats& p : A.ep().path_stats(to_b)) suspect += p.suspect_events;
+  return suspect;
+}
+
+TEST(PathFlapping, AStallOnEveryPathMarksNoPathSuspect) {
+  LinkConfig stall{.latency_us = 5};
+  stall.fault.blackhole_after_us = 20'000;  // every path, both directions, for 3 ms
+  stall.fault.blackhole_for_us = 3'000;
+  EXPECT_EQ(SuspectEventsInBatches(35, stall, stall), 0u);
+  // The same traffic with path 3 dying alone: it is still marked suspect.
+  LinkConfig clean{.latency_us = 5};
+  LinkConfig dies{.latency_us = 5};
+  dies.fault.blackhole_after_us = 20'000;
+  EXPECT_GE(SuspectEventsInBatches(35, clean, dies), 1u);
+}
+
 TEST(Defect11, SpuriousRetransmitsStayUnderTwiceTheInjectedLoss) {
   LinkConfig lossy = Noisy();
   lossy.fault.loss = 0.05;

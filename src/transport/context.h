@@ -160,6 +160,7 @@ class TransportContext {
   void ResetSequenceState();
   void EnsurePath(size_t path);
   bool PathValid(int path) const;
+  bool AnotherPathDelivers(size_t path, Nanos sent_at) const;
   Nanos PathRto(int path) const;
   Nanos PathPto(int path) const;  // tail-loss probe timeout
   bool TailProbeApplies(int path) const;

@@ -151,7 +151,8 @@ void TransportContext::DeclareLost(Nanos now, uint32_t psn, ResendCause cause) {
   p.loss_ewma = p.loss_ewma * (1.0 - kLossEwmaGain) + kLossEwmaGain;
   if (!timeout) return;
   ++p.consecutive_losses;
-  if (p.state == PathState::kActive && p.consecutive_losses >= ep_.cfg.suspect_after_losses) {
+  if (p.state == PathState::kActive && p.consecutive_losses >= ep_.cfg.suspect_after_losses &&
+      AnotherPathDelivers(s.path, s.sent_at)) {
     SetPathState(p, PathState::kSuspect);
     ep_.suspect_peers.insert(peer_.id);
     p.suspect_since = now;
@@ -159,6 +160,25 @@ void TransportContext::DeclareLost(Nanos now, uint32_t psn, ResendCause cause) {
     p.probe_interval = std::max(ep_.t.probe_interval, p.rtt.srtt());
     p.probe_due = now + p.probe_interval;
   }
+}
+
+// Timeouts on every path at once say the peer (or this host) stalled, not that a path broke: a
+// busy receiver that acks late makes every path's packets time out together, and marking them
+// all suspect sent the traffic into probe back-off and made healthy paths flap (hundreds of
+// state changes a second on loopback under storage load). A path is blamed for a packet sent at
+// `sent_at` only if another active path shows the peer was not silent: a packet of it sent
+// later was acknowledged, or it has nothing in flight and lost nothing (a lone request on a dead
+// path cannot be told from a stall when it times out, and must still be blamed: Defect10).
+bool TransportContext::AnotherPathDelivers(size_t path, Nanos sent_at) const {
+  for (size_t i = 0; i < peer_.paths.size(); ++i) {
+    const Path& o = peer_.paths[i];
+    if (i == path || !o.known || !o.usable || o.state != PathState::kActive) continue;
+    const bool acked_later =
+        i < path_latest_acked_sent_.size() && path_latest_acked_sent_[i] > sent_at;
+    const bool idle = o.consecutive_losses == 0 && i < path_queue_.size() && path_queue_[i].empty();
+    if (acked_later || idle) return true;
+  }
+  return false;
 }
 
 void TransportContext::DetectLossOnPath(Nanos now, int path) {
