@@ -573,8 +573,15 @@ void RcQueuePair::ExecuteRequest(const RdmaCommand& cmd) {
 
 void RcQueuePair::RespondRead(const RdmaCommand& cmd, uint32_t psn) {
   bool fresh = psn == epsn_;
-  std::vector<uint8_t> bytes(cmd.dma_length);
-  TargetVerdict v = target_->Read(cmd.va, cmd.rkey, bytes);
+  // The length comes from the peer: refuse a huge one before allocating the response (a 4 GiB
+  // READ request made the responder try to allocate 4 GiB; found by fuzz_roce_qp).
+  TargetVerdict v =
+      cmd.dma_length > cfg_.max_read_bytes ? TargetVerdict::kInvalidRequest : TargetVerdict::kOk;
+  std::vector<uint8_t> bytes;
+  if (v == TargetVerdict::kOk) {
+    bytes.resize(cmd.dma_length);
+    v = target_->Read(cmd.va, cmd.rkey, bytes);
+  }
   if (v != TargetVerdict::kOk) {
     if (fresh) {
       SendAeth(RdmaOpcode::kNak, psn, kNakClass | uint8_t(NakCodeOf(v)));

@@ -80,6 +80,9 @@ struct RcConfig {
   uint8_t min_rnr_timer = 12;           // what this side's RNR NAKs ask for (12: 0.64 ms)
   uint64_t ack_timeout_us = 67'109;     // local ACK timeout (ibv timeout 14: 4.096 us * 2^14)
   uint32_t max_inflight_packets = 128;  // PSNs sent and not yet acknowledged
+  // Largest RDMA READ this responder serves; a larger request is NAKed (invalid request) before
+  // any memory is set aside for it. perftest's largest default size is 8 MiB.
+  uint32_t max_read_bytes = 16u << 20;
 };
 
 struct RcStats {

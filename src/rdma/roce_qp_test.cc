@@ -262,6 +262,29 @@ TEST(RoceQp, WrongRkeyIsRemoteAccessErrorAndMemoryUntouched) {
   EXPECT_TRUE(p.a.in_error());
 }
 
+// A READ request's length is the peer's to choose: one of almost 4 GiB is refused as an invalid
+// request before the responder sets memory aside for it (it tried to allocate 4 GiB: the fuzz
+// target ran out of memory).
+TEST(RoceQp, HugeReadRequestIsRefusedBeforeAnyAllocation) {
+  Pair p;
+  RdmaCommand req;
+  req.opcode = RdmaOpcode::kReadRequest;
+  req.flags = kFlagFirst | kFlagLast | kFlagAckRequest;
+  req.dest_qp = 0x22;
+  req.psn = 0x000100;  // what B expects from A
+  req.va = p.tb.base_va();
+  req.rkey = p.tb.rkey();
+  req.dma_length = 0xFFFFFDFF;
+  Result<Bytes> wire = EncodeTransport(req);
+  ASSERT_TRUE(wire.ok()) << wire.status().ToString();
+  p.b.OnPacket(Decode(*wire), 0);
+  auto out = p.b.TakeOutgoing();
+  ASSERT_EQ(out.size(), 1u);
+  const RdmaCommand nak = Decode(out[0]);
+  EXPECT_EQ(nak.opcode, RdmaOpcode::kNak);
+  EXPECT_EQ(nak.syndrome & 0x1F, static_cast<uint8_t>(NakCode::kInvalidRequest));
+}
+
 TEST(RoceQp, MisalignedAtomicIsInvalidRequest) {
   Pair p;
   WorkRequest w;
