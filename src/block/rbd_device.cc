@@ -299,7 +299,6 @@ class RbdDevice::Impl {
           if (-b == kBlocklisted) fenced_ = true;
           return RbdError("breaking the lock of " + Name(), b);
         }
-        if (b == 0) locks_broken_.fetch_add(1);
       }
       rbd_lock_get_owners_cleanup(owners, n);
     }
@@ -324,11 +323,6 @@ class RbdDevice::Impl {
     return Connect();
   }
 
-  bool lock_owner() const {
-    int owner = 0;
-    return image_ != nullptr && rbd_is_exclusive_lock_owner(image_, &owner) == 0 && owner;
-  }
-
   std::string Describe() const {
     std::string d = "rbd:" + Name() + ", " + std::to_string(size_.load()) + " bytes, object " +
                     std::to_string(obj_size_) + " bytes, librbd cache off";
@@ -347,7 +341,6 @@ class RbdDevice::Impl {
   uint64_t obj_size_ = 4u << 20;
   bool exclusive_lock_ = false;
   bool fenced_ = false;  // owner's thread only
-  std::atomic<uint64_t> locks_broken_{0};
   mutable std::mutex mu_;
   std::unordered_set<Pending*> pending_;
   std::vector<Pending*> done_;
@@ -388,12 +381,6 @@ std::string RbdDevice::Describe() const {
 }
 Status RbdDevice::OnAttach() {
   return impl_->OnAttach();
-}
-bool RbdDevice::lock_owner() const {
-  return impl_->lock_owner();
-}
-uint64_t RbdDevice::locks_broken() const {
-  return impl_->locks_broken_.load();
 }
 
 }  // namespace opensrd::block

@@ -52,11 +52,6 @@ class RbdDevice : public PolledDevice {
   std::string Describe() const override;
   Status OnAttach() override;
 
-  // Whether this client holds the image's exclusive lock (tests and logs).
-  bool lock_owner() const;
-  // Locks broken by OnAttach (each one fenced another client).
-  uint64_t locks_broken() const;
-
  private:
   class Impl;
   explicit RbdDevice(std::unique_ptr<Impl> impl);
