@@ -139,6 +139,11 @@ void Network::Inject(const NetAddr& from, const NetAddr& to, std::span<const uin
   Kick(h);
 }
 
+void Network::StallHost(HostId h, Micros from, Micros until) {
+  hosts_[h].stall_from = from;
+  hosts_[h].stall_until = until;
+}
+
 void Network::Kick(HostId h) {
   Drain(h);
   Schedule(h);
@@ -159,6 +164,11 @@ bool Network::Step() {
     HostId h;
     uint16_t socket;
     if (!FindHost(d.to, h, socket)) continue;  // nobody there: the packet vanishes
+    if (hosts_[h].Stalled(now_)) {
+      d.at = hosts_[h].stall_until;  // same seq: the waiting packets keep their order
+      deliveries_.push(std::move(d));
+      continue;
+    }
     hosts_[h].ep->HandleDatagram(now_ns(), socket, d.from, d.bytes);
     touched.push_back(h);
   }
@@ -167,6 +177,11 @@ bool Network::Step() {
     timers_.erase(timers_.begin());
     hosts_[h].timer = kNever;
     ++events_;
+    if (hosts_[h].Stalled(now_)) {
+      hosts_[h].timer = hosts_[h].stall_until;
+      timers_.emplace(hosts_[h].stall_until, h);
+      continue;
+    }
     hosts_[h].ep->HandleTimeout(now_ns());
     touched.push_back(h);
   }

@@ -65,6 +65,10 @@ class Network {
   Nanos now_ns() const { return now_ * 1000; }
   // Call after the application posted work on a host outside an event (lets it transmit).
   void Kick(HostId h);
+  // The host's process is descheduled for [from, until): it handles nothing, packets wait for
+  // it in arrival order and its timers fire at `until` at the earliest. This is what a busy
+  // two-core machine does to a transport thread for milliseconds at a time.
+  void StallHost(HostId h, Micros from, Micros until);
   // Hands `bytes` to the host at `to` now, as if sent from `from` (an attacker's packet: `from`
   // need not be a host). Replies to an address with no host vanish, counted in link_stats.
   void Inject(const NetAddr& from, const NetAddr& to, std::span<const uint8_t> bytes);
@@ -88,6 +92,8 @@ class Network {
     uint16_t sockets = 0;
     std::unique_ptr<Endpoint> ep;
     Micros timer = kNever;  // the endpoint's NextTimeout as last scheduled
+    Micros stall_from = kNever, stall_until = 0;
+    bool Stalled(Micros t) const { return t >= stall_from && t < stall_until; }
   };
   struct Link {
     LinkConfig cfg;

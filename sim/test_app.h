@@ -103,7 +103,7 @@ inline bool RunNet(Network& net, std::vector<App*> apps, const std::function<boo
       [&] {
         for (App* a : apps) a->Poll();
         bool overdue = false;
-        for (App* a : apps) overdue |= a->ep().NextTimeout() < net.now();
+        for (App* a : apps) overdue |= a->ep().NextTimeout() < net.now_ns();
         overdue_steps = overdue ? overdue_steps + 1 : 0;
         spun |= overdue_steps > 10'000;
         return spun || done();

@@ -281,6 +281,9 @@ struct EndpointStats {
   uint64_t retrans_nack = 0;
   uint64_t retrans_rnr = 0;
   uint64_t rto_events = 0;
+  // RTO events proven spurious afterwards: an ack echoed a packet sent before the timeout (it
+  // was delayed, not lost), and the window cut was taken back.
+  uint64_t spurious_rto_events = 0;
   uint64_t tail_probes = 0;
   uint64_t acks_sent = 0;
   uint64_t acks_piggybacked = 0;  // acks that rode on a data packet (not in acks_sent)

@@ -47,9 +47,21 @@ void DelayCongestion::OnAck(Nanos now, Nanos rtt, Nanos base_rtt, Nanos srtt,
 void DelayCongestion::OnTimeout(Nanos now, Nanos srtt) {
   if (!enabled_) return;
   if (decreased_once_ && now - last_decrease_ < srtt) return;
+  if (!undo_valid_) {
+    undo_cwnd_ = cwnd_;
+    undo_since_ = now;
+    undo_valid_ = true;
+  }
   cwnd_ = std::max(cwnd_ * (1.0 - max_mdf_), min_cwnd_);
   last_decrease_ = now;
   decreased_once_ = true;
+}
+
+Nanos DelayCongestion::UndoTimeout() {
+  if (!enabled_ || !undo_valid_) return 0;
+  cwnd_ = std::max(cwnd_, undo_cwnd_);
+  undo_valid_ = false;
+  return undo_since_;
 }
 
 double DelayCongestion::PacingRate(Nanos srtt) const {

@@ -18,6 +18,12 @@ class DelayCongestion {
   // An ack newly covered `acked_bytes`; `rtt` is the RTT sample it carried (0: none).
   void OnAck(Nanos now, Nanos rtt, Nanos base_rtt, Nanos srtt, uint64_t acked_bytes);
   void OnTimeout(Nanos now, Nanos srtt);
+  // A timeout's loss turned out not to be one (the original copy arrived): the window goes back
+  // to what it was before the timeouts since the last confirmed one. Returns when the first of
+  // those cuts happened (0: there was none to take back).
+  Nanos UndoTimeout();
+  // A timeout's loss was real (its retransmission was what arrived): keep the cut.
+  void ConfirmTimeout() { undo_valid_ = false; }
 
   // May `bytes` more go out with `inflight` bytes outstanding?
   bool WindowAllows(uint64_t inflight, uint64_t bytes) const {
@@ -49,6 +55,10 @@ class DelayCongestion {
   double max_mdf_;
   Nanos last_decrease_ = 0;
   bool decreased_once_ = false;
+  // The window before the first timeout cut not yet confirmed or undone.
+  double undo_cwnd_ = 0;
+  Nanos undo_since_ = 0;
+  bool undo_valid_ = false;
   // Pacer: tokens in bytes, refilled at cwnd/srtt with a gain above 1 so pacing never limits
   // below the window.
   double tokens_;

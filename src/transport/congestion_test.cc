@@ -115,6 +115,31 @@ TEST(DelayCongestion, TimeoutHalvesOncePerRtt) {
   EXPECT_DOUBLE_EQ(cc.cwnd(), w0 * 0.25);
 }
 
+TEST(DelayCongestion, UndoRestoresTheWindowBeforeTheFirstUnconfirmedTimeout) {
+  DelayCongestion cc(Config());
+  const double w0 = cc.cwnd();
+  EXPECT_EQ(cc.UndoTimeout(), 0);  // nothing to take back
+  cc.OnTimeout(U(5000), U(1000));
+  cc.OnTimeout(U(6000), U(1000));
+  EXPECT_DOUBLE_EQ(cc.cwnd(), w0 * 0.25);
+  EXPECT_EQ(cc.UndoTimeout(), U(5000));  // both cuts go, back to before the first
+  EXPECT_DOUBLE_EQ(cc.cwnd(), w0);
+  EXPECT_EQ(cc.UndoTimeout(), 0);  // once
+}
+
+TEST(DelayCongestion, ConfirmedTimeoutIsNotUndone) {
+  DelayCongestion cc(Config());
+  const double w0 = cc.cwnd();
+  cc.OnTimeout(U(5000), U(1000));
+  cc.ConfirmTimeout();
+  EXPECT_EQ(cc.UndoTimeout(), 0);
+  EXPECT_DOUBLE_EQ(cc.cwnd(), w0 * 0.5);
+  // A later timeout starts a new episode that can be undone back to the confirmed window.
+  cc.OnTimeout(U(7000), U(1000));
+  EXPECT_EQ(cc.UndoTimeout(), U(7000));
+  EXPECT_DOUBLE_EQ(cc.cwnd(), w0 * 0.5);
+}
+
 TEST(DelayCongestion, TimeoutFloorsAtMinimum) {
   DelayCongestion cc(Config());
   Micros now = 0;

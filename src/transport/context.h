@@ -162,6 +162,7 @@ class TransportContext {
   bool PathValid(int path) const;
   bool AnotherPathDelivers(size_t path, Nanos sent_at) const;
   Nanos PathRto(int path) const;
+  void JudgeTimeout(const SentPacket& s, int path, Nanos echo_sent, bool dup_seen);
   Nanos PathPto(int path) const;  // tail-loss probe timeout
   bool TailProbeApplies(int path) const;
   // Work outstanding that the dead-peer timer guards: sends not complete or messages half in.
@@ -225,8 +226,10 @@ class TransportContext {
   int burst_path_ = -1;
   Nanos rnr_until_ = 0;  // no new messages start before this (receiver not ready)
   Nanos srtt_;           // context-wide smoothed RTT (for pacing and the CC's once-per-RTT rule)
-  Nanos min_rtt_ = 0;    // smallest RTT sample of any path (0: none yet)
-  ContextStats stats_;   // counters only; stats() fills the gauges
+  // Packets sent before this time waited out a peer stall (a timeout proven spurious).
+  Nanos stalled_before_ = 0;
+  Nanos min_rtt_ = 0;   // smallest RTT sample of any path (0: none yet)
+  ContextStats stats_;  // counters only; stats() fills the gauges
 
   // ---- receiver ----
   AckGenerator acks_;

@@ -94,6 +94,35 @@ void TransportContext::MarkAcked(Nanos now, uint32_t psn, int ack_path, uint64_t
   }
 }
 
+// Eifel (RFC 3522) for timeouts: an ack newly reports `s`, which a timeout gave up. Was the
+// copy that arrived the one sent before the timeout (a stalled receiver, not a loss)? Then the
+// window cut is taken back; if the re-sent copy is what arrived, the loss was real and the cut
+// stays. On a busy two-core machine the peer's thread is descheduled for milliseconds, longer
+// than any sane RTO, and every such stall halved the window.
+// The evidence, best first: a SACK range names the path the copy arrived on and the echo says
+// when the newest packet there left (`path`, `echo_sent`; kNever when the PSN came in the
+// cumulative point, which names no path); otherwise the receiver's duplicate flag on this ack
+// says some copy arrived twice, which a real loss would not cause.
+void TransportContext::JudgeTimeout(const SentPacket& s, int path, Nanos echo_sent, bool dup_seen) {
+  if (s.cause != ResendCause::kRto || s.tx_count == 0) return;
+  bool original;
+  if (s.state == PacketState::kLost) {
+    original = true;  // not re-sent yet: an earlier copy is the only one out
+  } else if (s.state != PacketState::kInFlight) {
+    return;
+  } else if (path >= 0 && echo_sent != kNever) {
+    original = s.path != path || echo_sent < s.sent_at;
+  } else {
+    original = dup_seen;
+  }
+  if (!original) {
+    cc_.ConfirmTimeout();
+  } else if (const Nanos cut = cc_.UndoTimeout(); cut != 0) {
+    ++ep_.stats.spurious_rto_events;
+    stalled_before_ = cut;
+  }
+}
+
 void TransportContext::AdvanceUna() {
   while (snd_una_ != snd_nxt_ && Slot(snd_una_).state == PacketState::kAcked) {
     Slot(snd_una_).state = PacketState::kFree;
@@ -217,7 +246,8 @@ void TransportContext::OnAck(Nanos now, const wire::Packet& p) {
   }
   // The peer saw a copy arrive twice on the path this ack is about: a loss there was declared
   // too early. Be more patient with that path's delays.
-  if ((p.common.flags & wire::kFlagDupSeen) && a.echo_path < peer_.paths.size()) {
+  const bool dup_seen = (p.common.flags & wire::kFlagDupSeen) != 0;
+  if (dup_seen && a.echo_path < peer_.paths.size()) {
     Path& dp = peer_.paths[a.echo_path];
     ++ep_.stats.spurious_retransmits;
     ++dp.stats.spurious;
@@ -227,9 +257,23 @@ void TransportContext::OnAck(Nanos now, const wire::Packet& p) {
   // Ranges feed per-path RACK only when the ack arrived on the path it is about: only then is
   // it ordered with that path's other acks.
   const int rack_path = p.common.path_id == a.echo_path ? a.echo_path : -1;
+  // When the echoed packet left (ranges and echo are about the same path): tells which copy of
+  // a re-sent packet arrived.
+  const uint32_t echo_age = static_cast<uint32_t>(now) - a.echo_ts;
+  const Nanos echo_sent = echo_age < 4'000'000'000u && echo_age <= now ? now - echo_age : kNever;
+  for (uint8_t i = 0; i < a.n_ranges; ++i) {
+    const uint32_t b = a.ranges[i].begin, e = a.ranges[i].end;
+    if (!InRange(b, snd_una_, snd_nxt_) || e - snd_una_ > snd_nxt_ - snd_una_) continue;
+    for (uint32_t psn = b; psn != e; ++psn) {
+      JudgeTimeout(Slot(psn), a.echo_path, echo_sent, dup_seen);
+    }
+  }
   uint64_t acked_bytes = 0;
   if (static_cast<int32_t>(a.cum_psn - snd_una_) > 0) {
-    for (uint32_t psn = snd_una_; psn != a.cum_psn; ++psn) MarkAcked(now, psn, -1, acked_bytes);
+    for (uint32_t psn = snd_una_; psn != a.cum_psn; ++psn) {
+      JudgeTimeout(Slot(psn), -1, kNever, dup_seen);
+      MarkAcked(now, psn, -1, acked_bytes);
+    }
   }
   for (uint8_t i = 0; i < a.n_ranges; ++i) {
     const uint32_t b = a.ranges[i].begin, e = a.ranges[i].end;
@@ -255,12 +299,18 @@ void TransportContext::OnAck(Nanos now, const wire::Packet& p) {
         path.consecutive_losses = 0;
         path.rto_backoff = 0;
       }
-      srtt_ = (7 * srtt_ + rtt) / 8;
       if (min_rtt_ == 0 || rtt < min_rtt_) min_rtt_ = rtt;
-      // Congestion is judged per path against that path's own base RTT (paths differ in
-      // delay), on a lightly smoothed delay so one reordered packet is not a congestion signal.
-      path.recent_rtt = path.recent_rtt == 0 ? rtt : (3 * path.recent_rtt + rtt) / 4;
-      cc_.OnAck(now, path.recent_rtt, path.rtt.min(), srtt_, acked_bytes);
+      // A packet that left before a timeout later proven spurious waited out the peer's stall:
+      // its delay is the stall, not a queue in the network. The path's RTO estimator learns it
+      // (the next stall should not fire a timeout as early), but the pacer's RTT and the
+      // congestion signal must not: they would shrink the window the undo just restored.
+      if (echo_sent >= stalled_before_) {
+        srtt_ = (7 * srtt_ + rtt) / 8;
+        // Congestion is judged per path against that path's own base RTT (paths differ in
+        // delay), on a lightly smoothed delay so one reordered packet is not a congestion signal.
+        path.recent_rtt = path.recent_rtt == 0 ? rtt : (3 * path.recent_rtt + rtt) / 4;
+        cc_.OnAck(now, path.recent_rtt, path.rtt.min(), srtt_, acked_bytes);
+      }
     }
   }
   for (size_t i = 0; i < path_queue_.size(); ++i) DetectLossOnPath(now, static_cast<int>(i));

@@ -78,6 +78,8 @@ std::string Render(const Snapshot& s, const std::string& command) {
       {"retrans_pkts", e.retransmits, "DATA packets retransmitted (EFA retrans_pkts)."},
       {"retrans_timeout_events", e.rto_events,
        "Retransmission timeouts (EFA retrans_timeout_events)."},
+      {"spurious_retrans_timeout_events", e.spurious_rto_events,
+       "Retransmission timeouts proven spurious later (the window cut was undone)."},
       {"tail_loss_probes", e.tail_probes, "Tail-loss probes sent."},
       {"spurious_retrans_pkts", e.spurious_retransmits,
        "Retransmissions the peer reported as duplicates (declared lost too early)."},

@@ -171,6 +171,7 @@ class PerfClient {
                      {"duplicates_dropped", report_.duplicates_dropped}};
       j["client"] = {{"retransmits", st.retransmits},
                      {"rto_events", st.rto_events},
+                     {"spurious_rto_events", st.spurious_rto_events},
                      {"tail_probes", st.tail_probes},
                      {"corrupt_dropped", st.corrupt_dropped},
                      {"duplicates_dropped", st.duplicates_dropped},
