@@ -49,6 +49,8 @@ void AckGenerator::OnDuplicate(uint8_t path, uint32_t psn, bool retx) {
   PathAcks& st = For(path);
   st.fresh.push_back(psn);
   if (!retx && retx_first_.erase(psn) > 0) st.dup_seen = true;
+  // The first copy was the original (not a retransmission, so not a network duplicate of one).
+  if (retx && retx_first_.count(psn) == 0) st.retx_dup = true;
   SetUrgent(st);
 }
 
@@ -88,7 +90,7 @@ int AckGenerator::AnyOwed(int preferred) const {
   return -1;
 }
 
-bool AckGenerator::Take(Nanos now, uint8_t path, size_t max_ranges, wire::AckExt& a) {
+uint8_t AckGenerator::Take(Nanos now, uint8_t path, size_t max_ranges, wire::AckExt& a) {
   PathAcks& st = For(path);
   max_ranges = std::min(max_ranges, wire::kMaxSackRanges);
   a = wire::AckExt{};
@@ -130,9 +132,11 @@ bool AckGenerator::Take(Nanos now, uint8_t path, size_t max_ranges, wire::AckExt
   st.probe_reply = false;
   st.now = !fresh.empty();  // ranges left over: another ack right away
   urgent_ = urgent_ + (st.now ? 1 : 0) - (was_urgent ? 1 : 0);
-  const bool dup = st.dup_seen;
+  const uint8_t flags =
+      (st.dup_seen ? wire::kFlagDupSeen : 0) | (st.retx_dup ? wire::kFlagRetxDup : 0);
   st.dup_seen = false;
-  return dup;
+  st.retx_dup = false;
+  return flags;
 }
 
 void AckGenerator::Drop(uint8_t path) {

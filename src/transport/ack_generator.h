@@ -34,7 +34,8 @@ class AckGenerator {
   void OnNew(Nanos now, uint8_t path, uint32_t psn, bool retx);
   // A PSN arrived again: the sender may have missed our ack, so say it again at once. If the
   // first copy was a retransmission and this one is not, the original was late, not lost: the
-  // ack tells the sender (kFlagDupSeen) so it can be more patient with this path.
+  // ack tells the sender (kFlagDupSeen) so it can be more patient with this path. If this copy
+  // is the retransmission, the re-send was not needed (kFlagRetxDup).
   void OnDuplicate(uint8_t path, uint32_t psn, bool retx);
   // A probe on `path`: answer at once with an ack flagged as a probe reply.
   void OnProbe(uint8_t path);
@@ -57,9 +58,10 @@ class AckGenerator {
   int AnyOwed(int preferred) const;
   size_t paths() const { return acks_.size(); }
   // Fills `a` with what `path` owes (at most `max_ranges` ranges; what does not fit stays owed
-  // and is due at once) and marks the rest acknowledged. Returns whether a duplicate arrived on
-  // the path since its previous ack (the sender learns of its spurious retransmissions).
-  bool Take(Nanos now, uint8_t path, size_t max_ranges, wire::AckExt& a);
+  // and is due at once) and marks the rest acknowledged. Returns the flags the ack carries about
+  // duplicates on the path since its previous ack (kFlagDupSeen, kFlagRetxDup: the sender learns
+  // of its spurious retransmissions).
+  uint8_t Take(Nanos now, uint8_t path, size_t max_ranges, wire::AckExt& a);
   // Forgets what `path` owes without sending it (a path we can no longer send on).
   void Drop(uint8_t path);
 
@@ -81,6 +83,7 @@ class AckGenerator {
     bool now = false;
     bool probe_reply = false;
     bool dup_seen = false;
+    bool retx_dup = false;
     uint32_t echo_ts = 0;  // tx timestamp of the latest packet on this path
     Nanos echo_at = 0;     // when it arrived
   };

@@ -57,8 +57,8 @@ void DelayCongestion::OnTimeout(Nanos now, Nanos srtt) {
   decreased_once_ = true;
 }
 
-Nanos DelayCongestion::UndoTimeout() {
-  if (!enabled_ || !undo_valid_) return 0;
+Nanos DelayCongestion::UndoTimeout(Nanos now, Nanos horizon) {
+  if (!enabled_ || !undo_valid_ || now - undo_since_ > horizon) return 0;
   cwnd_ = std::max(cwnd_, undo_cwnd_);
   undo_valid_ = false;
   return undo_since_;

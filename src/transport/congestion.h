@@ -19,9 +19,10 @@ class DelayCongestion {
   void OnAck(Nanos now, Nanos rtt, Nanos base_rtt, Nanos srtt, uint64_t acked_bytes);
   void OnTimeout(Nanos now, Nanos srtt);
   // A timeout's loss turned out not to be one (the original copy arrived): the window goes back
-  // to what it was before the timeouts since the last confirmed one. Returns when the first of
-  // those cuts happened (0: there was none to take back).
-  Nanos UndoTimeout();
+  // to what it was before the timeouts since the last confirmed one, if the first of those cuts
+  // is at most `horizon` old (older evidence proves little). Returns when that cut happened (0:
+  // there was none to take back).
+  Nanos UndoTimeout(Nanos now, Nanos horizon);
   // A timeout's loss was real (its retransmission was what arrived): keep the cut.
   void ConfirmTimeout() { undo_valid_ = false; }
 

@@ -118,13 +118,13 @@ TEST(DelayCongestion, TimeoutHalvesOncePerRtt) {
 TEST(DelayCongestion, UndoRestoresTheWindowBeforeTheFirstUnconfirmedTimeout) {
   DelayCongestion cc(Config());
   const double w0 = cc.cwnd();
-  EXPECT_EQ(cc.UndoTimeout(), 0);  // nothing to take back
+  EXPECT_EQ(cc.UndoTimeout(U(8000), U(10'000)), 0);  // nothing to take back
   cc.OnTimeout(U(5000), U(1000));
   cc.OnTimeout(U(6000), U(1000));
   EXPECT_DOUBLE_EQ(cc.cwnd(), w0 * 0.25);
-  EXPECT_EQ(cc.UndoTimeout(), U(5000));  // both cuts go, back to before the first
+  EXPECT_EQ(cc.UndoTimeout(U(8000), U(10'000)), U(5000));  // both cuts go, back to before the first
   EXPECT_DOUBLE_EQ(cc.cwnd(), w0);
-  EXPECT_EQ(cc.UndoTimeout(), 0);  // once
+  EXPECT_EQ(cc.UndoTimeout(U(8000), U(10'000)), 0);  // once
 }
 
 TEST(DelayCongestion, ConfirmedTimeoutIsNotUndone) {
@@ -132,11 +132,19 @@ TEST(DelayCongestion, ConfirmedTimeoutIsNotUndone) {
   const double w0 = cc.cwnd();
   cc.OnTimeout(U(5000), U(1000));
   cc.ConfirmTimeout();
-  EXPECT_EQ(cc.UndoTimeout(), 0);
+  EXPECT_EQ(cc.UndoTimeout(U(8000), U(10'000)), 0);
   EXPECT_DOUBLE_EQ(cc.cwnd(), w0 * 0.5);
   // A later timeout starts a new episode that can be undone back to the confirmed window.
   cc.OnTimeout(U(7000), U(1000));
-  EXPECT_EQ(cc.UndoTimeout(), U(7000));
+  EXPECT_EQ(cc.UndoTimeout(U(8000), U(10'000)), U(7000));
+  EXPECT_DOUBLE_EQ(cc.cwnd(), w0 * 0.5);
+}
+
+TEST(DelayCongestion, OldTimeoutIsNotUndone) {
+  DelayCongestion cc(Config());
+  const double w0 = cc.cwnd();
+  cc.OnTimeout(U(5000), U(1000));
+  EXPECT_EQ(cc.UndoTimeout(U(20'000), U(10'000)), 0);
   EXPECT_DOUBLE_EQ(cc.cwnd(), w0 * 0.5);
 }
 

@@ -167,9 +167,7 @@ bool TransportContext::SendData(Nanos now, uint32_t psn, bool retx, std::span<ui
   if (ack_path >= 0 && !acks_.IsProbeReply(static_cast<uint8_t>(ack_path)) &&
       buf.size() >=
           wire::kDataHeaderLen + wire::AckBlockLen(wire::kMaxSackRanges) + s.len + wire::kCrcLen) {
-    if (acks_.Take(now, static_cast<uint8_t>(ack_path), wire::kMaxSackRanges, ack)) {
-      c.flags |= wire::kFlagDupSeen;
-    }
+    c.flags |= acks_.Take(now, static_cast<uint8_t>(ack_path), wire::kMaxSackRanges, ack);
     piggy = &ack;
     ++ep_.stats.acks_piggybacked;
   }
@@ -225,7 +223,7 @@ bool TransportContext::BuildAck(Nanos now, uint8_t path, std::span<uint8_t> buf,
   const size_t max_ranges = buf.size() > fixed ? (buf.size() - fixed) / wire::kSackRangeLen : 0;
   if (max_ranges == 0) return false;
   wire::AckExt a;
-  if (acks_.Take(now, path, max_ranges, a)) c.flags |= wire::kFlagDupSeen;
+  c.flags |= acks_.Take(now, path, max_ranges, a);
   if (!FillTransmit(send_path, out, wire::EncodeAck(c, a, buf))) return false;
   ++ep_.stats.acks_sent;
   return true;

@@ -162,7 +162,8 @@ class TransportContext {
   bool PathValid(int path) const;
   bool AnotherPathDelivers(size_t path, Nanos sent_at) const;
   Nanos PathRto(int path) const;
-  void JudgeTimeout(const SentPacket& s, int path, Nanos echo_sent, bool dup_seen);
+  void JudgeTimeout(Nanos now, const SentPacket& s, int path, Nanos echo_sent);
+  void UndoSpuriousTimeout(Nanos now);
   Nanos PathPto(int path) const;  // tail-loss probe timeout
   bool TailProbeApplies(int path) const;
   // Work outstanding that the dead-peer timer guards: sends not complete or messages half in.

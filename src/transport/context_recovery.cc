@@ -94,30 +94,33 @@ void TransportContext::MarkAcked(Nanos now, uint32_t psn, int ack_path, uint64_t
   }
 }
 
-// Eifel (RFC 3522) for timeouts: an ack newly reports `s`, which a timeout gave up. Was the
-// copy that arrived the one sent before the timeout (a stalled receiver, not a loss)? Then the
-// window cut is taken back; if the re-sent copy is what arrived, the loss was real and the cut
-// stays. On a busy two-core machine the peer's thread is descheduled for milliseconds, longer
-// than any sane RTO, and every such stall halved the window.
-// The evidence, best first: a SACK range names the path the copy arrived on and the echo says
-// when the newest packet there left (`path`, `echo_sent`; kNever when the PSN came in the
-// cumulative point, which names no path); otherwise the receiver's duplicate flag on this ack
-// says some copy arrived twice, which a real loss would not cause.
-void TransportContext::JudgeTimeout(const SentPacket& s, int path, Nanos echo_sent, bool dup_seen) {
+// Eifel (RFC 3522) for timeouts: was a timeout's loss real? On a busy two-core machine the
+// peer's thread is descheduled for milliseconds, longer than any sane RTO: every path goes quiet,
+// timeouts fire, and each such stall halved the window although nothing was lost. When the copy
+// sent before the timeout turns out to have arrived, the cut is taken back; when the re-sent
+// copy is what arrived, the loss was real and the cut stays.
+// JudgeTimeout looks at one newly acknowledged PSN `s`. A SACK range names the path the copy
+// arrived on and the echo when the newest packet there left (`path` >= 0, `echo_sent`); the
+// cumulative point names no path, and then only a PSN not re-sent yet is conclusive. The
+// receiver's kFlagRetxDup (a re-sent copy arrived after the original) is judged per ack, in
+// OnAck.
+void TransportContext::JudgeTimeout(Nanos now, const SentPacket& s, int path, Nanos echo_sent) {
   if (s.cause != ResendCause::kRto || s.tx_count == 0) return;
-  bool original;
   if (s.state == PacketState::kLost) {
-    original = true;  // not re-sent yet: an earlier copy is the only one out
-  } else if (s.state != PacketState::kInFlight) {
-    return;
-  } else if (path >= 0 && echo_sent != kNever) {
-    original = s.path != path || echo_sent < s.sent_at;
-  } else {
-    original = dup_seen;
+    UndoSpuriousTimeout(now);  // not re-sent yet: an earlier copy is the only one out
+  } else if (s.state == PacketState::kInFlight && path >= 0 && echo_sent != kNever) {
+    if (s.path != path || echo_sent < s.sent_at) {
+      UndoSpuriousTimeout(now);
+    } else {
+      cc_.ConfirmTimeout();
+    }
   }
-  if (!original) {
-    cc_.ConfirmTimeout();
-  } else if (const Nanos cut = cc_.UndoTimeout(); cut != 0) {
+}
+
+void TransportContext::UndoSpuriousTimeout(Nanos now) {
+  // Evidence about a cut older than this proves little (the traffic has moved on since).
+  const Nanos horizon = std::max<Nanos>(16 * srtt_, 10'000'000);
+  if (const Nanos cut = cc_.UndoTimeout(now, horizon); cut != 0) {
     ++ep_.stats.spurious_rto_events;
     stalled_before_ = cut;
   }
@@ -246,8 +249,9 @@ void TransportContext::OnAck(Nanos now, const wire::Packet& p) {
   }
   // The peer saw a copy arrive twice on the path this ack is about: a loss there was declared
   // too early. Be more patient with that path's delays.
-  const bool dup_seen = (p.common.flags & wire::kFlagDupSeen) != 0;
-  if (dup_seen && a.echo_path < peer_.paths.size()) {
+  // Some re-sent copy was not needed: the original had arrived (it or its ack was late).
+  if (p.common.flags & (wire::kFlagDupSeen | wire::kFlagRetxDup)) UndoSpuriousTimeout(now);
+  if ((p.common.flags & wire::kFlagDupSeen) && a.echo_path < peer_.paths.size()) {
     Path& dp = peer_.paths[a.echo_path];
     ++ep_.stats.spurious_retransmits;
     ++dp.stats.spurious;
@@ -264,14 +268,12 @@ void TransportContext::OnAck(Nanos now, const wire::Packet& p) {
   for (uint8_t i = 0; i < a.n_ranges; ++i) {
     const uint32_t b = a.ranges[i].begin, e = a.ranges[i].end;
     if (!InRange(b, snd_una_, snd_nxt_) || e - snd_una_ > snd_nxt_ - snd_una_) continue;
-    for (uint32_t psn = b; psn != e; ++psn) {
-      JudgeTimeout(Slot(psn), a.echo_path, echo_sent, dup_seen);
-    }
+    for (uint32_t psn = b; psn != e; ++psn) JudgeTimeout(now, Slot(psn), a.echo_path, echo_sent);
   }
   uint64_t acked_bytes = 0;
   if (static_cast<int32_t>(a.cum_psn - snd_una_) > 0) {
     for (uint32_t psn = snd_una_; psn != a.cum_psn; ++psn) {
-      JudgeTimeout(Slot(psn), -1, kNever, dup_seen);
+      JudgeTimeout(now, Slot(psn), -1, kNever);
       MarkAcked(now, psn, -1, acked_bytes);
     }
   }

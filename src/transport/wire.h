@@ -50,6 +50,9 @@ inline constexpr uint8_t kFlagAck = 0x08;      // kData: an ack block follows th
 // kAck, or kData with kFlagAck: since the path's previous ack, an original copy arrived on it
 // after its retransmission had (the sender declared it lost too early).
 inline constexpr uint8_t kFlagDupSeen = 0x10;
+// kAck, or kData with kFlagAck: since the path's previous ack, a retransmitted copy arrived on it
+// for a PSN already received (the re-send was not needed: the sender may undo a timeout's cut).
+inline constexpr uint8_t kFlagRetxDup = 0x20;
 
 enum class NackReason : uint8_t {
   kReceiverNotReady = 1,  // no posted receive buffer: retry later, not a loss

@@ -55,6 +55,7 @@ local fixed_len = {
 }
 
 local FLAG_PROBE, FLAG_IN_ORDER, FLAG_RETX, FLAG_ACK, FLAG_DUP_SEEN = 0x01, 0x02, 0x04, 0x08, 0x10
+local FLAG_RETX_DUP = 0x20
 
 local p = Proto("opensrd", "opensrd SRD transport")
 
@@ -74,6 +75,8 @@ local f = {
                              FLAG_ACK),
   flag_dup_seen = ProtoField.bool("opensrd.flags.dup_seen", "Duplicate seen (kFlagDupSeen)", 8,
                                   nil, FLAG_DUP_SEEN),
+  flag_retx_dup = ProtoField.bool("opensrd.flags.retx_dup", "Re-send not needed (kFlagRetxDup)",
+                                  8, nil, FLAG_RETX_DUP),
   path_id = ProtoField.uint8("opensrd.path_id", "Path id", base.DEC),
   reserved = ProtoField.bytes("opensrd.reserved", "Reserved"),
   dst_ctx = ProtoField.uint32("opensrd.dst_ctx", "Destination context", base.DEC),
@@ -491,6 +494,7 @@ local function dissect_one(tvb, seg, pinfo, tree)
   fi:add(f.flag_retx, tvb(off + 4, 1))
   fi:add(f.flag_ack, tvb(off + 4, 1))
   fi:add(f.flag_dup_seen, tvb(off + 4, 1))
+  fi:add(f.flag_retx_dup, tvb(off + 4, 1))
   ti:add(f.path_id, tvb(off + 5, 1))
   must_be_zero(tvb, off + 6, 2, f.reserved, ti, pinfo, "reserved bytes 6-7")
   ti:add(f.dst_ctx, tvb(off + 8, 4))
@@ -653,6 +657,7 @@ local function dissect_one(tvb, seg, pinfo, tree)
     end
   end
   if band(flags, FLAG_DUP_SEEN) ~= 0 then info[#info + 1] = "[dup seen]" end
+  if band(flags, FLAG_RETX_DUP) ~= 0 then info[#info + 1] = "[retx dup]" end
   return tname .. (#info > 0 and (" " .. table.concat(info, " ")) or "")
 end
 
