@@ -293,3 +293,65 @@ TEST(ClusterKey, TransfersWorkAndOtherKeysAreShutOut) {
 
 }  // namespace
 }  // namespace opensrd::sim
+
+namespace opensrd::sim {
+namespace {
+
+using namespace simtest;
+
+// A RESET is answerable for contexts the sender no longer has, so its token derives from the
+// context id and the incarnation alone. Context ids were reused within an incarnation: a RESET
+// captured once (here provoked by replaying an old packet after the server reclaimed the
+// context) carried the token of every later session that got the same id, and replaying it tore
+// down the client's new session.
+TEST(Attack, ReplayedResetOfAReclaimedContextSparesTheNextSession) {
+  EndpointConfig ca = Config(0xA, 1), cb = Config(0xB, 2);
+  ca.idle_timeout_us = cb.idle_timeout_us = 100'000;
+  Network net(44);
+  HostId a = net.AddHost(kIpA, 1000, 1, ca);
+  HostId b = net.AddHost(kIpB, 2000, 1, cb);
+  App A, B;
+  A.Init(net, a);
+  B.Init(net, b);
+  std::vector<std::vector<uint8_t>> from_a, from_b;
+  net.tap = [&](const NetAddr& from, const NetAddr&, std::span<const uint8_t> bytes) {
+    (from.ip == kIpA ? from_a : from_b).emplace_back(bytes.begin(), bytes.end());
+  };
+  const PeerId to_b = A.ep().AddPeer({{0, net.address(b, 0)}}, 0).value();
+  auto last = [](const std::vector<std::vector<uint8_t>>& v, wire::Type type) {
+    for (auto it = v.rbegin(); it != v.rend(); ++it) {
+      wire::Packet p;
+      if (wire::Parse(*it, p) == wire::ParseError::kNone && p.common.type == type) return *it;
+    }
+    return std::vector<uint8_t>{};
+  };
+  A.Send(to_b, 0, 1000);
+  ASSERT_TRUE(RunNet(
+      net, {&A, &B}, [&] { return A.sends.size() == 1; }, 1'000'000));
+  const std::vector<uint8_t> old_data = last(from_a, wire::Type::kData);
+  ASSERT_FALSE(old_data.empty());
+  // Quiet: B reclaims its context. The attacker replays A's old packet; B answers with a RESET.
+  RunNet(
+      net, {&A, &B}, [] { return false; }, 300'000);
+  ASSERT_EQ(B.ep().stats().contexts_reclaimed, 1u);
+  net.Inject(net.address(a, 0), net.address(b, 0), old_data);
+  RunNet(
+      net, {&A, &B}, [] { return false; }, 1'000);
+  const std::vector<uint8_t> reset = last(from_b, wire::Type::kReset);
+  ASSERT_FALSE(reset.empty()) << "B did not answer the stale packet";
+  // A comes back: a new session, and B's new context.
+  A.Send(to_b, 1, 1000);
+  ASSERT_TRUE(RunNet(
+      net, {&A, &B}, [&] { return A.sends.size() == 2; }, 1'000'000));
+  // The captured RESET, replayed into the new session while messages are in flight.
+  const uint64_t forged_before = A.ep().stats().forged_dropped;
+  for (int i = 0; i < 8; ++i) A.Send(to_b, 10 + i, 64 * 1024);
+  net.Inject(net.address(b, 0), net.address(a, 0), reset);
+  ASSERT_TRUE(RunNet(
+      net, {&A, &B}, [&] { return A.sends.size() == 10; }, 2'000'000));
+  EXPECT_EQ(A.Count(A.sends, Code::kOk), 10u) << "the replayed RESET failed messages";
+  EXPECT_GT(A.ep().stats().forged_dropped, forged_before);
+}
+
+}  // namespace
+}  // namespace opensrd::sim

@@ -195,8 +195,21 @@ class Endpoint::Impl {
     return true;
   }
 
+  // A context id is its slot (1-based, low bits) and how often the slot was used before (high
+  // bits): ids are never reused within an incarnation, so a RESET token, which derives from the
+  // id, belongs to one session only (a captured RESET of a reclaimed context could otherwise tear
+  // down the next session that got the same id).
+  static constexpr uint32_t kSlotBits = 20;
+  static constexpr uint32_t kSlotMask = (1u << kSlotBits) - 1;
+  static size_t SlotOf(uint32_t id) { return (id & kSlotMask) - 1; }
+  // Room for one more context (about a million at once; beyond, slots would alias).
+  bool ContextRoom() const { return ctxs_.size() < kSlotMask || !free_ids_.empty(); }
+
   TransportContext* FindContext(uint32_t id) {
-    return id >= 1 && id <= ctxs_.size() ? ctxs_[id - 1].get() : nullptr;
+    const uint32_t slot = id & kSlotMask;
+    if (slot == 0 || slot > ctxs_.size()) return nullptr;
+    TransportContext* c = ctxs_[slot - 1].get();
+    return c != nullptr && c->local_id() == id ? c : nullptr;
   }
 
   // Earliest time the endpoint must act for `c`: its own timers, and reclaiming it when idle.
@@ -207,7 +220,7 @@ class Endpoint::Impl {
     return t;
   }
   void Reschedule(TransportContext& c) {
-    const size_t i = c.local_id() - 1;
+    const size_t i = SlotOf(c.local_id());
     const Nanos t = Deadline(c);
     if (t == timer_at_[i]) return;
     if (timer_at_[i] != kNever) timers_.erase({timer_at_[i], c.local_id()});
@@ -215,7 +228,7 @@ class Endpoint::Impl {
     if (t != kNever) timers_.insert({t, c.local_id()});
   }
   void MarkReady(TransportContext& c) {
-    const size_t i = c.local_id() - 1;
+    const size_t i = SlotOf(c.local_id());
     if (in_ready_[i]) return;
     in_ready_[i] = 1;
     ready_.push_back(c.local_id());
@@ -230,9 +243,10 @@ class Endpoint::Impl {
     for (uint32_t id : peer.contexts) Touch(*FindContext(id));
   }
   void Unschedule(uint32_t id) {
-    if (timer_at_[id - 1] != kNever) timers_.erase({timer_at_[id - 1], id});
-    timer_at_[id - 1] = kNever;
-    in_ready_[id - 1] = 0;  // a stale entry in ready_ is skipped (its slot is null or reused)
+    const size_t i = SlotOf(id);
+    if (timer_at_[i] != kNever) timers_.erase({timer_at_[i], id});
+    timer_at_[i] = kNever;
+    in_ready_[i] = 0;  // a stale entry in ready_ is skipped (its slot is null or reused)
   }
 
   Peer& NewPeer() {
@@ -246,19 +260,22 @@ class Endpoint::Impl {
   // one is free: a context the peer opened then also carries our sends, rather than us opening
   // a second one).
   TransportContext& NewContext(Peer& peer, int slot) {
-    uint32_t id;
-    if (!free_ids_.empty()) {
-      // A reused id is safe: packets still addressed to the old context carry another
-      // partner's id or incarnation and are dropped as stale.
-      id = free_ids_.back();
+    uint32_t id = 0;
+    while (id == 0 && !free_ids_.empty()) {
+      // A freed slot comes back under a new id (the next use count); a slot whose count would
+      // wrap is retired for the rest of the incarnation (a few bytes, once per 4096 uses).
+      const uint32_t old = free_ids_.back();
       free_ids_.pop_back();
-    } else {
+      if ((old >> kSlotBits) != (~0u >> kSlotBits)) id = old + (1u << kSlotBits);
+    }
+    if (id == 0) {
+      // Slots beyond kSlotMask would alias: the endpoint holds at most ~1M contexts at once.
       id = static_cast<uint32_t>(ctxs_.size() + 1);
       ctxs_.emplace_back();
       timer_at_.push_back(kNever);
       in_ready_.push_back(0);
     }
-    ctxs_[id - 1] = std::make_unique<TransportContext>(sh_, peer, id);
+    ctxs_[SlotOf(id)] = std::make_unique<TransportContext>(sh_, peer, id);
     peer.contexts.push_back(id);
     if (peer.slots.empty()) peer.slots.assign(sh_.cfg.contexts_per_peer, 0);
     if (slot < 0) {
@@ -268,7 +285,7 @@ class Endpoint::Impl {
       peer.slots[static_cast<size_t>(slot)] = id;
     }
     ++live_;
-    return *ctxs_[id - 1];
+    return *ctxs_[SlotOf(id)];
   }
 
   // Frees a context a peer opened toward us once it has been idle for idle_timeout_us, and the
@@ -283,7 +300,7 @@ class Endpoint::Impl {
     std::replace(peer.slots.begin(), peer.slots.end(), id, 0u);
     Unschedule(id);
     free_ids_.push_back(id);
-    ctxs_[id - 1].reset();
+    ctxs_[SlotOf(id)].reset();
     --live_;
     ++sh_.stats.contexts_reclaimed;
     if (ids.empty()) {
@@ -540,7 +557,10 @@ class Endpoint::Impl {
       TransportContext* cand = FindContext(id);
       if (!ctx && cand->remote_id() == 0) ctx = cand;
     }
-    if (!ctx) ctx = &NewContext(peer, -1);
+    if (!ctx) {
+      if (!ContextRoom()) return;  // the peer's HELLO times out; it retries later
+      ctx = &NewContext(peer, -1);
+    }
     ctx->OnHello(now, p);
     TouchPeer(peer);
   }
@@ -738,14 +758,14 @@ class Endpoint::Impl {
       const uint32_t id = ready_.front();
       ready_.pop_front();
       TransportContext* c = FindContext(id);
-      if (c == nullptr || !in_ready_[id - 1]) continue;  // reclaimed since it was queued
+      if (c == nullptr || !in_ready_[SlotOf(id)]) continue;  // reclaimed since it was queued
       if (c->PollTransmit(now, buf, out)) {
         ready_.push_back(id);
         ++sh_.stats.datagrams_out;
         Reschedule(*c);
         return true;
       }
-      in_ready_[id - 1] = 0;
+      in_ready_[SlotOf(id)] = 0;
       Reschedule(*c);
     }
     return false;
@@ -770,7 +790,7 @@ class Endpoint::Impl {
     due_.clear();
     for (auto it = timers_.begin(); it != timers_.end() && it->first <= now;) {
       due_.push_back(it->second);
-      timer_at_[it->second - 1] = kNever;
+      timer_at_[SlotOf(it->second)] = kNever;
       it = timers_.erase(it);
     }
     for (uint32_t id : due_) {
@@ -822,6 +842,7 @@ Result<PeerId> Endpoint::AddPeer(const std::vector<PathSpec>& paths, Nanos now) 
     peer.paths.push_back(p);
   }
   for (uint32_t i = 0; i < impl_->sh_.cfg.contexts_per_peer; ++i) {
+    if (!impl_->ContextRoom()) break;  // PostSend opens the rest later, or says why it cannot
     TransportContext& c = impl_->NewContext(peer, static_cast<int>(i));
     c.Connect(now);
     impl_->Touch(c);
@@ -841,6 +862,7 @@ Status Endpoint::PostSend(SqId sq, PeerId peer, std::span<const Sge> sgl, uint64
   TransportContext* ctx = impl_->FindContext(p.slots[slot]);
   if (ctx == nullptr) {
     if (p.paths.empty()) return Status(Code::kNotFound, "peer has no known path");
+    if (!impl_->ContextRoom()) return Status(Code::kResourceExhausted, "too many contexts");
     ctx = &impl_->NewContext(p, static_cast<int>(slot));  // reclaimed or never opened
   }
   const Status st = ctx->Post(sq, sgl, tag, now);
@@ -956,7 +978,7 @@ std::vector<ContextStats> Endpoint::context_stats(PeerId peer) const {
   std::vector<ContextStats> out;
   if (peer == 0 || peer > impl_->peers_.size() || !impl_->peers_[peer - 1]) return out;
   for (uint32_t id : impl_->peers_[peer - 1]->contexts) {
-    const auto& c = impl_->ctxs_[id - 1];
+    const TransportContext* c = impl_->FindContext(id);
     if (c) out.push_back(c->stats());
   }
   return out;
