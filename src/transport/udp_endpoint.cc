@@ -399,6 +399,12 @@ class UdpEndpoint::Impl {
         ++stats_.recv_calls;
         stats_.datagrams_received += n;
         total += n;
+        // The batch is timed now, after it is all in: datagrams that arrived during this step's
+        // sends would otherwise carry the step's start time, from before they came, and the
+        // RTT samples they give (ack echo) or start (the receiver's ack delay) come out short,
+        // down to the 1 ns clamp on loopback. One clock read per non-empty batch.
+        step_ns_ = NowNs();
+        now = step_ns_ / 1000;
         for (int i = 0; i < n; ++i) {
           if (rx_msgs_[i].msg_hdr.msg_flags & MSG_TRUNC) {
             ++stats_.recv_truncated;
