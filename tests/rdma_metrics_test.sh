@@ -3,8 +3,9 @@
 # (--protocol srd), scraped with curl twice. The client's transport counters and its device's
 # requests_sent move between the scrapes, the server's requests_executed moves, the client's
 # min RTT is above 0, and the text passes the exposition-format checker and promtool. A bad
-# --metrics address is a usage error (exit 2) that names the option.
-# Ports: server 7780 (metrics 7781), client metrics 7782. Usage: rdma_metrics_test.sh OPENSRD_BIN
+# --metrics address is a usage error (exit 2) that names the option. With --dma on the server's
+# RDMA executor copies through the DMA engine (issue 17).
+# Ports: server 7780 (metrics 7781), client metrics 7782, --dma on server 7783. Usage: rdma_metrics_test.sh OPENSRD_BIN
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 source "$here/perf_lib.sh"
@@ -70,4 +71,25 @@ rc=0
 "$bin" rdma client --connect 127.0.0.1:7780 --metrics 127.0.0.1:0 >/dev/null 2>"$work/bad.log" || rc=$?
 [ "$rc" -eq 2 ] || fail "--metrics 127.0.0.1:0: exit $rc, want 2"
 grep -q -- "--metrics" "$work/bad.log" || fail "bad --metrics: message does not name it"
+
+# --dma on: the server's executor moves WRITE and SEND payloads through the DMA engine (its
+# descriptors counted at exit), the client's transport packetizes through it; data verified.
+timeout 60 "$bin" rdma server --bind 127.0.0.1:7783 --protocol srd --dma on --json \
+  >"$work/dsrv.json" 2>"$work/dsrv.log" &
+dsrv=$!
+pids+=("$dsrv")
+for _ in $(seq 50); do
+  grep -q "listening on" "$work/dsrv.log" 2>/dev/null && break
+  sleep 0.1
+done
+for op in write send; do
+  timeout 60 "$bin" rdma client --connect 127.0.0.1:7783 --protocol srd --op $op --size 20000 \
+    --count 300 --dma on --json >"$work/d_$op.json" 2>"$work/d_$op.log" || fail "--dma on $op"
+  jq_check "$work/d_$op.json" '.verified == true and .dma.transport_descriptors > 0' "--dma on $op"
+done
+kill -INT "$dsrv"
+wait "$dsrv" || fail "--dma on server exited $?"
+jq_check "$work/dsrv.json" '.sends_bad == 0 and .dma.mode == "on" and .dma.executor_descriptors > 0' \
+  "--dma on: the server's executor did not copy through the engine"
+echo "ok   --dma on: executor copies through the engine"
 echo "rdma metrics ok"

@@ -29,6 +29,7 @@
 #include "opensrd/rdma.h"
 #include "tools/opensrd/capture.h"
 #include "tools/opensrd/commands.h"
+#include "tools/opensrd/dma_options.h"
 #include "tools/opensrd/latency.h"
 #include "tools/opensrd/metrics.h"
 #include "transport/udp_endpoint.h"
@@ -60,6 +61,7 @@ struct Options {
   bool bad_rkey = false;
   uint64_t region_bytes = 64u << 20;
   uint32_t max_size = 1u << 20;
+  DmaCliOptions dma;  // --dma: the transport's and the executor's copies (memcpy or the engine)
 };
 
 void Put64(uint8_t* p, uint64_t v) {
@@ -120,8 +122,11 @@ struct Node {
   QpNum qp = 0;
 
   // `peer_side`: the address whose path MTU decides the packet size (AutoMaxPayload).
-  Status Open(const NetAddr& local, const NetAddr& peer_side, uint32_t max_message,
-              const std::string& pcap, const std::string& metrics_at, const char* command) {
+  Status Open(const NetAddr& local, const NetAddr& peer_side, const Options& o,
+              const char* command) {
+    const uint32_t max_message = o.max_size;
+    const std::string& pcap = o.pcap;
+    const std::string& metrics_at = o.metrics;
     if (!metrics_at.empty()) {
       Result<std::unique_ptr<MetricsServer>> m = MetricsServer::Start(metrics_at, command);
       if (!m.ok()) return m.status();
@@ -134,6 +139,7 @@ struct Node {
     uo.local = {local};
     uo.endpoint.max_payload = static_cast<uint16_t>(AutoMaxPayload(peer_side));
     uo.endpoint.max_message = max_message + 64;
+    if (Status d = ApplyDmaOptions(o.dma, uo.endpoint); !d.ok()) return d;
     uo.pcap = capture ? capture->NewSource() : nullptr;
     Result<std::unique_ptr<UdpEndpoint>> u = UdpEndpoint::Create(uo);
     if (!u.ok()) return u.status();
@@ -174,7 +180,7 @@ int RunServer(const Options& o) {
     return 2;
   }
   Node n;
-  if (Status s = n.Open(*bind, *bind, o.max_size, o.pcap, o.metrics, "rdma_server"); !s.ok()) {
+  if (Status s = n.Open(*bind, *bind, o, "rdma_server"); !s.ok()) {
     std::fprintf(stderr, "opensrd rdma server: %s\n", s.ToString().c_str());
     return s.code() == Code::kInvalidArgument ? 2 : 1;
   }
@@ -248,9 +254,16 @@ int RunServer(const Options& o) {
     }
   }
   const DeviceStats st = n.dev->stats();
-  nlohmann::json j = {{"clients", clients},        {"requests_executed", st.requests_executed},
-                      {"naks_sent", st.naks_sent}, {"sends_verified", sends_ok},
-                      {"sends_bad", sends_bad},    {"malformed_dropped", st.malformed_dropped},
+  nlohmann::json j = {{"clients", clients},
+                      {"requests_executed", st.requests_executed},
+                      {"naks_sent", st.naks_sent},
+                      {"sends_verified", sends_ok},
+                      {"sends_bad", sends_bad},
+                      {"malformed_dropped", st.malformed_dropped},
+                      {"dma",
+                       {{"mode", o.dma.dma},
+                        {"executor_descriptors", st.copy_descriptors},
+                        {"transport_descriptors", n.udp->endpoint().copy_stats().descriptors}}},
                       {"cpu", CpuJson()}};
   if (n.capture) j["pcap"] = FinishCapture(n.capture.get());
   if (o.json) std::printf("%s\n", j.dump().c_str());
@@ -276,8 +289,7 @@ class Client {
     }
     NetAddr local;  // any address, ephemeral port
     local.v6 = remote->v6;
-    if (Status s = n_.Open(local, *remote, o_.max_size, o_.pcap, o_.metrics, "rdma_client");
-        !s.ok()) {
+    if (Status s = n_.Open(local, *remote, o_, "rdma_client"); !s.ok()) {
       std::fprintf(stderr, "opensrd rdma client: %s\n", s.ToString().c_str());
       return s.code() == Code::kInvalidArgument ? 2 : 1;
     }
@@ -503,6 +515,10 @@ class Client {
           {"errors", errors_},
           {"verified", verified_},
           {"retransmits", n_.udp->endpoint().stats().retransmits},
+          {"dma",
+           {{"mode", o_.dma.dma},
+            {"executor_descriptors", n_.dev->stats().copy_descriptors},
+            {"transport_descriptors", n_.udp->endpoint().copy_stats().descriptors}}},
           {"cpu", CpuJson()}};
       if (!first_error_.empty()) j["error"] = first_error_;
       if (n_.capture) j["pcap"] = FinishCapture(n_.capture.get());
@@ -568,6 +584,7 @@ std::function<int()> AddRdmaCommand(CLI::App& app) {
   server->add_option("--max-size", o->max_size, "largest op a client may run (bytes)")
       ->check(CLI::Range(8u, 16u << 20));
   server->add_option("--pcap", o->pcap, "write every datagram crossing the socket to this file");
+  AddDmaOptions(server, o->dma, [](auto v) { return CLI::IsMember(v); });
   server->add_option("--metrics", o->metrics, "serve Prometheus text at http://HOST:PORT/metrics");
   server->add_flag("--json", o->json, "print one JSON object of counters at exit");
   auto* client = rdma->add_subcommand("client", "Run an operation against a server and verify");
@@ -586,6 +603,7 @@ std::function<int()> AddRdmaCommand(CLI::App& app) {
       ->check(CLI::Range(8u, 16u << 20));
   client->add_flag("--json", o->json, "print one JSON object");
   client->add_option("--pcap", o->pcap, "write every datagram crossing the socket to this file");
+  AddDmaOptions(client, o->dma, [](auto v) { return CLI::IsMember(v); });
   client->add_option("--metrics", o->metrics, "serve Prometheus text at http://HOST:PORT/metrics");
   client->add_flag("--bad-rkey", o->bad_rkey,
                    "test: use an rkey the server never handed out (expects remote access "
