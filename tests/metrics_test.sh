@@ -39,6 +39,10 @@ scrape 7721 "$work/s1.txt"
 sleep 3
 scrape 7722 "$work/c2.txt"
 scrape 7721 "$work/s2.txt"
+# Third scrape 1.5 s later, still inside the blackhole and the run: path 1 must not have come
+# back in between (nothing can cross its socket, so nothing may revive it).
+sleep 1.5
+scrape 7722 "$work/c3.txt"
 wait "$client" || fail "client exited $?"
 jq_check "$work/run.json" '.verified == true' "run not verified"
 jq_check "$work/run.json" '.paths[1].state == "suspect"' "blackholed path not suspect at the end"
@@ -75,6 +79,10 @@ check "path 1 retransmission timeouts counted" \
 ch1=$(value "$work/c1.txt" opensrd_path_state_changes_total "$p1")
 ch2=$(value "$work/c2.txt" opensrd_path_state_changes_total "$p1")
 check "path 1 state changes grow ($ch1 -> $ch2)" '[ "$ch2" -gt "$ch1" ]'
+ch3=$(value "$work/c3.txt" opensrd_path_state_changes_total "$p1")
+check "path 1 not revived while blackholed (state changes $ch2 -> $ch3)" '[ "$ch3" -eq "$ch2" ]'
+check "path 1 still suspect later in the blackhole" \
+  'grep -q "^opensrd_path_state{.*path=\"1\".*state=\"suspect\"} 1$" "$work/c3.txt"'
 check "endpoint path state changes cover path 1's" \
   '[ "$(value "$work/c2.txt" opensrd_endpoint_path_state_changes_total "")" -ge "$ch2" ]'
 causes=$(awk '/^opensrd_retrans_cause_pkts_total/ { s += $2 } END { print s + 0 }' "$work/c2.txt")
