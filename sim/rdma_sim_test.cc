@@ -38,10 +38,12 @@ struct Side {
 class RdmaSim {
  public:
   explicit RdmaSim(const PathFault& fault, uint64_t seed = 7, uint32_t access = kAll,
-                   uint32_t a_rnr_retry = 7, bool direct_placement = true)
+                   uint32_t a_rnr_retry = 7, bool direct_placement = true,
+                   PayloadCopy copy = PayloadCopy::kDirect)
       : net_(seed) {
     net_.default_link.fault = fault;
     EndpointConfig c;
+    c.payload_copy = copy;  // the devices' executors copy the way their endpoints do
     c.peer_timeout_us = 2'000'000;
     c.node_id = 1;
     c.seed = seed;
@@ -139,12 +141,18 @@ PathFault Faults() {
   return f;
 }
 
-// With and without the transport's direct placement: the same bytes must arrive either way.
-class RdmaSimPlacement : public ::testing::TestWithParam<bool> {};
+// With and without the transport's direct placement, with memcpy and with the DMA engine: the
+// same bytes must arrive every way.
+struct PlacementCase {
+  bool direct;
+  PayloadCopy copy;
+};
+class RdmaSimPlacement : public ::testing::TestWithParam<PlacementCase> {};
 
 TEST_P(RdmaSimPlacement, WritesThenReadsVerifiedUnderFaults) {
-  const bool direct = GetParam();
-  RdmaSim s(Faults(), 7, kAll, 7, direct);
+  const bool direct = GetParam().direct;
+  const bool engine = GetParam().copy == PayloadCopy::kEngine;
+  RdmaSim s(Faults(), 7, kAll, 7, direct, GetParam().copy);
   std::mt19937_64 rng(3);
   constexpr int kOps = 120;
   struct Op {
@@ -198,11 +206,25 @@ TEST_P(RdmaSimPlacement, WritesThenReadsVerifiedUnderFaults) {
     EXPECT_EQ(s.b_.dev->stats().placed_direct, 0u);
     EXPECT_EQ(s.a_.dev->stats().placed_direct, 0u);
   }
+  // The executor's data moves (WRITEs at B, READ responses at A that were not placed directly)
+  // went through the DMA engine exactly when the endpoints copy with it.
+  for (const Side* side : {&s.a_, &s.b_}) {
+    if (engine) {
+      EXPECT_GT(side->dev->stats().copy_descriptors, 0u);
+    } else {
+      EXPECT_EQ(side->dev->stats().copy_descriptors, 0u);
+    }
+  }
 }
 
-INSTANTIATE_TEST_SUITE_P(Placement, RdmaSimPlacement, ::testing::Bool(),
-                         [](const ::testing::TestParamInfo<bool>& i) {
-                           return i.param ? std::string("Direct") : std::string("Copied");
+INSTANTIATE_TEST_SUITE_P(Placement, RdmaSimPlacement,
+                         ::testing::Values(PlacementCase{true, PayloadCopy::kDirect},
+                                           PlacementCase{false, PayloadCopy::kDirect},
+                                           PlacementCase{true, PayloadCopy::kEngine},
+                                           PlacementCase{false, PayloadCopy::kEngine}),
+                         [](const ::testing::TestParamInfo<PlacementCase>& i) {
+                           return std::string(i.param.direct ? "Direct" : "Copied") +
+                                  (i.param.copy == PayloadCopy::kEngine ? "Engine" : "Memcpy");
                          });
 
 TEST(RdmaSim, FetchAddExactlyOnceUnderRetransmission) {

@@ -39,6 +39,10 @@ scrape 7721 "$work/s1.txt"
 sleep 3
 scrape 7722 "$work/c2.txt"
 scrape 7721 "$work/s2.txt"
+# Third scrape 1.5 s later, still inside the blackhole and the run: path 1 must not have come
+# back in between (nothing can cross its socket, so nothing may revive it).
+sleep 1.5
+scrape 7722 "$work/c3.txt"
 wait "$client" || fail "client exited $?"
 jq_check "$work/run.json" '.verified == true' "run not verified"
 jq_check "$work/run.json" '.paths[1].state == "suspect"' "blackholed path not suspect at the end"
@@ -75,6 +79,10 @@ check "path 1 retransmission timeouts counted" \
 ch1=$(value "$work/c1.txt" opensrd_path_state_changes_total "$p1")
 ch2=$(value "$work/c2.txt" opensrd_path_state_changes_total "$p1")
 check "path 1 state changes grow ($ch1 -> $ch2)" '[ "$ch2" -gt "$ch1" ]'
+ch3=$(value "$work/c3.txt" opensrd_path_state_changes_total "$p1")
+check "path 1 not revived while blackholed (state changes $ch2 -> $ch3)" '[ "$ch3" -eq "$ch2" ]'
+check "path 1 still suspect later in the blackhole" \
+  'grep -q "^opensrd_path_state{.*path=\"1\".*state=\"suspect\"} 1$" "$work/c3.txt"'
 check "endpoint path state changes cover path 1's" \
   '[ "$(value "$work/c2.txt" opensrd_endpoint_path_state_changes_total "")" -ge "$ch2" ]'
 causes=$(awk '/^opensrd_retrans_cause_pkts_total/ { s += $2 } END { print s + 0 }' "$work/c2.txt")
@@ -84,10 +92,10 @@ for g in opensrd_context_cwnd_bytes opensrd_context_srtt_seconds \
   v=$(awk -v m="$g" '$1 ~ "^"m"({|$)" { print ($2 > 0) ? 1 : 0; exit }' "$work/c1.txt")
   check "$g > 0 during the run" '[ "${v:-0}" = 1 ]'
 done
-# The minimum RTT is whole microseconds after the peer's ack delay is taken off: on loopback it
-# can read 0. It must be there, and not above the smoothed RTT.
-v=$(awk '$1 ~ /^opensrd_context_min_rtt_seconds({|$)/ { m = $2 } $1 ~ /^opensrd_context_srtt_seconds({|$)/ { s = $2 } END { if (m == "" || s == "") print 0; else print (m + 0 <= s + 0) ? 1 : 0 }' "$work/c1.txt")
-check "opensrd_context_min_rtt_seconds present and <= srtt" '[ "${v:-0}" = 1 ]'
+# The minimum RTT must be there, above 0 (it read 0 on loopback while received datagrams were
+# timed from before the step's sends), and not above the smoothed RTT.
+v=$(awk '$1 ~ /^opensrd_context_min_rtt_seconds({|$)/ { m = $2 } $1 ~ /^opensrd_context_srtt_seconds({|$)/ { s = $2 } END { if (m == "" || s == "") print 0; else print (m + 0 > 0 && m + 0 <= s + 0) ? 1 : 0 }' "$work/c1.txt")
+check "opensrd_context_min_rtt_seconds present, > 0 and <= srtt" '[ "${v:-0}" = 1 ]'
 
 # The exposition format (text 0.0.4): HELP/TYPE before samples, one TYPE per family, counters
 # named *_total, valid names, labels and values, no series twice.

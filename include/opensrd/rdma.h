@@ -149,6 +149,9 @@ struct DeviceStats {
   uint64_t malformed_dropped = 0;  // transport messages that were not a valid native header
   uint64_t stray_responses = 0;    // responses matching no outstanding request
   uint64_t placed_direct = 0;      // messages whose data the transport placed in registered memory
+  // DMA engine descriptors the executor's data moves posted (0 when the endpoint copies with
+  // memcpy: EndpointConfig::payload_copy decides for the device too).
+  uint64_t copy_descriptors = 0;
 };
 
 // Datagram QPs over one SRD transport Endpoint. The device creates its own transport CQ, SQ and

@@ -38,6 +38,13 @@ WcStatus StatusForNak(NakCode code) {
   return WcStatus::kRemoteInvalidRequest;
 }
 
+Status Executor::Place(uint8_t* whole, size_t whole_len, size_t offset,
+                       std::span<const uint8_t> src) {
+  if (copier_ != nullptr) return copier_->Place(whole, whole_len, offset, src);
+  std::memcpy(whole + offset, src.data(), src.size());
+  return Status::Ok();
+}
+
 ExecResult Executor::Execute(const RdmaCommand& cmd, ExecTarget& t) {
   switch (Family(cmd.opcode)) {
     case OpcodeFamily::kWrite:
@@ -96,8 +103,10 @@ ExecResult Executor::Write(const RdmaCommand& cmd, ExecTarget& t) {
     return r;
   }
   // Direct placement (rdma_device.cc) already put the data where it belongs.
-  if (!cmd.payload.empty() && cmd.payload.data() != s.write_at) {
-    std::memcpy(s.write_at, cmd.payload.data(), cmd.payload.size());
+  if (!cmd.payload.empty() && cmd.payload.data() != s.write_at &&
+      !Place(s.write_at, s.write_left, 0, cmd.payload).ok()) {
+    s.in = ResponderState::In::kNone;  // the engine refused the copy: a local DMA fault
+    return Nak(NakCode::kRemoteOperationalError);
   }
   s.write_at += cmd.payload.size();
   s.write_left -= cmd.payload.size();
@@ -195,7 +204,17 @@ ExecResult Executor::Send(const RdmaCommand& cmd, ExecTarget& t) {
   }
   const bool fits = !s.recv_failed && cmd.payload.size() <= s.recv.sge.length - s.recv_filled;
   if (fits && !cmd.payload.empty()) {
-    std::memcpy(s.recv_at + s.recv_filled, cmd.payload.data(), cmd.payload.size());
+    if (!Place(s.recv_at, s.recv.sge.length, s.recv_filled, cmd.payload).ok()) {
+      // The engine refused the copy: the receive completes with an error, as for a region
+      // deregistered under it.
+      s.in = ResponderState::In::kNone;
+      ExecResult r = Nak(NakCode::kRemoteOperationalError);
+      r.recv_completed = true;
+      r.recv_wc.wr_id = s.recv.wr_id;
+      r.recv_wc.opcode = WcOpcode::kRecv;
+      r.recv_wc.status = WcStatus::kLocalProtectionError;
+      return r;
+    }
     s.recv_filled += static_cast<uint32_t>(cmd.payload.size());
   }
   if (!fits && !s.recv_failed) s.recv_failed = true;

@@ -13,6 +13,10 @@
 // MSN) are the protocol's: the executor performs every command it is given exactly once, so a
 // protocol must not hand it a duplicate it already executed (an atomic would apply twice).
 //
+// Data moves (WRITE and SEND payloads into target memory, and the requester's placement of a READ
+// response through Place) go through an optional PayloadCopier, so they can run on the DMA engine
+// (PayloadCopy::kEngine) or as memcpy (kDirect, or no copier). Atomics stay CPU atomics.
+//
 // Target memory is untouched by every rejected command. Not thread-safe.
 #pragma once
 #include <cstdint>
@@ -22,6 +26,7 @@
 #include "opensrd/rdma.h"
 #include "rdma/command.h"
 #include "rdma/memory_registry.h"
+#include "transport/payload_copier.h"
 
 namespace opensrd::rdma {
 
@@ -80,6 +85,13 @@ class Executor {
   // read response, atomic ACK) are the requester's business: they get kInvalidRequest.
   ExecResult Execute(const RdmaCommand& cmd, ExecTarget& target);
 
+  // The copier data moves go through (not owned; null: memcpy). The engine maps memory per
+  // copy, so every move names the whole checked object it lands in.
+  void set_copier(PayloadCopier* copier) { copier_ = copier; }
+  // Copies `src` to whole[offset, offset + src.size()); `whole`/`whole_len` is a range already
+  // checked against the registry. Fails (kIoError) only when the engine refuses the copy.
+  Status Place(uint8_t* whole, size_t whole_len, size_t offset, std::span<const uint8_t> src);
+
  private:
   ExecResult Write(const RdmaCommand& cmd, ExecTarget& t);
   ExecResult Read(const RdmaCommand& cmd, ExecTarget& t);
@@ -88,6 +100,7 @@ class Executor {
   ExecResult ConsumeRecvForImm(const RdmaCommand& cmd, ExecTarget& t);
 
   MemoryRegistry& registry_;
+  PayloadCopier* copier_ = nullptr;
 };
 
 // The requester's completion status for an acknowledgement kind and NAK code.

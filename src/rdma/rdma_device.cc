@@ -107,7 +107,12 @@ bool DataLandsLocally(WrOpcode op) {
 
 class RdmaDevice::Impl {
  public:
-  Impl(Endpoint& ep, const DeviceConfig& c) : ep_(ep), config_(c), exec_(registry_) {
+  Impl(Endpoint& ep, const DeviceConfig& c)
+      : ep_(ep),
+        config_(c),
+        exec_(registry_),
+        copier_(ep.config().payload_copy, ep.config().dma_prefetch) {
+    exec_.set_copier(&copier_);  // data moves copy the way the endpoint's transport does
     tcq_ = ep_.CreateCompletionQueue();
     SqOptions so;
     so.cq = tcq_;
@@ -152,6 +157,7 @@ class RdmaDevice::Impl {
   DeviceConfig config_;
   MemoryRegistry registry_;
   Executor exec_;
+  PayloadCopier copier_;  // the executor's data moves: memcpy or the DMA engine
   CqId tcq_ = 0;
   SqId tsq_ = 0;
   std::vector<std::vector<uint8_t>> pool_;
@@ -362,7 +368,11 @@ class RdmaDevice::Impl {
                                            : WcStatus::kLocalProtectionError;
           break;
         }
-        if (read && n != 0 && local != c.payload.data()) std::memcpy(local, c.payload.data(), n);
+        if (read && n != 0 && local != c.payload.data() &&
+            !exec_.Place(local, n, 0, c.payload.first(n)).ok()) {
+          wc.status = WcStatus::kLocalProtectionError;
+          break;
+        }
         if (!read) std::memcpy(local, &c.atomic_orig, 8);
         wc.byte_len = static_cast<uint32_t>(n);
         break;
@@ -643,7 +653,9 @@ bool RdmaDevice::Busy() const {
   return !impl_->pending_.empty();
 }
 DeviceStats RdmaDevice::stats() const {
-  return impl_->stats_;
+  DeviceStats s = impl_->stats_;
+  s.copy_descriptors = impl_->copier_.stats().descriptors;
+  return s;
 }
 
 }  // namespace opensrd::rdma

@@ -38,7 +38,7 @@ constexpr uint32_t kWakeTag = 0xFFFFFFFF;
 // Empty spin rounds between sched_yield calls (see Poll).
 constexpr uint32_t kSpinsPerYield = 4;
 // Offset of the path id in the common header (docs/WIRE.md).
-constexpr size_t kPathIdOffset = 5;
+constexpr size_t kTypeOffset = 3, kFlagsOffset = 4, kPathIdOffset = 5;
 // Up to this many sockets, Receive tries recvmmsg on each directly; beyond, one epoll_wait
 // finds the readable ones first.
 constexpr size_t kDirectRecvSockets = 4;
@@ -94,6 +94,13 @@ void SetBuffer(int fd, int force_opt, int opt, int bytes) {
 }
 
 // The wire path id of a datagram, or -1 if it does not look like ours.
+// 0: not DATA; 1: DATA first sent; 2: DATA flagged as a retransmission.
+int WireDataKind(const uint8_t* p, size_t len) {
+  if (len < wire::kCommonLen || ((uint16_t{p[0]} << 8) | p[1]) != wire::kMagic) return 0;
+  if (p[kTypeOffset] != static_cast<uint8_t>(wire::Type::kData)) return 0;
+  return (p[kFlagsOffset] & wire::kFlagRetx) ? 2 : 1;
+}
+
 int WirePathId(const uint8_t* p, size_t len) {
   if (len < wire::kCommonLen) return -1;
   if (((uint16_t{p[0]} << 8) | p[1]) != wire::kMagic) return -1;
@@ -399,6 +406,12 @@ class UdpEndpoint::Impl {
         ++stats_.recv_calls;
         stats_.datagrams_received += n;
         total += n;
+        // The batch is timed now, after it is all in: datagrams that arrived during this step's
+        // sends would otherwise carry the step's start time, from before they came, and the
+        // RTT samples they give (ack echo) or start (the receiver's ack delay) come out short,
+        // down to the 1 ns clamp on loopback. One clock read per non-empty batch.
+        step_ns_ = NowNs();
+        now = step_ns_ / 1000;
         for (int i = 0; i < n; ++i) {
           if (rx_msgs_[i].msg_hdr.msg_flags & MSG_TRUNC) {
             ++stats_.recv_truncated;
@@ -463,6 +476,14 @@ class UdpEndpoint::Impl {
     }
   }
 
+  void CountOutboundFault(bool dropped, int data_kind) {
+    ++(dropped ? stats_.fault_out_dropped : stats_.fault_out_duplicated);
+    if (data_kind == 0) return;
+    ++(dropped ? stats_.fault_out_data_dropped : stats_.fault_out_data_duplicated);
+    if (data_kind == 2)
+      ++(dropped ? stats_.fault_out_retx_dropped : stats_.fault_out_retx_duplicated);
+  }
+
   // The injector's send-side verdict on a datagram the core produced into `slot`.
   void Outbound(Micros now, uint32_t slot) {
     TxSlot& t = tx_slots_[slot];
@@ -471,7 +492,9 @@ class UdpEndpoint::Impl {
       return;
     }
     const FaultInjector::Verdict v = injector_.Decide(t.socket, now);
+    const int kind = v.drop || v.copies > 1 ? WireDataKind(SlotData(slot), t.len) : 0;
     if (v.drop) {
+      CountOutboundFault(true, kind);
       ++stats_.fault_dropped;
       LogFaultDrop(now, "out", t.socket);
       free_slots_.push_back(slot);
@@ -484,6 +507,7 @@ class UdpEndpoint::Impl {
     }
     if (v.copies > 1) ++stats_.fault_duplicated;
     if (v.delay_us > 0) {
+      if (v.copies > 1) CountOutboundFault(false, kind);
       for (uint32_t c = 0; c < v.copies; ++c)
         Hold(now + v.delay_us, false, t.socket, t.remote, p, t.len);
       free_slots_.push_back(slot);
@@ -491,6 +515,7 @@ class UdpEndpoint::Impl {
     }
     Enqueue(t.socket, slot, now);
     if (v.copies > 1 && !free_slots_.empty()) {
+      CountOutboundFault(false, kind);  // counted only when the copy really goes out
       const uint32_t dup = free_slots_.back();
       free_slots_.pop_back();
       std::memcpy(SlotData(dup), p, t.len);

@@ -82,6 +82,15 @@ struct UdpStats {
   uint64_t fault_duplicated = 0;
   uint64_t fault_corrupted = 0;
   uint64_t fault_delayed = 0;
+  // The send side alone, and of it the DATA packets (all, and those flagged as retransmissions),
+  // so that a capture taken after the injector can be checked exactly against the core's
+  // counters (tests/wireshark_capture_test.sh).
+  uint64_t fault_out_dropped = 0;
+  uint64_t fault_out_duplicated = 0;
+  uint64_t fault_out_data_dropped = 0;
+  uint64_t fault_out_data_duplicated = 0;
+  uint64_t fault_out_retx_dropped = 0;
+  uint64_t fault_out_retx_duplicated = 0;
 };
 
 class UdpEndpoint {

@@ -199,7 +199,13 @@ class PerfClient {
       j["fault"] = {{"dropped", us.fault_dropped},
                     {"duplicated", us.fault_duplicated},
                     {"corrupted", us.fault_corrupted},
-                    {"delayed", us.fault_delayed}};
+                    {"delayed", us.fault_delayed},
+                    {"out_dropped", us.fault_out_dropped},
+                    {"out_duplicated", us.fault_out_duplicated},
+                    {"out_data_dropped", us.fault_out_data_dropped},
+                    {"out_data_duplicated", us.fault_out_data_duplicated},
+                    {"out_retx_dropped", us.fault_out_retx_dropped},
+                    {"out_retx_duplicated", us.fault_out_retx_duplicated}};
       nlohmann::json pj = nlohmann::json::array();
       for (const PathStats& p : paths) {
         pj.push_back({{"id", p.id},

@@ -29,7 +29,9 @@
 #include "opensrd/rdma.h"
 #include "tools/opensrd/capture.h"
 #include "tools/opensrd/commands.h"
+#include "tools/opensrd/dma_options.h"
 #include "tools/opensrd/latency.h"
+#include "tools/opensrd/metrics.h"
 #include "transport/udp_endpoint.h"
 
 namespace opensrd::cli {
@@ -50,7 +52,7 @@ void OnSignal(int) {
 }
 
 struct Options {
-  std::string bind, connect, protocol = "srd", op = "write", pcap;
+  std::string bind, connect, protocol = "srd", op = "write", pcap, metrics;
   uint32_t size = 4096;
   uint64_t count = 0;
   double duration_s = 0;
@@ -59,6 +61,7 @@ struct Options {
   bool bad_rkey = false;
   uint64_t region_bytes = 64u << 20;
   uint32_t max_size = 1u << 20;
+  DmaCliOptions dma;  // --dma: the transport's and the executor's copies (memcpy or the engine)
 };
 
 void Put64(uint8_t* p, uint64_t v) {
@@ -85,18 +88,50 @@ nlohmann::json CpuJson() {
   return {{"model", model}, {"user_s", s(ru.ru_utime)}, {"sys_s", s(ru.ru_stime)}};
 }
 
+// The device's own counters, after the endpoint's in a --metrics scrape.
+void AddDeviceMetrics(const DeviceStats& st, std::vector<ExtraMetric>& out) {
+  const struct {
+    const char* name;
+    uint64_t v;
+    const char* help;
+  } plain[] = {
+      {"opensrd_rdma_requests_sent_total", st.requests_sent, "RDMA requests posted to the wire."},
+      {"opensrd_rdma_requests_executed_total", st.requests_executed,
+       "RDMA requests executed as the target."},
+      {"opensrd_rdma_naks_sent_total", st.naks_sent, "Requests answered with a NAK."},
+      {"opensrd_rdma_rnr_naks_sent_total", st.rnr_naks_sent,
+       "Requests refused: no receive posted (RNR)."},
+      {"opensrd_rdma_rnr_retries_total", st.rnr_retries, "Requests retried after an RNR NAK."},
+      {"opensrd_rdma_malformed_dropped_total", st.malformed_dropped,
+       "Messages that were not a valid native RDMA header."},
+      {"opensrd_rdma_placed_direct_total", st.placed_direct,
+       "Messages placed straight into registered memory."},
+  };
+  for (const auto& m : plain)
+    out.push_back({m.name, "counter", m.help, "", static_cast<double>(m.v)});
+}
+
 // One UdpEndpoint and its RdmaDevice, driven together.
 struct Node {
   std::unique_ptr<PcapWriter> capture;
   std::unique_ptr<UdpEndpoint> udp;
   std::unique_ptr<RdmaDevice> dev;
+  std::unique_ptr<MetricsServer> metrics;  // --metrics: published from Step, never blocks
   PdHandle pd = 0;
   CqHandle cq = 0;
   QpNum qp = 0;
 
   // `peer_side`: the address whose path MTU decides the packet size (AutoMaxPayload).
-  Status Open(const NetAddr& local, const NetAddr& peer_side, uint32_t max_message,
-              const std::string& pcap) {
+  Status Open(const NetAddr& local, const NetAddr& peer_side, const Options& o,
+              const char* command) {
+    const uint32_t max_message = o.max_size;
+    const std::string& pcap = o.pcap;
+    const std::string& metrics_at = o.metrics;
+    if (!metrics_at.empty()) {
+      Result<std::unique_ptr<MetricsServer>> m = MetricsServer::Start(metrics_at, command);
+      if (!m.ok()) return m.status();
+      metrics = std::move(m.value());
+    }
     Result<std::unique_ptr<PcapWriter>> c = OpenCapture(pcap);
     if (!c.ok()) return c.status();
     capture = std::move(c.value());
@@ -104,6 +139,7 @@ struct Node {
     uo.local = {local};
     uo.endpoint.max_payload = static_cast<uint16_t>(AutoMaxPayload(peer_side));
     uo.endpoint.max_message = max_message + 64;
+    if (Status d = ApplyDmaOptions(o.dma, uo.endpoint); !d.ok()) return d;
     uo.pcap = capture ? capture->NewSource() : nullptr;
     Result<std::unique_ptr<UdpEndpoint>> u = UdpEndpoint::Create(uo);
     if (!u.ok()) return u.status();
@@ -128,6 +164,10 @@ struct Node {
       Result<size_t> again = udp->Poll(0);  // let the answers and retries leave now
       if (!again.ok()) return again.status();
     }
+    if (metrics)
+      metrics->MaybePublish(*udp, false, [this](std::vector<ExtraMetric>& out) {
+        AddDeviceMetrics(dev->stats(), out);
+      });
     return Status::Ok();
   }
 };
@@ -140,7 +180,7 @@ int RunServer(const Options& o) {
     return 2;
   }
   Node n;
-  if (Status s = n.Open(*bind, *bind, o.max_size, o.pcap); !s.ok()) {
+  if (Status s = n.Open(*bind, *bind, o, "rdma_server"); !s.ok()) {
     std::fprintf(stderr, "opensrd rdma server: %s\n", s.ToString().c_str());
     return s.code() == Code::kInvalidArgument ? 2 : 1;
   }
@@ -214,9 +254,16 @@ int RunServer(const Options& o) {
     }
   }
   const DeviceStats st = n.dev->stats();
-  nlohmann::json j = {{"clients", clients},        {"requests_executed", st.requests_executed},
-                      {"naks_sent", st.naks_sent}, {"sends_verified", sends_ok},
-                      {"sends_bad", sends_bad},    {"malformed_dropped", st.malformed_dropped},
+  nlohmann::json j = {{"clients", clients},
+                      {"requests_executed", st.requests_executed},
+                      {"naks_sent", st.naks_sent},
+                      {"sends_verified", sends_ok},
+                      {"sends_bad", sends_bad},
+                      {"malformed_dropped", st.malformed_dropped},
+                      {"dma",
+                       {{"mode", o.dma.dma},
+                        {"executor_descriptors", st.copy_descriptors},
+                        {"transport_descriptors", n.udp->endpoint().copy_stats().descriptors}}},
                       {"cpu", CpuJson()}};
   if (n.capture) j["pcap"] = FinishCapture(n.capture.get());
   if (o.json) std::printf("%s\n", j.dump().c_str());
@@ -242,7 +289,7 @@ class Client {
     }
     NetAddr local;  // any address, ephemeral port
     local.v6 = remote->v6;
-    if (Status s = n_.Open(local, *remote, o_.max_size, o_.pcap); !s.ok()) {
+    if (Status s = n_.Open(local, *remote, o_, "rdma_client"); !s.ok()) {
       std::fprintf(stderr, "opensrd rdma client: %s\n", s.ToString().c_str());
       return s.code() == Code::kInvalidArgument ? 2 : 1;
     }
@@ -468,6 +515,10 @@ class Client {
           {"errors", errors_},
           {"verified", verified_},
           {"retransmits", n_.udp->endpoint().stats().retransmits},
+          {"dma",
+           {{"mode", o_.dma.dma},
+            {"executor_descriptors", n_.dev->stats().copy_descriptors},
+            {"transport_descriptors", n_.udp->endpoint().copy_stats().descriptors}}},
           {"cpu", CpuJson()}};
       if (!first_error_.empty()) j["error"] = first_error_;
       if (n_.capture) j["pcap"] = FinishCapture(n_.capture.get());
@@ -533,6 +584,8 @@ std::function<int()> AddRdmaCommand(CLI::App& app) {
   server->add_option("--max-size", o->max_size, "largest op a client may run (bytes)")
       ->check(CLI::Range(8u, 16u << 20));
   server->add_option("--pcap", o->pcap, "write every datagram crossing the socket to this file");
+  AddDmaOptions(server, o->dma, [](auto v) { return CLI::IsMember(v); });
+  server->add_option("--metrics", o->metrics, "serve Prometheus text at http://HOST:PORT/metrics");
   server->add_flag("--json", o->json, "print one JSON object of counters at exit");
   auto* client = rdma->add_subcommand("client", "Run an operation against a server and verify");
   client->add_option("--connect", o->connect, "server HOST:PORT")->required();
@@ -550,6 +603,8 @@ std::function<int()> AddRdmaCommand(CLI::App& app) {
       ->check(CLI::Range(8u, 16u << 20));
   client->add_flag("--json", o->json, "print one JSON object");
   client->add_option("--pcap", o->pcap, "write every datagram crossing the socket to this file");
+  AddDmaOptions(client, o->dma, [](auto v) { return CLI::IsMember(v); });
+  client->add_option("--metrics", o->metrics, "serve Prometheus text at http://HOST:PORT/metrics");
   client->add_flag("--bad-rkey", o->bad_rkey,
                    "test: use an rkey the server never handed out (expects remote access "
                    "errors)");
