@@ -7,7 +7,9 @@
 # text). 64-byte and 4000-byte buffers (the latter: READ responses and WRITEs of 4 packets at
 # MTU 1024). Then both roles again, 100 pings each, under 1% loss each way (nft in the
 # namespace), data verified, and the tap capture must show retransmitted requests; every
-# captured ICRC is recomputed by roce_pcap_icrc_check.py. Owns netns rcns1 (10.79.0.1/.2).
+# captured ICRC is recomputed by roce_pcap_icrc_check.py. Also CMP_SWAP through perftest's
+# exchange (`opensrd rdma perftest --op cas` against ib_atomic_bw, -A CMP_AND_SWAP on the guest's
+# client), both roles. Owns netns rcns1 (10.79.0.1/.2).
 # Usage: roce_rping_rxe_test.sh OPENSRD
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -86,6 +88,25 @@ for size in 64 4000; do
   server_round "$size" 20
   verified
 done
+phase "CMP_SWAP: opensrd client -> ib_atomic_bw server (chained swaps, each must hit)"
+"$guest" run "(ib_atomic_bw -d rxe0 -x 1 -F -n 100; echo rc=\$?) >/tmp/pt.log 2>&1 &"
+"$guest" run "n=0; until ss -Hltn | grep -q ':18515 '; do sleep 0.1; n=\$((n+1)); [ \$n -lt 100 ] || exit 1; done"
+ip netns exec "$ns" "$opensrd" rdma perftest --connect "$guest_ip:18515" --op cas -n 100 \
+  --timeout 100 --json | tee "$capdir/last.json"
+verified
+"$guest" run -t 30 "n=0; until grep -q '^rc=' /tmp/pt.log; do sleep 0.1; n=\$((n+1)); [ \$n -lt 200 ] || break; done; grep -q '^rc=0' /tmp/pt.log"
+phase "CMP_SWAP: ib_atomic_bw -A CMP_AND_SWAP client -> opensrd server"
+ip netns exec "$ns" "$opensrd" rdma perftest --bind "$host_ip:18515" --op cas -n 100 --timeout 100 \
+  --json >"$capdir/last.json" &
+pt_pid=$!
+for _ in $(seq 100); do ip netns exec "$ns" ss -Hltn | grep -q ':18515 ' && break; sleep 0.1; done
+"$guest" run -t 100 "ib_atomic_bw -d rxe0 -x 1 -F -A CMP_AND_SWAP -n 100 $host_ip >/tmp/pt.log 2>&1 && echo guest-ok || cat /tmp/pt.log" |
+  tee "$capdir/guest.log"
+wait "$pt_pid"
+cat "$capdir/last.json"
+verified
+grep -q guest-ok "$capdir/guest.log"
+grep -q '"messages_executed":100' "$capdir/last.json"
 stop_capture
 phase "every captured ICRC, recomputed independently"
 python3 "$here/roce_pcap_icrc_check.py" "$capdir/clean.pcap" "$host_ip"
