@@ -192,8 +192,8 @@ Status CmAgent::Reject(uint32_t id, uint16_t reason, uint64_t now_us) {
   rej.local_comm_id = c.id;
   rej.remote_comm_id = c.remote_id;
   rej.reason = reason;
-  c.state = State::kClosed;
   Send(c, Message{c.tid, rej}, now_us, false);
+  Close(c, now_us);
   return Status::Ok();
 }
 
@@ -266,22 +266,19 @@ void CmAgent::OnMessage(uint32_t from_ip, const Message& m, uint64_t now_us) {
     if (c != nullptr && c->remote_id == dreq->local_comm_id &&
         (c->state == State::kEstablished || c->state == State::kDreqSent ||
          c->state == State::kRepSent)) {
-      c->state = State::kClosed;
-      c->deadline = 0;
+      Close(*c, now_us);
       Emit(*c, EventKind::kDisconnected);
     }
   } else if (const Drep* drep = std::get_if<Drep>(&m.body)) {
     Conn* c = Find(drep->remote_comm_id, from_ip);
     if (c != nullptr && c->state == State::kDreqSent && c->remote_id == drep->local_comm_id) {
-      c->state = State::kClosed;
-      c->deadline = 0;
+      Close(*c, now_us);
       Emit(*c, EventKind::kDisconnected);
     }
   } else if (const Rej* rej = std::get_if<Rej>(&m.body)) {
     Conn* c = Find(rej->remote_comm_id, from_ip);
     if (c != nullptr && (c->state == State::kReqSent || c->state == State::kRepSent)) {
-      c->state = State::kClosed;
-      c->deadline = 0;
+      Close(*c, now_us);
       Emit(*c, EventKind::kRejected, rej->reason);
     }
   } else if (const Mra* mra = std::get_if<Mra>(&m.body)) {
@@ -294,7 +291,19 @@ void CmAgent::OnMessage(uint32_t from_ip, const Message& m, uint64_t now_us) {
   }
 }
 
+void CmAgent::Close(Conn& c, uint64_t now_us) {
+  c.state = State::kClosed;
+  c.deadline = 0;
+  c.closed_at = now_us;
+}
+
 void CmAgent::OnTimer(uint64_t now_us) {
+  // Closed connections are forgotten after the time-wait (a late duplicate of theirs is then
+  // answered as for an unknown connection: DREP for a DREQ, a new request for a REQ).
+  std::erase_if(conns_, [&](const auto& kv) {
+    const Conn& c = kv.second;
+    return c.state == State::kClosed && c.closed_at + cfg_.timewait_us <= now_us;
+  });
   for (auto& [id, c] : conns_) {
     if (c.deadline == 0 || c.deadline > now_us) continue;
     if (c.resends_left > 0 && c.last_sent) {
@@ -303,9 +312,8 @@ void CmAgent::OnTimer(uint64_t now_us) {
       SendOnce(c.peer_ip, *c.last_sent);
       continue;
     }
-    c.deadline = 0;
     const State was = c.state;
-    c.state = State::kClosed;
+    Close(c, now_us);
     if (was == State::kDreqSent) {
       Emit(c, EventKind::kDisconnected);  // IBTA: the DREQ side gives up into timewait
     } else {

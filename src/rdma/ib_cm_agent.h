@@ -77,7 +77,8 @@ class CmAgent {
     uint64_t ca_guid = 0;
     uint64_t resend_us = 500'000;
     int max_resends = 10;
-    uint32_t seed = 1;  // comm IDs and transaction IDs
+    uint32_t seed = 1;                 // comm IDs and transaction IDs
+    uint64_t timewait_us = 5'000'000;  // a closed connection is remembered this long
   };
   enum class State : uint8_t { kReqSent, kReqRcvd, kRepSent, kEstablished, kDreqSent, kClosed };
 
@@ -118,12 +119,14 @@ class CmAgent {
     std::optional<Message> last_sent;  // resent on timeout or a duplicate
     uint64_t deadline = 0;             // 0: none
     int resends_left = 0;
+    uint64_t closed_at = 0;  // when it entered kClosed
   };
   uint32_t NewId();
   Conn* Find(uint32_t id, uint32_t peer_ip);
   void Send(Conn& c, Message m, uint64_t now_us, bool await_answer);
   void SendOnce(uint32_t peer_ip, Message m);
   void Emit(const Conn& c, EventKind kind, uint16_t reason = 0);
+  void Close(Conn& c, uint64_t now_us);
   void OnReq(uint32_t from_ip, const Message& m, const Req& req, uint64_t now_us);
 
   Config cfg_;

@@ -263,6 +263,24 @@ TEST(CmAgent, ConnectAcceptRtuThenDisconnect) {
   EXPECT_FALSE(t.a.NextDeadline().has_value());
 }
 
+TEST(CmAgent, ClosedConnectionsAreForgottenAfterTheTimeWait) {
+  Agents t;
+  t.b.Listen(5);
+  uint32_t ida = t.a.Connect(kIpB, 5, Offer(1, 1), nullptr, 0);
+  t.Deliver();
+  const uint32_t idb = t.b.TakeEvents().at(0).id;
+  ASSERT_TRUE(t.b.Accept(idb, Offer(2, 2), 0).ok());
+  t.Deliver();
+  ASSERT_TRUE(t.a.Disconnect(ida, 0).ok());
+  t.Deliver();
+  EXPECT_EQ(t.a.state(ida), CmAgent::State::kClosed);
+  t.Tick(4'999'999);
+  EXPECT_EQ(t.b.state(idb), CmAgent::State::kClosed);
+  t.Tick(1);
+  EXPECT_FALSE(t.a.state(ida).has_value());
+  EXPECT_FALSE(t.b.state(idb).has_value());
+}
+
 TEST(CmAgent, LostReqIsResent) {
   Agents t;
   t.b.Listen(5);
