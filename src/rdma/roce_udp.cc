@@ -12,6 +12,7 @@
 #include <ctime>
 #include <string>
 
+#include "rdma/ib_cm.h"
 #include "rdma/roce.h"
 
 namespace opensrd::rdma::roce {
@@ -66,12 +67,35 @@ Result<std::unique_ptr<RoceUdpShell>> RoceUdpShell::Open(const Options& options)
 
 RoceUdpShell::~RoceUdpShell() {
   for (Attached& q : qps_) close(q.fd);
+  if (gsi_fd_ >= 0) close(gsi_fd_);
   if (raw_fd_ >= 0) close(raw_fd_);
   if (udp_fd_ >= 0) close(udp_fd_);
 }
 
 Result<uint16_t> RoceUdpShell::Attach(RcQueuePair* qp, uint32_t local_qpn, uint32_t peer_ip,
                                       uint16_t peer_port) {
+  Result<int> fd_or = SendSocket();
+  if (!fd_or.ok()) return fd_or.status();
+  const int fd = *fd_or;
+  sockaddr_in a{};
+  socklen_t len = sizeof a;
+  getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
+  uint16_t port = ntohs(a.sin_port);
+  qps_.push_back({qp, local_qpn & kPsnMask, peer_ip, peer_port, fd, port});
+  return port;
+}
+
+void RoceUdpShell::Detach(const RcQueuePair* qp) {
+  for (auto it = qps_.begin(); it != qps_.end(); ++it) {
+    if (it->qp == qp) {
+      close(it->fd);
+      qps_.erase(it);
+      return;
+    }
+  }
+}
+
+Result<int> RoceUdpShell::SendSocket() {
   int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
   if (fd < 0) return Errno("socket");
   // DF, and with it IP identification 0 on an unconnected socket: the ICRC covers the ID.
@@ -85,11 +109,49 @@ Result<uint16_t> RoceUdpShell::Attach(RcQueuePair* qp, uint32_t local_qpn, uint3
     close(fd);
     return st;
   }
-  socklen_t len = sizeof a;
-  getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
-  uint16_t port = ntohs(a.sin_port);
-  qps_.push_back({qp, local_qpn & kPsnMask, peer_ip, peer_port, fd, port});
-  return port;
+  return fd;
+}
+
+Status RoceUdpShell::SendGsi(uint32_t peer_ip, std::vector<uint8_t> pkt, uint16_t peer_port) {
+  if (gsi_fd_ < 0) {
+    Result<int> fd = SendSocket();
+    if (!fd.ok()) return fd.status();
+    gsi_fd_ = *fd;
+    sockaddr_in a{};
+    socklen_t len = sizeof a;
+    getsockname(gsi_fd_, reinterpret_cast<sockaddr*>(&a), &len);
+    gsi_port_ = ntohs(a.sin_port);
+  }
+  Ipv4Udp ip;
+  ip.src_ip = opt_.local_ip;
+  ip.dst_ip = peer_ip;
+  ip.src_port = gsi_port_;
+  ip.dst_port = peer_port;
+  uint8_t hdr[kIpv4HeaderLen + kUdpHeaderLen];
+  WriteIpv4UdpHeaders(ip, pkt.size() + kIcrcLen, hdr);
+  const uint32_t icrc = ComputeIcrc(hdr, pkt);
+  for (int i = 0; i < 4; ++i) pkt.push_back(static_cast<uint8_t>(icrc >> (8 * i)));
+  sockaddr_in to = Addr(peer_ip, peer_port);
+  if (sendto(gsi_fd_, pkt.data(), pkt.size(), 0, reinterpret_cast<sockaddr*>(&to), sizeof to) < 0) {
+    ++stats_.send_errors;  // lost like on the wire: the CM resends
+    return Status::Ok();
+  }
+  ++stats_.gsi_tx;
+  if (capture_ != nullptr) {
+    capture_->Append(NetAddr{opt_.local_ip, gsi_port_}, NetAddr{peer_ip, peer_port}, pkt);
+  }
+  return Status::Ok();
+}
+
+bool RoceUdpShell::DeliverGsi(uint32_t src_ip, std::span<const uint8_t> body) {
+  if (!cm::LooksLikeGsi(body)) return false;
+  if (gsi_handler_) {
+    ++stats_.gsi_rx;
+    gsi_handler_(src_ip, body);
+  } else {
+    ++stats_.unknown_qp;
+  }
+  return true;
 }
 
 void RoceUdpShell::Flush() {
@@ -166,6 +228,11 @@ void RoceUdpShell::Receive() {
         ++stats_.icrc_bad;
         continue;
       }
+      uint32_t src = uint32_t{pkt[12]} << 24 | uint32_t{pkt[13]} << 16 | pkt[14] << 8 | pkt[15];
+      if (DeliverGsi(src, body)) {
+        ++stats_.icrc_checked;
+        continue;
+      }
       Result<RdmaCommand> cmd = DecodeTransport(body);
       if (!cmd.ok()) {
         ++stats_.malformed;
@@ -185,8 +252,13 @@ void RoceUdpShell::Receive() {
                          NetAddr{opt_.local_ip, opt_.port},
                          std::span<const uint8_t>(buf_.data(), static_cast<size_t>(n)));
       }
-      Result<RdmaCommand> cmd =
-          ParseUdpPayload(std::span<const uint8_t>(buf_.data(), static_cast<size_t>(n)), nullptr);
+      std::span<const uint8_t> dgram(buf_.data(), static_cast<size_t>(n));
+      if (dgram.size() >= kIcrcLen &&
+          DeliverGsi(ntohl(from.sin_addr.s_addr), dgram.first(dgram.size() - kIcrcLen))) {
+        ++stats_.icrc_unchecked;
+        continue;
+      }
+      Result<RdmaCommand> cmd = ParseUdpPayload(dgram, nullptr);
       if (!cmd.ok()) {
         ++stats_.malformed;
         continue;

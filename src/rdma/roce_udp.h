@@ -15,7 +15,9 @@
 // Single-threaded: Poll() runs everything on the caller's thread.
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <memory>
+#include <span>
 #include <vector>
 
 #include "common/pcap_writer.h"
@@ -40,7 +42,13 @@ class RoceUdpShell {
     uint64_t malformed = 0;
     uint64_t unknown_qp = 0;
     uint64_t send_errors = 0;
+    uint64_t gsi_rx = 0;  // UD packets to QP1 (connection manager MADs) handed to the handler
+    uint64_t gsi_tx = 0;
   };
+  // Receives every packet to QP1 (BTH opcode UD SEND ONLY, dest QP 1) whose ICRC checked (or
+  // could not be checked, see icrc_unchecked): the sender's IP and the bytes from the BTH to
+  // the end of the pad. Without a handler such packets count as unknown_qp.
+  using GsiHandler = std::function<void(uint32_t src_ip, std::span<const uint8_t> bth_onward)>;
 
   static Result<std::unique_ptr<RoceUdpShell>> Open(const Options& options);
   ~RoceUdpShell();
@@ -52,9 +60,16 @@ class RoceUdpShell {
   // source port its packets use.
   Result<uint16_t> Attach(RcQueuePair* qp, uint32_t local_qpn, uint32_t peer_ip,
                           uint16_t peer_port = 4791);
+  // Stops carrying `qp` (its packets are no longer sent or delivered) and closes its socket.
+  void Detach(const RcQueuePair* qp);
   // Sends what the queue pairs have queued, waits up to timeout_ms (less if a queue pair's
   // deadline comes sooner) for packets, feeds them in, fires due timers, sends again.
   Status Poll(int timeout_ms);
+
+  void set_gsi_handler(GsiHandler h) { gsi_handler_ = std::move(h); }
+  // Sends a QP1 packet (BTH onward, without ICRC: the shell adds it) to peer_ip:peer_port from
+  // its own socket (DF, IP identification 0, as every queue pair's).
+  Status SendGsi(uint32_t peer_ip, std::vector<uint8_t> bth_onward, uint16_t peer_port = 4791);
 
   // Records every datagram sent and received (UDP payload: BTH ... ICRC) with its real addresses
   // and ports (--pcap; the writer synthesizes the IP header, so the captured IP identification
@@ -77,6 +92,8 @@ class RoceUdpShell {
   void Flush();
   void Receive();
   void Dispatch(const RdmaCommand& cmd);
+  bool DeliverGsi(uint32_t src_ip, std::span<const uint8_t> body);  // false: not a QP1 packet
+  Result<int> SendSocket();
 
   Options opt_;
   int udp_fd_ = -1;
@@ -85,6 +102,9 @@ class RoceUdpShell {
   std::vector<uint8_t> buf_;
   PcapWriter::Source* capture_ = nullptr;
   Stats stats_;
+  GsiHandler gsi_handler_;
+  int gsi_fd_ = -1;
+  uint16_t gsi_port_ = 0;
 };
 
 }  // namespace opensrd::rdma::roce

@@ -208,6 +208,7 @@ int main(int argc, char** argv) {
   auto* rdma_cmd = app.get_subcommand("rdma");
   AddRocePingpongCommand(rdma_cmd);
   AddRocePerftestCommand(rdma_cmd);
+  AddRoceRpingCommand(rdma_cmd);
   auto run_sim = AddSimCommand(app);
   AddLogLevelOption(app);  // every command, so after all of them
   try {

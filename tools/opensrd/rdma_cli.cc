@@ -32,6 +32,7 @@
 #include "tools/opensrd/dma_options.h"
 #include "tools/opensrd/latency.h"
 #include "tools/opensrd/metrics.h"
+#include "tools/opensrd/rdma_roce_cli.h"
 #include "transport/udp_endpoint.h"
 
 namespace opensrd::cli {
@@ -578,7 +579,7 @@ std::function<int()> AddRdmaCommand(CLI::App& app) {
   const auto protocols = CLI::IsMember({"srd", "roce", "iwarp"});
   auto* server = rdma->add_subcommand("server", "Expose a registered region until killed");
   server->add_option("--bind", o->bind, "HOST:PORT to listen on")->required();
-  server->add_option("--protocol", o->protocol, "srd (roce, iwarp: not yet)")->check(protocols);
+  server->add_option("--protocol", o->protocol, "srd or roce (iwarp: not yet)")->check(protocols);
   server->add_option("--region-size", o->region_bytes, "bytes of the registered region")
       ->check(CLI::Range(uint64_t{8}, uint64_t{1} << 32));
   server->add_option("--max-size", o->max_size, "largest op a client may run (bytes)")
@@ -589,7 +590,7 @@ std::function<int()> AddRdmaCommand(CLI::App& app) {
   server->add_flag("--json", o->json, "print one JSON object of counters at exit");
   auto* client = rdma->add_subcommand("client", "Run an operation against a server and verify");
   client->add_option("--connect", o->connect, "server HOST:PORT")->required();
-  client->add_option("--protocol", o->protocol, "srd (roce, iwarp: not yet)")->check(protocols);
+  client->add_option("--protocol", o->protocol, "srd or roce (iwarp: not yet)")->check(protocols);
   client->add_option("--op", o->op, "write, read, send or atomic (FETCH_ADD)")
       ->check(CLI::IsMember({"write", "read", "send", "atomic"}));
   client->add_option("--size", o->size, "bytes per operation (atomic: 8)")
@@ -608,7 +609,25 @@ std::function<int()> AddRdmaCommand(CLI::App& app) {
   client->add_flag("--bad-rkey", o->bad_rkey,
                    "test: use an rkey the server never handed out (expects remote access "
                    "errors)");
-  return [o, server, client]() -> int {
+  auto roce = std::make_shared<RoceCliOptions>();
+  AddRoceOptions(server, client, roce.get());
+  return [o, roce, server, client]() -> int {
+    if (o->protocol == "roce") {
+      RoceCliOptions& r = *roce;
+      if (server->parsed()) r.bind = o->bind;
+      r.connect = o->connect;
+      r.op = o->op;
+      r.pcap = o->pcap;
+      r.size = o->op == "atomic" ? 8 : o->size;
+      r.count = o->count;
+      r.duration_s = o->duration_s;
+      r.inflight = o->inflight;
+      r.json = o->json;
+      r.bad_rkey = o->bad_rkey;
+      r.region_bytes = o->region_bytes;
+      if (server->parsed()) return RunRoceServer(r);
+      if (client->parsed()) return RunRoceClient(r);
+    }
     if (server->parsed()) return o->protocol == "srd" ? RunServer(*o) : NotYet(o->protocol);
     if (client->parsed()) {
       if (o->protocol != "srd") return NotYet(o->protocol);

@@ -126,7 +126,8 @@ uint64_t Be64(uint64_t v) {
 int Run(const Options& o) {
   bool server = !o.bind.empty();
   bool read_op = o.op == "read";
-  bool atomic_op = o.op == "atomic";
+  bool cas_op = o.op == "cas";  // ib_atomic_bw -A CMP_AND_SWAP
+  bool atomic_op = o.op == "atomic" || cas_op;
   uint32_t size = atomic_op ? 8 : o.size;  // ib_atomic_bw works on 8-byte words
   sockaddr_in addr{};
   std::string where = server ? o.bind : o.connect;
@@ -229,11 +230,16 @@ int Run(const Options& o) {
   int bad = 0, done = 0;
   std::vector<uint8_t> first_read;
   uint64_t last_original = 0;
+  // CMP_SWAP chain on the one word: each swaps `cas_value` for `cas_value + 1`, one at a time.
+  // perftest never initialises its buffer, so the first may miss; its original names the
+  // word's value and every later one must hit.
+  uint64_t cas_value = 0;
   uint64_t t0 = roce::RoceUdpShell::NowMicros();
   if (!server) {
     // READs and atomics count against the responder's outstanding-read resources.
     size_t limit =
         read_op || atomic_op ? std::max<uint32_t>(1, std::min<uint32_t>(peer.out_reads, 16)) : 64;
+    if (cas_op) limit = 1;
     int posted = 0;
     uint64_t deadline = t0 + uint64_t(o.timeout_s) * 1'000'000;
     while (done < o.iters) {
@@ -242,7 +248,11 @@ int Run(const Options& o) {
         w.wr_id = uint64_t(posted);
         w.remote_va = peer.vaddr;  // the one slot every perftest server has
         w.rkey = peer.rkey;
-        if (atomic_op) {
+        if (cas_op) {
+          w.opcode = roce::WrOpcode::kCmpSwap;
+          w.compare = cas_value;
+          w.swap_add = cas_value + 1;
+        } else if (atomic_op) {
           w.opcode = roce::WrOpcode::kFetchAdd;
           w.swap_add = 1;
         } else if (read_op) {
@@ -275,7 +285,15 @@ int Run(const Options& o) {
           }
         }
         // FETCH_ADD 1 on one word, in order: each original is the one before plus 1.
-        if (atomic_op) {
+        if (cas_op) {
+          if (c.atomic_original == cas_value) {
+            ++cas_value;  // swapped
+          } else if (done == 0) {
+            cas_value = c.atomic_original;  // the buffer's first value: chain from it
+          } else {
+            ++bad;
+          }
+        } else if (atomic_op) {
           if (done > 0 && c.atomic_original != last_original + 1) ++bad;
           last_original = c.atomic_original;
         }
@@ -329,7 +347,7 @@ int Run(const Options& o) {
                    (unsigned long long)executed);
       ++bad;
     }
-    if (atomic_op) {
+    if (atomic_op && !cas_op) {
       // ib_atomic_bw adds 1 per FETCH_ADD: the words' growth over 0xEE.. sums to the count.
       uint64_t added = 0;
       for (size_t off = 0; off + 8 <= target.memory().size(); off += 8) {
@@ -339,6 +357,8 @@ int Run(const Options& o) {
       }
       if (added != uint64_t(o.iters)) ++bad;
     } else if (!read_op) {
+      // (CMP_SWAP: perftest's operands are its own; what is checked is the count and that no
+      // word outside the slots it addresses changed.)
       // perftest's client sends whatever its buffer holds (never initialised), so the bytes
       // cannot be predicted; what can be checked is where they went: nothing may land beyond
       // the two cycle-buffer slots perftest addresses.
@@ -383,8 +403,9 @@ void AddRocePerftestCommand(CLI::App* rdma_cmd) {
   auto* c = cmd->add_option("--connect", opt->connect, "connect to a perftest server IPv4:PORT");
   b->excludes(c);
   cmd->add_option("--op", opt->op,
-                  "write (ib_write_bw), read (ib_read_bw) or atomic (ib_atomic_bw, FETCH_ADD)")
-      ->check(CLI::IsMember({"write", "read", "atomic"}));
+                  "write (ib_write_bw), read (ib_read_bw), atomic (ib_atomic_bw, FETCH_ADD) or "
+                  "cas (ib_atomic_bw -A CMP_AND_SWAP)")
+      ->check(CLI::IsMember({"write", "read", "atomic", "cas"}));
   cmd->add_option("-s,--size", opt->size, "bytes per operation (as perftest -s)")
       ->check(CLI::Range(1u, 1u << 23));
   cmd->add_option("-n,--iters", opt->iters, "operations (as perftest -n)")
