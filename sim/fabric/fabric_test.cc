@@ -80,6 +80,45 @@ TEST(Fabric, DeadCoreLinkIsRoutedAroundWithoutLoss) {
   EXPECT_GT(s.retransmits, 0u);
 }
 
+// A link that dies while every flow is at full rate: the senders must stop using the paths
+// through it within a few RTTs and let go of the packets stranded there at once (REPS reports
+// goodput back within 100 us). Before, a path had to lose 3 packets in a row, each found by a
+// tail probe or an RTO (100 us, backed off), to be avoided, and the stranded packets held the
+// window meanwhile: goodput fell to 88% ~100 us after the failure and stayed there until the
+// flows ended (recovery_us -1, 334 RTOs on 8 MiB flows, k=8).
+TEST(Fabric, DeadLinkCostsGoodputForLessThan100Us) {
+  SimulationOptions o = Small("permutation:size=4MiB", 128);
+  o.fail = {"core0-agg0@100us"};
+  o.fabric.goodput_bucket_ns = 1000;
+  const RunSummary s = RunIt(o);
+  EXPECT_GT(s.fabric.dropped_down, 0u) << "the failure hit no packet: the test shows nothing";
+  EXPECT_EQ(s.lost_messages, 0u);
+  ASSERT_TRUE(s.recovery_measured);
+  EXPECT_GT(s.goodput_before_gbps, 0.0);
+  EXPECT_GE(s.recovery_us, 0.0) << "goodput not back above 90% before the first flow ended";
+  EXPECT_LT(s.recovery_us, 100.0);
+  // The stranded packets were declared lost by the stall rule (before: none existed).
+  EXPECT_GT(s.path_stalls, 0u);
+}
+
+// The recovery measure itself: a dip to half for 30 us, counted from the failure; a dip that
+// lasts to the end is not a recovery; flows ending (after end_ns) are no dip.
+TEST(Fabric, GoodputRecoveryMeasure) {
+  std::vector<uint64_t> series(400, 1000);  // 1 us buckets, 8 Gbit/s each
+  for (size_t i = 220; i < 250; ++i) series[i] = 500;
+  for (size_t i = 380; i < 400; ++i) series[i] = 0;  // flows ending
+  Recovery r = GoodputRecovery(series, 1000, 0, 200'000, 380'000, 1000, 50'000);
+  EXPECT_DOUBLE_EQ(r.before_gbps, 8.0);
+  EXPECT_DOUBLE_EQ(r.worst_gbps, 4.0);
+  EXPECT_DOUBLE_EQ(r.recovery_us, 50.0);  // back at 250 us, 50 us after the failure
+  for (size_t i = 220; i < 250; ++i) series[i] = 1000;
+  r = GoodputRecovery(series, 1000, 0, 200'000, 380'000, 1000, 50'000);
+  EXPECT_DOUBLE_EQ(r.recovery_us, 0.0);  // never below 90%
+  // Counting the flows' end: a dip that lasts to the end is no recovery.
+  r = GoodputRecovery(series, 1000, 0, 200'000, 400'000, 1000, 50'000);
+  EXPECT_DOUBLE_EQ(r.recovery_us, -1.0);
+}
+
 TEST(Fabric, LinkThatComesBackAndRandomLoss) {
   SimulationOptions o = Small("permutation:size=512KiB", 128);
   o.fail = {"edge0-agg0@10us..30us"};

@@ -163,6 +163,12 @@ class TransportContext {
   bool AnotherPathDelivers(size_t path, Nanos sent_at) const;
   Nanos PathRto(int path) const;
   Nanos PathPto(int path) const;  // tail-loss probe timeout
+  // Keeps peer_.fastest_path after `path`'s RTT estimator took a sample.
+  void NoteRttSample(int path);
+  // A path stalled: its oldest packet in flight is older than its probe timeout while a packet
+  // sent after it was acknowledged on some path (the peer is alive, this path is not
+  // delivering). kNever when that packet has no such evidence yet.
+  Nanos StallDeadline(int path) const;
   bool TailProbeApplies(int path) const;
   // Work outstanding that the dead-peer timer guards: sends not complete or messages half in.
   bool Pending() const { return !messages_.empty() || assembly_.Assembling(); }
@@ -214,6 +220,7 @@ class TransportContext {
   RingDeque<std::pair<Nanos, uint32_t>> rnr_wait_;  // (resend time, psn)
   std::vector<RingDeque<PathEntry>> path_queue_;    // per path, in send order
   std::vector<Nanos> path_latest_acked_sent_;       // RACK reference per path
+  Nanos latest_acked_sent_ = 0;                     // the largest of them: the stall evidence
   uint64_t inflight_bytes_ = 0;
   DelayCongestion cc_;
   Nanos last_heard_ = 0;       // any valid packet from the partner
