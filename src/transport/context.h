@@ -169,6 +169,8 @@ class TransportContext {
   // sent after it was acknowledged on some path (the peer is alive, this path is not
   // delivering). kNever when that packet has no such evidence yet.
   Nanos StallDeadline(int path) const;
+  // How long a packet may go unacknowledged on `path`, with that evidence, before it stalls.
+  Nanos StallTimeout(int path) const;
   bool TailProbeApplies(int path) const;
   // Work outstanding that the dead-peer timer guards: sends not complete or messages half in.
   bool Pending() const { return !messages_.empty() || assembly_.Assembling(); }

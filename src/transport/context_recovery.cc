@@ -54,7 +54,28 @@ Nanos TransportContext::StallDeadline(int path) const {
   if (q.empty()) return kNever;
   const SentPacket& s = Slot(q.front().psn);
   if (s.state != PacketState::kInFlight || latest_acked_sent_ <= s.sent_at) return kNever;
-  return s.sent_at + PathPto(path);
+  return s.sent_at + StallTimeout(path);
+}
+
+Nanos TransportContext::StallTimeout(int path) const {
+  // Never later than the path's RTO: with another path delivering, a timeout is this path's
+  // failure, not a stalled peer or a congestion collapse, and the RTO's back-off and window cut
+  // would only slow the flow down.
+  Nanos t = std::min(PathPto(path), PathRto(path));
+  // At the tail of the work (nothing new left to send) every packet still out holds up a
+  // completion: judge it by the fastest path, not by its own (a slow path's probe timeout is
+  // its long queue twice over). A late packet costs a spurious copy, and the ack saying so
+  // doubles the path's delay_mult, so a path that is only slow stops being hurried.
+  const int f = peer_.fastest_path;
+  if (unsent_.empty() && f >= 0 && f != path && static_cast<size_t>(f) < peer_.paths.size() &&
+      peer_.paths[f].rtt.have_sample()) {
+    const RttEstimator& r = peer_.paths[f].rtt;
+    const Nanos fast = std::max(std::max(2 * r.srtt(), r.srtt() + 4 * r.rttvar()) + ep_.t.ack_delay,
+                                ep_.t.min_pto) *
+                       peer_.paths[path].delay_mult;
+    t = std::min(t, fast);
+  }
+  return t;
 }
 
 bool TransportContext::TailProbeApplies(int path) const {
@@ -426,7 +447,7 @@ void TransportContext::HandleTimeout(Nanos now) {
       // than the probe timeout, stays.
       ++ep_.stats.path_stalls;
       peer_.paths[i].stalled = true;
-      const Nanos pto = PathPto(static_cast<int>(i));
+      const Nanos pto = StallTimeout(static_cast<int>(i));
       while (!q.empty()) {
         const PathEntry e = q.front();
         const SentPacket& s = Slot(e.psn);
