@@ -53,8 +53,12 @@ Nanos TransportContext::StallDeadline(int path) const {
   const auto& q = path_queue_[path];
   if (q.empty()) return kNever;
   const SentPacket& s = Slot(q.front().psn);
-  if (s.state != PacketState::kInFlight || latest_acked_sent_ <= s.sent_at) return kNever;
-  return s.sent_at + StallTimeout(path);
+  if (s.state != PacketState::kInFlight) return kNever;
+  if (AckedSentElsewhere(path) > s.sent_at) return s.sent_at + StallTimeout(path);
+  // Only this path's own later packets were acked (RACK's reorder window did not declare this
+  // one): its probe timeout, as a tail probe would.
+  if (latest_acked_sent_ > s.sent_at) return s.sent_at + PathPto(path);
+  return kNever;
 }
 
 Nanos TransportContext::StallTimeout(int path) const {
@@ -136,7 +140,15 @@ void TransportContext::MarkAcked(Nanos now, uint32_t psn, int ack_path, uint64_t
     // nothing about this path's order, and would fake losses here).
     if (s.path == ack_path && s.path < path_latest_acked_sent_.size()) {
       path_latest_acked_sent_[s.path] = std::max(path_latest_acked_sent_[s.path], s.sent_at);
-      latest_acked_sent_ = std::max(latest_acked_sent_, s.sent_at);
+      if (s.path == latest_acked_path_) {
+        latest_acked_sent_ = std::max(latest_acked_sent_, s.sent_at);
+      } else if (s.sent_at > latest_acked_sent_) {
+        second_acked_sent_ = latest_acked_sent_;  // the old largest is the largest elsewhere
+        latest_acked_sent_ = s.sent_at;
+        latest_acked_path_ = s.path;
+      } else {
+        second_acked_sent_ = std::max(second_acked_sent_, s.sent_at);
+      }
     }
   }
   auto it = messages_.find(s.msg_id);
@@ -448,12 +460,16 @@ void TransportContext::HandleTimeout(Nanos now) {
       ++ep_.stats.path_stalls;
       peer_.paths[i].stalled = true;
       const Nanos pto = StallTimeout(static_cast<int>(i));
+      const Nanos evidence = AckedSentElsewhere(static_cast<int>(i));
+      const Nanos own_pto = PathPto(static_cast<int>(i));
       while (!q.empty()) {
         const PathEntry e = q.front();
         const SentPacket& s = Slot(e.psn);
         if (s.tx_count == e.tx_count && s.state == PacketState::kInFlight &&
             InRange(e.psn, snd_una_, snd_nxt_)) {
-          if (s.sent_at + pto > now || s.sent_at >= latest_acked_sent_) break;
+          const bool elsewhere = s.sent_at < evidence && s.sent_at + pto <= now;
+          const bool own = s.sent_at < latest_acked_sent_ && s.sent_at + own_pto <= now;
+          if (!elsewhere && !own) break;
           DeclareLost(now, e.psn, ResendCause::kTailProbe);
         }
         q.pop_front();
