@@ -68,15 +68,19 @@ Nanos TransportContext::StallTimeout(int path) const {
   Nanos t = std::min(PathPto(path), PathRto(path));
   // At the tail of the work (nothing new left to send) every packet still out holds up a
   // completion: judge it by the fastest path, not by its own (a slow path's probe timeout is
-  // its long queue twice over). A late packet costs a spurious copy, and the ack saying so
-  // doubles the path's delay_mult, so a path that is only slow stops being hurried.
+  // its long queue twice over), but not below twice the context's smoothed RTT: when every
+  // path shares one queue (incast) the fastest path's estimate is old news, and hurrying
+  // those packets cost 14% of an incast's makespan. A late packet costs a spurious copy, and
+  // the ack saying so doubles the path's delay_mult, so a path that is only slow stops being
+  // hurried.
   const int f = peer_.fastest_path;
   if (unsent_.empty() && f >= 0 && f != path && static_cast<size_t>(f) < peer_.paths.size() &&
       peer_.paths[f].rtt.have_sample()) {
     const RttEstimator& r = peer_.paths[f].rtt;
-    const Nanos fast = std::max(std::max(2 * r.srtt(), r.srtt() + 4 * r.rttvar()) + ep_.t.ack_delay,
-                                ep_.t.min_pto) *
-                       peer_.paths[path].delay_mult;
+    const Nanos fast =
+        std::max({std::max(2 * r.srtt(), r.srtt() + 4 * r.rttvar()) + ep_.t.ack_delay,
+                  2 * srtt_ + ep_.t.ack_delay, ep_.t.min_pto}) *
+        peer_.paths[path].delay_mult;
     t = std::min(t, fast);
   }
   return t;
