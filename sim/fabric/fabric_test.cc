@@ -181,13 +181,14 @@ TEST(Fabric, IncastFinishesNearOptimal) {
 
 // 15 senders into one host of the 1024-host fat tree: every path shares the receiver's queue,
 // so at a flow's tail the fastest path's RTT estimate is old news. Hurrying the tail by it
-// alone (the stall rule's tail timeout) took the makespan from 1.015x to 1.14x of optimal.
+// alone (the stall rule's tail timeout) took the makespan from 1.015x to 1.14x of optimal, and
+// stalls that stood in for RTOs without their window cut to 1.033x; 1.011x now.
 TEST(Fabric, IncastTailIsNotHurriedByAStaleFastestPath) {
   SimulationOptions o = Small("incast:n=15,size=2MB", 128, 1, "fattree:k=16");
   const RunSummary s = RunIt(o);
   EXPECT_EQ(s.completed, 15u);
   EXPECT_EQ(s.lost_messages, 0u);
-  EXPECT_LT(s.makespan_us, 1.1 * s.ideal_makespan_us);
+  EXPECT_LT(s.makespan_us, 1.025 * s.ideal_makespan_us);
 }
 
 TEST(Fabric, BaselinesRun) {
