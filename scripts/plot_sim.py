@@ -26,10 +26,14 @@ def goodput_path(flows_csv):
     return (stem if ext else flows_csv) + "_goodput.csv"
 
 
-def recovery(label, t, g, fail_us, rtt_us, hold_us=50.0):
+def recovery(label, t, g, fail_us, rtt_us, end_us, hold_us=50.0):
     """Prints how far goodput fell after the failure and when it was back above 90% of its
     mean over the 50 us before, to stay there for hold_us (or that it was not, before the
-    flows ended)."""
+    first flow ended at end_us: goodput falls as flows end, which is no failure)."""
+    kept = [(ti, x) for ti, x in zip(t, g) if ti < end_us]
+    if not kept:
+        return
+    t, g = zip(*kept)
     before = [x for ti, x in zip(t, g) if fail_us - 50 <= ti < fail_us]
     if not before:
         return
@@ -50,7 +54,7 @@ def recovery(label, t, g, fail_us, rtt_us, hold_us=50.0):
             print(f"; back above 90% (for {hold_us:g} us) after {d:.1f} us "
                   f"({d / rtt_us:.1f} RTTs of {rtt_us:g} us)")
             return
-    print("; not back above 90% before the flows ended")
+    print("; not back above 90% before the first flow ended")
 
 
 def main():
@@ -86,6 +90,7 @@ def main():
     fig.savefig(a.out + "_fct_cdf.png", dpi=120)
     print(a.out + "_fct_cdf.png")
 
+    runs_by_label = dict(runs)
     series = [(label, goodput_path(p)) for label, p in runs if os.path.exists(goodput_path(p))]
     if not series:
         return
@@ -100,7 +105,9 @@ def main():
                   for i in range(len(g))]
         ax.plot(t, [x / 1000 for x in smooth], label=label)
         if a.fail_us is not None:
-            recovery(label, t, smooth, a.fail_us, a.rtt_us)
+            ends = [float(x["start_us"]) + float(x["fct_us"])
+                    for x in read_rows(runs_by_label[label]) if x["status"] == "ok"]
+            recovery(label, t, smooth, a.fail_us, a.rtt_us, min(ends, default=float("inf")))
     if a.fail_us is not None:
         ax.axvline(a.fail_us, color="red", linestyle="--", label="link fails")
     ax.set_xlabel("time since the flows started (us)")

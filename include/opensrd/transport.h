@@ -285,6 +285,9 @@ struct EndpointStats {
   // was delayed, not lost), and the window cut was taken back.
   uint64_t spurious_rto_events = 0;
   uint64_t tail_probes = 0;
+  // Paths whose oldest packet went unacknowledged for a probe timeout while a packet sent after
+  // it on another path was acknowledged: its packets were declared lost at once (no RTO).
+  uint64_t path_stalls = 0;
   uint64_t acks_sent = 0;
   uint64_t acks_piggybacked = 0;  // acks that rode on a data packet (not in acks_sent)
   uint64_t acks_received = 0;

@@ -81,6 +81,7 @@ RunSummary Summarize(Fabric& fabric, const Workload& workload, double wall_s) {
     s.retransmits += st.retransmits;
     s.rto_events += st.rto_events;
     s.tail_probes += st.tail_probes;
+    s.path_stalls += st.path_stalls;
     s.spurious_retransmits += st.spurious_retransmits;
     s.endpoint_memory_bytes += st.memory_bytes;
     for (PeerId p : fabric.endpoint(h).peers()) {
@@ -139,7 +140,23 @@ std::string SummaryText(const RunSummary& s) {
       (unsigned long long)s.packet_pool_peak, s.packet_pool_peak_mb, s.peak_rss_mb, s.wall_s,
       s.sim_us, s.wall_s > 0 ? static_cast<double>(c.events) / s.wall_s / 1e6 : 0,
       s.wall_s > 0 ? static_cast<double>(c.packet_hops) / s.wall_s / 1e6 : 0);
-  return buf;
+  std::string text = buf;
+  if (s.recovery_measured) {
+    char line[256];
+    if (s.recovery_us < 0) {
+      std::snprintf(line, sizeof line,
+                    "failure:  goodput %.2f Tbit/s before, %.2f at worst after; not back above "
+                    "90%% before the flows ended\n",
+                    s.goodput_before_gbps / 1000, s.goodput_worst_gbps / 1000);
+    } else {
+      std::snprintf(line, sizeof line,
+                    "failure:  goodput %.2f Tbit/s before, %.2f at worst after; back above 90%% "
+                    "(for 50 us) after %.1f us\n",
+                    s.goodput_before_gbps / 1000, s.goodput_worst_gbps / 1000, s.recovery_us);
+    }
+    text += line;
+  }
+  return text;
 }
 
 std::string SummaryJson(const RunSummary& s) {
@@ -165,6 +182,12 @@ std::string SummaryJson(const RunSummary& s) {
   j["tail_probes"] = s.tail_probes;
   j["spurious_retransmits"] = s.spurious_retransmits;
   j["suspect_events"] = s.suspect_events;
+  j["path_stalls"] = s.path_stalls;
+  if (s.recovery_measured) {
+    j["failure"] = {{"goodput_before_gbps", s.goodput_before_gbps},
+                    {"goodput_worst_gbps", s.goodput_worst_gbps},
+                    {"recovery_us", s.recovery_us}};
+  }
   j["dropped"] = {
       {"queue", c.dropped_queue}, {"dead_link", c.dropped_down}, {"random", c.dropped_loss}};
   j["ecn_marked"] = c.ecn_marked;
@@ -206,6 +229,63 @@ bool WriteFlowsCsv(const std::string& path, const Fabric& fabric, const Workload
   }
   (void)fabric;
   return std::fclose(f) == 0;
+}
+
+Recovery GoodputRecovery(const std::vector<uint64_t>& series, uint64_t bucket_ns, uint64_t t0_ns,
+                         uint64_t fail_ns, uint64_t end_ns, uint64_t smooth_ns, uint64_t hold_ns) {
+  Recovery r;
+  if (bucket_ns == 0) return r;
+  // Bucket i covers [i * b, (i + 1) * b) of absolute time; t is its start relative to t0.
+  const size_t w = std::max<uint64_t>(1, (smooth_ns + bucket_ns / 2) / bucket_ns);
+  std::vector<double> t, g;
+  double sum = 0;
+  std::vector<double> raw;
+  for (size_t i = 0; i < series.size(); ++i) {
+    const uint64_t start = i * bucket_ns;
+    if (start + bucket_ns <= t0_ns) continue;
+    if (start >= t0_ns + end_ns) break;
+    raw.push_back(static_cast<double>(series[i]) * 8 / static_cast<double>(bucket_ns));
+    sum += raw.back();
+    if (raw.size() > w) sum -= raw[raw.size() - 1 - w];
+    t.push_back(static_cast<double>(start) - static_cast<double>(t0_ns));
+    g.push_back(sum / static_cast<double>(std::min(raw.size(), w)));
+  }
+  const double fail = static_cast<double>(fail_ns);
+  double level = 0;
+  size_t n = 0;
+  for (size_t i = 0; i < t.size(); ++i) {
+    if (t[i] >= fail - 50'000 && t[i] < fail) level += g[i], ++n;
+  }
+  if (n == 0) return r;
+  level /= static_cast<double>(n);
+  r.before_gbps = level;
+  size_t first = t.size();
+  for (size_t i = 0; i < t.size(); ++i) {
+    if (t[i] >= fail) {
+      first = i;
+      break;
+    }
+  }
+  if (first == t.size()) return r;
+  r.worst_gbps = g[first];
+  bool dipped = false;
+  for (size_t i = first; i < t.size(); ++i) r.worst_gbps = std::min(r.worst_gbps, g[i]);
+  if (r.worst_gbps >= 0.9 * level) {
+    r.recovery_us = 0;
+    return r;
+  }
+  const double hold = static_cast<double>(hold_ns);
+  for (size_t i = first; i < t.size(); ++i) {
+    dipped |= g[i] < 0.9 * level;
+    if (!dipped || t.back() < t[i] + hold) continue;
+    bool stays = true;
+    for (size_t j = i; j < t.size() && t[j] < t[i] + hold; ++j) stays &= g[j] >= 0.9 * level;
+    if (stays) {
+      r.recovery_us = (t[i] - fail) / 1000;
+      return r;
+    }
+  }
+  return r;
 }
 
 bool WriteGoodputCsv(const std::string& path, const Fabric& fabric, uint64_t t0_ns) {

@@ -36,6 +36,7 @@ struct RunSummary {
   uint64_t tail_probes = 0;
   uint64_t spurious_retransmits = 0;
   uint64_t suspect_events = 0;  // paths the senders marked suspect (PathStats::suspect_events)
+  uint64_t path_stalls = 0;     // EndpointStats::path_stalls, summed
   FabricCounters fabric;
   uint64_t endpoint_memory_bytes = 0;  // the endpoints' own accounting, summed, at the end
   uint64_t packet_pool_peak = 0;       // packets in flight at most
@@ -45,7 +46,25 @@ struct RunSummary {
   double sim_us = 0;
   double peak_rss_mb = 0;
   std::vector<double> fct_list_us;  // per flow in flow order (incomplete: -1)
+  // After the first link failure (--fail), with a goodput series: see GoodputRecovery.
+  bool recovery_measured = false;
+  double goodput_before_gbps = 0, goodput_worst_gbps = 0;
+  double recovery_us = -1;  // -1: not back above 90% before the flows ended
 };
+
+// How goodput (data bytes arriving at hosts, per `bucket_ns` from time 0) weathered a failure
+// `fail_ns` after `t0_ns`: its level (the mean of a `smooth_ns` moving average over the 50 us
+// before), the worst of that average after, and the time from the failure until the average
+// was back at or above 90% of the level to stay there for `hold_ns` (0: it never fell below;
+// -1: not back in time). Only the time before `end_ns` (after t0: the first flow completion)
+// counts: goodput falls as flows end, which is no failure. The same rule as
+// scripts/plot_sim.py.
+struct Recovery {
+  double before_gbps = 0, worst_gbps = 0, recovery_us = -1;
+};
+Recovery GoodputRecovery(const std::vector<uint64_t>& series, uint64_t bucket_ns, uint64_t t0_ns,
+                         uint64_t fail_ns, uint64_t end_ns, uint64_t smooth_ns = 5'000,
+                         uint64_t hold_ns = 50'000);
 
 RunSummary Summarize(Fabric& fabric, const Workload& workload, double wall_s);
 std::string SummaryText(const RunSummary& s);

@@ -1,5 +1,6 @@
 #include "sim/fabric/simulation.h"
 
+#include <algorithm>
 #include <chrono>
 
 namespace opensrd::fabric {
@@ -40,6 +41,20 @@ RunSummary Simulation::Run() {
       std::chrono::duration<double>(std::chrono::steady_clock::now() - wall0).count();
   RunSummary s = Summarize(*fabric_, *workload_, wall);
   s.workload = o_.workload.ToString();
+  for (const LinkFault& f : faults_) {
+    if (f.kind != LinkFault::Kind::kFail || fabric_->config().goodput_bucket_ns == 0) continue;
+    uint64_t first_end = kNever;
+    for (const FlowRecord& fr : workload_->flows()) {
+      if (fr.end_ns > t0) first_end = std::min(first_end, fr.end_ns - t0);
+    }
+    const Recovery r = GoodputRecovery(
+        fabric_->goodput_series(), fabric_->config().goodput_bucket_ns, t0, f.down_ns, first_end);
+    s.recovery_measured = true;
+    s.goodput_before_gbps = r.before_gbps;
+    s.goodput_worst_gbps = r.worst_gbps;
+    s.recovery_us = r.recovery_us;
+    break;
+  }
   return s;
 }
 

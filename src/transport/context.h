@@ -165,6 +165,15 @@ class TransportContext {
   void JudgeTimeout(Nanos now, const SentPacket& s, int path, Nanos echo_sent);
   void UndoSpuriousTimeout(Nanos now);
   Nanos PathPto(int path) const;  // tail-loss probe timeout
+  // Keeps peer_.fastest_path after `path`'s RTT estimator took a sample.
+  void NoteRttSample(int path);
+  // A path stalled: its oldest packet in flight is older than StallTimeout while a packet sent
+  // after it was acknowledged on another path (the peer is alive, this path is not
+  // delivering), or older than its probe timeout while a later one on the path itself was.
+  // kNever when that packet has no such evidence yet.
+  Nanos StallDeadline(int path) const;
+  // How long a packet may go unacknowledged on `path`, with that evidence, before it stalls.
+  Nanos StallTimeout(int path) const;
   bool TailProbeApplies(int path) const;
   // Work outstanding that the dead-peer timer guards: sends not complete or messages half in.
   bool Pending() const { return !messages_.empty() || assembly_.Assembling(); }
@@ -216,6 +225,15 @@ class TransportContext {
   RingDeque<std::pair<Nanos, uint32_t>> rnr_wait_;  // (resend time, psn)
   std::vector<RingDeque<PathEntry>> path_queue_;    // per path, in send order
   std::vector<Nanos> path_latest_acked_sent_;       // RACK reference per path
+  // The stall evidence (StallDeadline): the largest of them, its path, and the largest of any
+  // other path (a path's own evidence gets the plain probe timeout).
+  Nanos latest_acked_sent_ = 0;
+  int latest_acked_path_ = -1;
+  Nanos second_acked_sent_ = 0;
+  // The latest send time acknowledged on a path other than `path`.
+  Nanos AckedSentElsewhere(int path) const {
+    return path == latest_acked_path_ ? second_acked_sent_ : latest_acked_sent_;
+  }
   uint64_t inflight_bytes_ = 0;
   DelayCongestion cc_;
   Nanos last_heard_ = 0;       // any valid packet from the partner

@@ -91,6 +91,8 @@ void TransportContext::ResetSequenceState() {
   rnr_until_ = 0;
   for (auto& q : path_queue_) q.clear();
   std::fill(path_latest_acked_sent_.begin(), path_latest_acked_sent_.end(), 0);
+  latest_acked_sent_ = second_acked_sent_ = 0;
+  latest_acked_path_ = -1;
   inflight_bytes_ = 0;
   burst_left_ = 0;
   acks_.Reset();

@@ -15,18 +15,75 @@ Nanos TransportContext::PathPto(int path) const {
   // A path that has never been timed (it may never deliver at all) is judged by the fastest timed
   // path, not by the configured initial 1 ms: with that, every packet lost on a path dead from
   // the start waited 2 ms for its probe. The variance term keeps delay spikes from firing probes.
+  // The fastest path is kept as samples arrive (NoteRttSample): looking for it here made every
+  // deadline O(paths^2) while a flow had unsampled paths (35% of the fabric simulator's CPU).
   const Path* ref = &p;
   if (!p.rtt.have_sample()) {
-    for (const Path& o : peer_.paths) {
-      if (o.rtt.have_sample() && (!ref->rtt.have_sample() || o.rtt.srtt() < ref->rtt.srtt())) {
-        ref = &o;
-      }
-    }
+    const int f = peer_.fastest_path;
+    if (f >= 0 && static_cast<size_t>(f) < peer_.paths.size()) ref = &peer_.paths[f];
   }
   const Nanos srtt = ref->rtt.srtt();
   const Nanos var = ref->rtt.have_sample() ? ref->rtt.rttvar() : srtt / 2;
   return std::max(std::max(2 * srtt, srtt + 4 * var) + ep_.t.ack_delay, ep_.t.min_pto) *
          p.delay_mult;
+}
+
+void TransportContext::NoteRttSample(int path) {
+  // The first sampled path of smallest srtt, as a walk over the paths would find it. Only a sample
+  // of the fastest path itself can make another one the fastest (its srtt grew): walk then, which
+  // is one sample in paths on average.
+  auto faster = [&](int a, int b) {
+    const Nanos sa = peer_.paths[a].rtt.srtt(), sb = peer_.paths[b].rtt.srtt();
+    return sa < sb || (sa == sb && a < b);
+  };
+  int& f = peer_.fastest_path;
+  if (f >= 0 && f != path && static_cast<size_t>(f) < peer_.paths.size() &&
+      peer_.paths[f].rtt.have_sample()) {
+    if (faster(path, f)) f = path;
+    return;
+  }
+  f = -1;
+  for (size_t i = 0; i < peer_.paths.size(); ++i) {
+    if (!peer_.paths[i].rtt.have_sample()) continue;
+    if (f < 0 || faster(static_cast<int>(i), f)) f = static_cast<int>(i);
+  }
+}
+
+Nanos TransportContext::StallDeadline(int path) const {
+  const auto& q = path_queue_[path];
+  if (q.empty()) return kNever;
+  const SentPacket& s = Slot(q.front().psn);
+  if (s.state != PacketState::kInFlight) return kNever;
+  if (AckedSentElsewhere(path) > s.sent_at) return s.sent_at + StallTimeout(path);
+  // Only this path's own later packets were acked (RACK's reorder window did not declare this
+  // one): its probe timeout, as a tail probe would.
+  if (latest_acked_sent_ > s.sent_at) return s.sent_at + PathPto(path);
+  return kNever;
+}
+
+Nanos TransportContext::StallTimeout(int path) const {
+  // Never later than the path's RTO: with another path delivering, a timeout is this path's
+  // failure, not a stalled peer or a congestion collapse, and the RTO's back-off and window cut
+  // would only slow the flow down.
+  Nanos t = std::min(PathPto(path), PathRto(path));
+  // At the tail of the work (nothing new left to send) every packet still out holds up a
+  // completion: judge it by the fastest path, not by its own (a slow path's probe timeout is
+  // its long queue twice over), but not below twice the context's smoothed RTT: when every
+  // path shares one queue (incast) the fastest path's estimate is old news, and hurrying
+  // those packets cost 14% of an incast's makespan. A late packet costs a spurious copy, and
+  // the ack saying so doubles the path's delay_mult, so a path that is only slow stops being
+  // hurried.
+  const int f = peer_.fastest_path;
+  if (unsent_.empty() && f >= 0 && f != path && static_cast<size_t>(f) < peer_.paths.size() &&
+      peer_.paths[f].rtt.have_sample()) {
+    const RttEstimator& r = peer_.paths[f].rtt;
+    const Nanos fast =
+        std::max({std::max(2 * r.srtt(), r.srtt() + 4 * r.rttvar()) + ep_.t.ack_delay,
+                  2 * srtt_ + ep_.t.ack_delay, ep_.t.min_pto}) *
+        peer_.paths[path].delay_mult;
+    t = std::min(t, fast);
+  }
+  return t;
 }
 
 bool TransportContext::TailProbeApplies(int path) const {
@@ -75,6 +132,7 @@ void TransportContext::MarkAcked(Nanos now, uint32_t psn, int ack_path, uint64_t
     // one sent before would revive a dead path.
     if (p.state == PathState::kActive || s.sent_at >= p.suspect_since) {
       p.consecutive_losses = 0;
+      p.stalled = false;
       p.rto_backoff = 0;
       if (p.state == PathState::kSuspect) {
         SetPathState(p, PathState::kActive);
@@ -86,6 +144,15 @@ void TransportContext::MarkAcked(Nanos now, uint32_t psn, int ack_path, uint64_t
     // nothing about this path's order, and would fake losses here).
     if (s.path == ack_path && s.path < path_latest_acked_sent_.size()) {
       path_latest_acked_sent_[s.path] = std::max(path_latest_acked_sent_[s.path], s.sent_at);
+      if (s.path == latest_acked_path_) {
+        latest_acked_sent_ = std::max(latest_acked_sent_, s.sent_at);
+      } else if (s.sent_at > latest_acked_sent_) {
+        second_acked_sent_ = latest_acked_sent_;  // the old largest is the largest elsewhere
+        latest_acked_sent_ = s.sent_at;
+        latest_acked_path_ = s.path;
+      } else {
+        second_acked_sent_ = std::max(second_acked_sent_, s.sent_at);
+      }
     }
   }
   auto it = messages_.find(s.msg_id);
@@ -295,10 +362,12 @@ void TransportContext::OnAck(Nanos now, const wire::Packet& p) {
       rtt = elapsed > held ? elapsed - held : 1;
       Path& path = peer_.paths[a.echo_path];
       path.rtt.Sample(rtt);
+      NoteRttSample(a.echo_path);
       if (p.common.type == wire::Type::kAck && (p.common.flags & wire::kFlagProbe)) {
         SetPathState(path, PathState::kActive);
         path.probe_due = kNever;
         path.consecutive_losses = 0;
+        path.stalled = false;
         path.rto_backoff = 0;
       }
       if (min_rtt_ == 0 || rtt < min_rtt_) min_rtt_ = rtt;
@@ -365,6 +434,7 @@ Nanos TransportContext::NextTimeout() const {
     if (TailProbeApplies(static_cast<int>(i))) {
       t = std::min(t, s.sent_at + PathPto(static_cast<int>(i)));
     }
+    t = std::min(t, StallDeadline(static_cast<int>(i)));
   }
   const bool can_send = !retx_.empty() || (!unsent_.empty() && snd_nxt_ - snd_una_ < window_);
   if (can_send && cc_.WindowAllows(inflight_bytes_, mss_)) {
@@ -432,6 +502,42 @@ void TransportContext::HandleTimeout(Nanos now) {
       ++ep_.stats.tail_probes;
       DeclareLost(now, q.front().psn, ResendCause::kTailProbe);
       q.pop_front();
+      continue;
+    }
+    if (StallDeadline(static_cast<int>(i)) <= now) {
+      // The path stalled (StallDeadline): another path delivered a later packet, so this one's
+      // packets are not coming. Declare them lost now and re-send them elsewhere rather than
+      // wait for this path's RTO, backed off and 100 us or more, with their bytes held in the
+      // window: with many paths a flow has a packet or two per path, so RACK on the path itself
+      // never fires and a dead link's packets each waited for an RTO. The losses count as
+      // timeouts (toward suspicion), ChoosePath shuns the path until it delivers again, and
+      // nothing is backed off: the peer is alive. A packet sent after the evidence, or younger
+      // than the probe timeout, stays.
+      ++ep_.stats.path_stalls;
+      // Out for a whole RTO while the context's smoothed RTT is over twice its least (every path
+      // queues: a congested receiver, not one bad path): the congestion response the RTO would
+      // have had, without the path's back-off. Without it incast 15->1 took 1.033x of its
+      // optimal makespan (1.011x with it); cutting the window on every such stall cost the
+      // degraded-links case its gain (the slow paths' queues do not move the context's RTT).
+      if (Slot(q.front().psn).sent_at + rto <= now && srtt_ > 2 * min_rtt_) {
+        cc_.OnTimeout(now, srtt_);
+      }
+      peer_.paths[i].stalled = true;
+      const Nanos pto = StallTimeout(static_cast<int>(i));
+      const Nanos evidence = AckedSentElsewhere(static_cast<int>(i));
+      const Nanos own_pto = PathPto(static_cast<int>(i));
+      while (!q.empty()) {
+        const PathEntry e = q.front();
+        const SentPacket& s = Slot(e.psn);
+        if (s.tx_count == e.tx_count && s.state == PacketState::kInFlight &&
+            InRange(e.psn, snd_una_, snd_nxt_)) {
+          const bool elsewhere = s.sent_at < evidence && s.sent_at + pto <= now;
+          const bool own = s.sent_at < latest_acked_sent_ && s.sent_at + own_pto <= now;
+          if (!elsewhere && !own) break;
+          DeclareLost(now, e.psn, ResendCause::kTailProbe);
+        }
+        q.pop_front();
+      }
       continue;
     }
     if (Slot(q.front().psn).sent_at + rto > now) continue;

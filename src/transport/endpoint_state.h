@@ -39,7 +39,10 @@ struct Peer {
   bool learns_paths = false;                     // accepted peers learn path addresses from packets
   uint16_t remote_num_paths = kMaxPathsPerPeer;  // from the peer's handshake
   std::vector<Path> paths;                       // index = wire path id
-  std::vector<uint32_t> contexts;                // every local context id toward this peer
+  // The sampled path of smallest srtt (-1: none known), kept by TransportContext::NoteRttSample
+  // so a probe timeout for an unsampled path costs O(1), not a walk over every path.
+  int fastest_path = -1;
+  std::vector<uint32_t> contexts;  // every local context id toward this peer
   // The context that sends for SQ s is slots[s % contexts_per_peer] (0: none yet; one is opened
   // on the next post). Fixed slots keep an SQ on one context however many the peer opens.
   std::vector<uint32_t> slots;

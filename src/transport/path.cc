@@ -16,6 +16,7 @@ namespace {
 // and can earn its share back.
 constexpr double kLossPenalty = 400.0;
 constexpr double kLossNoise = 0.02;
+constexpr double kFloor = 0.05;
 double Weight(const Path& p, bool avoid_loss, Nanos unsampled_srtt) {
   // A path without an RTT sample yet is taken to be as fast as the best sampled one: with its
   // configured initial RTT (much larger than a real one) it would never be chosen, and so never
@@ -29,7 +30,16 @@ double Weight(const Path& p, bool avoid_loss, Nanos unsampled_srtt) {
     const double keep = std::max(0.0, 1.0 - p.loss_ewma);
     quality = keep * keep;
   }
-  return std::max(quality, 0.05) / srtt;
+  // A path that stalled (its packets went unacknowledged for a probe timeout while later ones
+  // sent on other paths were acknowledged) and has delivered nothing since gets only the floor,
+  // as REPS stops reusing an entropy whose packet went unacknowledged: the loss EWMA moves 1/128
+  // per packet, far too slowly for a link that just died, and every packet sent there meanwhile
+  // waits for a timeout. The floor keeps it sampled; its next ack restores its share. (Not for
+  // any timeout: in request/response traffic a lone packet's tail probe is what finds a dead
+  // path out, three in a row mark it suspect and exclude it, and the floor would make that take
+  // 5x longer.)
+  if (p.stalled) quality = 0.0;
+  return std::max(quality, kFloor) / srtt;
 }
 }  // namespace
 

@@ -52,6 +52,9 @@ struct Path {
   RttEstimator rtt;
   Nanos recent_rtt = 0;  // EWMA (gain 1/4) of RTT samples: the congestion signal
   uint32_t consecutive_losses = 0;
+  // Its packets went unacknowledged for a probe timeout while packets sent later on other paths
+  // were acknowledged; cleared with consecutive_losses. ChoosePath gives it only the floor.
+  bool stalled = false;
   uint32_t rto_backoff = 0;  // exponent applied to the RTO after timeouts
   Nanos suspect_since = 0;
   Nanos probe_due = kNever;
@@ -78,7 +81,8 @@ struct Path {
 // with a floor so no healthy path starves of RTT samples. Deterministic and low-variance
 // (round-robin over paths of unequal delay would fill the receiver's reorder state).
 // `avoid_loss` (single-packet messages, retransmissions) punishes lossy paths much harder than
-// bulk spraying does; see path.cc. Returns -1 when no path is known.
+// bulk spraying does; see path.cc. A path that stalled (`stalled`) gets only the floor. Returns
+// -1 when no path is known.
 int ChoosePath(std::vector<Path>& paths, int exclude, bool avoid_loss = false);
 
 }  // namespace opensrd

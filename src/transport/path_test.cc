@@ -258,4 +258,20 @@ TEST(ChoosePath, PathWithoutSampleCountsAsTheBestSampledOne) {
 }
 
 }  // namespace
+// A path that stalled (and delivered nothing since) gets only the floor at once: a dead link's
+// path must stop taking traffic before the slow loss EWMA notices. Before, it kept an equal
+// share (1050 of 2100).
+TEST(ChoosePath, StalledPathGetsOnlyTheFloor) {
+  for (bool avoid_loss : {false, true}) {
+    std::vector<Path> paths{MakePath(100), MakePath(100)};
+    paths[1].stalled = true;
+    std::vector<int> n = Counts(paths, 2100, -1, avoid_loss);
+    EXPECT_EQ(n[0] + n[1], 2100);
+    EXPECT_NEAR(n[1], 100, 2) << avoid_loss;  // 0.05 / (1 + 0.05) of the picks
+    paths[1].stalled = false;                 // an ack of it restores its share
+    n = Counts(paths, 200, -1, avoid_loss);
+    EXPECT_NEAR(n[1], 100, 30) << avoid_loss;
+  }
+}
+
 }  // namespace opensrd
