@@ -30,6 +30,7 @@
 #include "tools/opensrd/capture.h"
 #include "tools/opensrd/commands.h"
 #include "tools/opensrd/latency.h"
+#include "tools/opensrd/rdma_iwarp_cli.h"
 #include "transport/udp_endpoint.h"
 
 namespace opensrd::cli {
@@ -527,7 +528,7 @@ std::function<int()> AddRdmaCommand(CLI::App& app) {
   const auto protocols = CLI::IsMember({"srd", "roce", "iwarp"});
   auto* server = rdma->add_subcommand("server", "Expose a registered region until killed");
   server->add_option("--bind", o->bind, "HOST:PORT to listen on")->required();
-  server->add_option("--protocol", o->protocol, "srd (roce, iwarp: not yet)")->check(protocols);
+  server->add_option("--protocol", o->protocol, "srd or iwarp (roce: not yet)")->check(protocols);
   server->add_option("--region-size", o->region_bytes, "bytes of the registered region")
       ->check(CLI::Range(uint64_t{8}, uint64_t{1} << 32));
   server->add_option("--max-size", o->max_size, "largest op a client may run (bytes)")
@@ -536,7 +537,7 @@ std::function<int()> AddRdmaCommand(CLI::App& app) {
   server->add_flag("--json", o->json, "print one JSON object of counters at exit");
   auto* client = rdma->add_subcommand("client", "Run an operation against a server and verify");
   client->add_option("--connect", o->connect, "server HOST:PORT")->required();
-  client->add_option("--protocol", o->protocol, "srd (roce, iwarp: not yet)")->check(protocols);
+  client->add_option("--protocol", o->protocol, "srd or iwarp (roce: not yet)")->check(protocols);
   client->add_option("--op", o->op, "write, read, send or atomic (FETCH_ADD)")
       ->check(CLI::IsMember({"write", "read", "send", "atomic"}));
   client->add_option("--size", o->size, "bytes per operation (atomic: 8)")
@@ -554,6 +555,12 @@ std::function<int()> AddRdmaCommand(CLI::App& app) {
                    "test: use an rkey the server never handed out (expects remote access "
                    "errors)");
   return [o, server, client]() -> int {
+    if (o->protocol == "iwarp" && (server->parsed() || client->parsed())) {
+      const IwarpCliOptions io{o->bind, o->connect,  o->op,           o->pcap,
+                               o->size, o->count,    o->duration_s,   o->inflight,
+                               o->json, o->bad_rkey, o->region_bytes, o->max_size};
+      return server->parsed() ? RunIwarpServer(io) : RunIwarpClient(io);
+    }
     if (server->parsed()) return o->protocol == "srd" ? RunServer(*o) : NotYet(o->protocol);
     if (client->parsed()) {
       if (o->protocol != "srd") return NotYet(o->protocol);
