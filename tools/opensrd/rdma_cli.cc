@@ -60,6 +60,7 @@ struct Options {
   bool bad_rkey = false;
   uint64_t region_bytes = 64u << 20;
   uint32_t max_size = 1u << 20;
+  bool rping = false;
 };
 
 void Put64(uint8_t* p, uint64_t v) {
@@ -535,6 +536,8 @@ std::function<int()> AddRdmaCommand(CLI::App& app) {
       ->check(CLI::Range(8u, 16u << 20));
   server->add_option("--pcap", o->pcap, "write every datagram crossing the socket to this file");
   server->add_flag("--json", o->json, "print one JSON object of counters at exit");
+  server->add_flag("--rping", o->rping,
+                   "iwarp: serve one rping client (librdmacm's `rping -c`), then exit");
   auto* client = rdma->add_subcommand("client", "Run an operation against a server and verify");
   client->add_option("--connect", o->connect, "server HOST:PORT")->required();
   client->add_option("--protocol", o->protocol, "srd or iwarp (roce: not yet)")->check(protocols);
@@ -550,15 +553,18 @@ std::function<int()> AddRdmaCommand(CLI::App& app) {
   client->add_option("--max-size", o->max_size, "largest message (as the server's)")
       ->check(CLI::Range(8u, 16u << 20));
   client->add_flag("--json", o->json, "print one JSON object");
+  client->add_flag("--rping", o->rping,
+                   "iwarp: act as `rping -c -V` against an rping server (--count pings of --size)");
   client->add_option("--pcap", o->pcap, "write every datagram crossing the socket to this file");
   client->add_flag("--bad-rkey", o->bad_rkey,
                    "test: use an rkey the server never handed out (expects remote access "
                    "errors)");
   return [o, server, client]() -> int {
     if (o->protocol == "iwarp" && (server->parsed() || client->parsed())) {
-      const IwarpCliOptions io{o->bind, o->connect,  o->op,           o->pcap,
-                               o->size, o->count,    o->duration_s,   o->inflight,
-                               o->json, o->bad_rkey, o->region_bytes, o->max_size};
+      const IwarpCliOptions io{o->bind,         o->connect,    o->op,       o->pcap, o->size,
+                               o->count,        o->duration_s, o->inflight, o->json, o->bad_rkey,
+                               o->region_bytes, o->max_size,   o->rping};
+      if (o->rping) return server->parsed() ? RunIwarpRpingServer(io) : RunIwarpRpingClient(io);
       return server->parsed() ? RunIwarpServer(io) : RunIwarpClient(io);
     }
     if (server->parsed()) return o->protocol == "srd" ? RunServer(*o) : NotYet(o->protocol);

@@ -16,9 +16,13 @@ struct IwarpCliOptions {
   bool bad_rkey = false;
   uint64_t region_bytes = 64u << 20;
   uint32_t max_size = 1u << 20;
+  bool rping = false;  // speak librdmacm's rping exchange (tools/opensrd/rdma_iwarp_rping.cc)
 };
 
 int RunIwarpServer(const IwarpCliOptions& o);
 int RunIwarpClient(const IwarpCliOptions& o);
+// rping's exchange against Linux siw: `rping -s` (server) or `rping -c -V` (client) as peers.
+int RunIwarpRpingServer(const IwarpCliOptions& o);
+int RunIwarpRpingClient(const IwarpCliOptions& o);
 
 }  // namespace opensrd::cli
