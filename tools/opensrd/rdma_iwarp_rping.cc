@@ -169,6 +169,19 @@ class RpingPeer {
     }
   }
 
+  // Drives I/O until the MPA exchange is done.
+  bool WaitRts(int timeout_ms = 30'000) {
+    const uint64_t end = NowNs() + uint64_t(timeout_ms) * 1'000'000;
+    while (qp().state() != IwarpQp::State::kRts) {
+      if (qp().state() == IwarpQp::State::kTerminated) return Fail(qp().error());
+      if (NowNs() > end) return Fail("timed out waiting for the MPA reply");
+      (void)conn_->Flush();
+      epoll_event ev;
+      if (epoll_wait(ep_, &ev, 1, 20) > 0 && !conn_->OnReadable().ok()) return Fail("recv failed");
+    }
+    return true;
+  }
+
  private:
   const IwarpCliOptions& o_;
   MemoryRegistry reg_;
@@ -233,7 +246,12 @@ int RunIwarpRpingClient(const IwarpCliOptions& o) {
   uint64_t pings = 0, bad = 0;
   LatencyRecorder lat;
   p.PostRecv();
-  bool ok = true;
+  // Linux siw as responder (no RTR negotiated) was seen to lose a SEND that arrived right
+  // after its MPA reply: TCP acknowledged it, rping never got the receive, and nothing else
+  // was coming to wake siw up again (docs/RDMA.md). Holding the first FPDU back a little,
+  // which an initiator may always do, avoids that window.
+  bool ok = p.WaitRts();
+  if (ok) usleep(200'000);
   for (uint64_t n = 0; n < count && ok; ++n) {
     const uint64_t t0 = NowNs();
     FillPing(p.start_buf(), o.size, n);
