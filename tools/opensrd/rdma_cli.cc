@@ -32,6 +32,7 @@
 #include "tools/opensrd/dma_options.h"
 #include "tools/opensrd/latency.h"
 #include "tools/opensrd/metrics.h"
+#include "tools/opensrd/rdma_iwarp_cli.h"
 #include "tools/opensrd/rdma_roce_cli.h"
 #include "transport/udp_endpoint.h"
 
@@ -63,6 +64,7 @@ struct Options {
   uint64_t region_bytes = 64u << 20;
   uint32_t max_size = 1u << 20;
   DmaCliOptions dma;  // --dma: the transport's and the executor's copies (memcpy or the engine)
+  bool rping = false;
 };
 
 void Put64(uint8_t* p, uint64_t v) {
@@ -560,11 +562,16 @@ class Client {
   LatencyRecorder lat_;
 };
 
-int NotYet(const std::string& protocol) {
-  std::fprintf(stderr,
-               "opensrd rdma: --protocol %s is not implemented yet (only srd runs; the RoCEv2 "
-               "and iWARP codecs exist, their queue pairs do not)\n",
-               protocol.c_str());
+// Options that only one protocol's endpoint has: refused rather than ignored.
+int CheckProtocolOptions(const Options& o) {
+  const char* bad = nullptr;
+  if (o.rping && o.protocol != "iwarp")
+    bad = "--rping is for --protocol iwarp (RoCEv2: `opensrd rdma rping`)";
+  if (!o.metrics.empty() && o.protocol != "srd")
+    bad = "--metrics serves the SRD transport's counters: --protocol srd only";
+  if (o.dma.dma != "off" && o.protocol != "srd") bad = "--dma applies to --protocol srd only";
+  if (bad == nullptr) return 0;
+  std::fprintf(stderr, "opensrd rdma: %s\n", bad);
   return 2;
 }
 
@@ -579,7 +586,7 @@ std::function<int()> AddRdmaCommand(CLI::App& app) {
   const auto protocols = CLI::IsMember({"srd", "roce", "iwarp"});
   auto* server = rdma->add_subcommand("server", "Expose a registered region until killed");
   server->add_option("--bind", o->bind, "HOST:PORT to listen on")->required();
-  server->add_option("--protocol", o->protocol, "srd or roce (iwarp: not yet)")->check(protocols);
+  server->add_option("--protocol", o->protocol, "srd, roce or iwarp")->check(protocols);
   server->add_option("--region-size", o->region_bytes, "bytes of the registered region")
       ->check(CLI::Range(uint64_t{8}, uint64_t{1} << 32));
   server->add_option("--max-size", o->max_size, "largest op a client may run (bytes)")
@@ -588,9 +595,11 @@ std::function<int()> AddRdmaCommand(CLI::App& app) {
   AddDmaOptions(server, o->dma, [](auto v) { return CLI::IsMember(v); });
   server->add_option("--metrics", o->metrics, "serve Prometheus text at http://HOST:PORT/metrics");
   server->add_flag("--json", o->json, "print one JSON object of counters at exit");
+  server->add_flag("--rping", o->rping,
+                   "iwarp: serve one rping client (librdmacm's `rping -c`), then exit");
   auto* client = rdma->add_subcommand("client", "Run an operation against a server and verify");
   client->add_option("--connect", o->connect, "server HOST:PORT")->required();
-  client->add_option("--protocol", o->protocol, "srd or roce (iwarp: not yet)")->check(protocols);
+  client->add_option("--protocol", o->protocol, "srd, roce or iwarp")->check(protocols);
   client->add_option("--op", o->op, "write, read, send or atomic (FETCH_ADD)")
       ->check(CLI::IsMember({"write", "read", "send", "atomic"}));
   client->add_option("--size", o->size, "bytes per operation (atomic: 8)")
@@ -603,6 +612,8 @@ std::function<int()> AddRdmaCommand(CLI::App& app) {
   client->add_option("--max-size", o->max_size, "largest message (as the server's)")
       ->check(CLI::Range(8u, 16u << 20));
   client->add_flag("--json", o->json, "print one JSON object");
+  client->add_flag("--rping", o->rping,
+                   "iwarp: act as `rping -c -V` against an rping server (--count pings of --size)");
   client->add_option("--pcap", o->pcap, "write every datagram crossing the socket to this file");
   AddDmaOptions(client, o->dma, [](auto v) { return CLI::IsMember(v); });
   client->add_option("--metrics", o->metrics, "serve Prometheus text at http://HOST:PORT/metrics");
@@ -612,6 +623,14 @@ std::function<int()> AddRdmaCommand(CLI::App& app) {
   auto roce = std::make_shared<RoceCliOptions>();
   AddRoceOptions(server, client, roce.get());
   return [o, roce, server, client]() -> int {
+    if (int rc = CheckProtocolOptions(*o); rc != 0) return rc;
+    if (o->protocol == "iwarp" && (server->parsed() || client->parsed())) {
+      const IwarpCliOptions io{o->bind,         o->connect,    o->op,       o->pcap, o->size,
+                               o->count,        o->duration_s, o->inflight, o->json, o->bad_rkey,
+                               o->region_bytes, o->max_size,   o->rping};
+      if (o->rping) return server->parsed() ? RunIwarpRpingServer(io) : RunIwarpRpingClient(io);
+      return server->parsed() ? RunIwarpServer(io) : RunIwarpClient(io);
+    }
     if (o->protocol == "roce") {
       RoceCliOptions& r = *roce;
       if (server->parsed()) r.bind = o->bind;
@@ -628,9 +647,8 @@ std::function<int()> AddRdmaCommand(CLI::App& app) {
       if (server->parsed()) return RunRoceServer(r);
       if (client->parsed()) return RunRoceClient(r);
     }
-    if (server->parsed()) return o->protocol == "srd" ? RunServer(*o) : NotYet(o->protocol);
+    if (server->parsed()) return RunServer(*o);
     if (client->parsed()) {
-      if (o->protocol != "srd") return NotYet(o->protocol);
       if (o->op == "atomic" && o->size == 4096) o->size = 8;  // the default size
       Client c(*o);
       return c.Run();
