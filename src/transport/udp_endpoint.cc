@@ -214,7 +214,7 @@ class UdpEndpoint::Impl {
       idle_spins_ = 0;
       return moved;
     }
-    if (max_wait_us == 0 || ep_.Busy() || TxPending() || now < last_activity_ + opts_.spin_us) {
+    if (max_wait_us == 0 || TxPending() || now < last_activity_ + opts_.spin_us) {
       // Spinning. Every few empty rounds give the CPU away for a moment: on loopback the kernel
       // delivers our peer's datagrams from ksoftirqd, and with a spinner on every core it would
       // starve (measured: packets trickling in one per spin period, then retransmission

@@ -4,9 +4,9 @@
 // `local_socket` i) and an epoll fd. `Poll` is a run-to-completion step for the application's
 // thread: it receives batches with recvmmsg, feeds them to the core, fires the core's timer,
 // drains PollTransmit into per-socket sendmmsg batches, and, when nothing is happening, waits.
-// Waiting is adaptive: it spins (non-blocking polls) while the core is busy or something
-// happened within `spin_us`, then blocks in epoll_pwait2 (microsecond timeout) until the next
-// core deadline, so an idle endpoint does not burn a core.
+// Waiting is adaptive: it spins (non-blocking polls) while something happened within `spin_us`
+// or datagrams wait to be sent, then blocks in epoll_pwait2 (microsecond timeout) until a socket
+// is readable or the next core deadline, so a waiting endpoint does not burn a core.
 //
 // Optional fault injection (`--fault`) applies a FaultInjector to this endpoint's packet I/O of
 // each path, both directions: the fault path of a datagram is the local socket index it leaves
@@ -37,8 +37,13 @@ struct UdpEndpointOptions {
   std::vector<NetAddr> local;  // socket i binds local[i]; port 0 = ephemeral
   // Requested SO_RCVBUF / SO_SNDBUF (SO_*BUFFORCE is tried first, which works as root).
   int socket_buffer_bytes = 8 << 20;
-  // Keep spinning this long after the last datagram or timer before blocking in epoll.
-  Micros spin_us = 200;
+  // Keep spinning this long after the last datagram or timer before blocking in epoll, also
+  // while the core has work in flight: on a machine with fewer cores than busy threads a
+  // spinner holds its core for a whole scheduler slice and the thread it waits for (the peer,
+  // the disk's completions, the application) gets none. Spinning without limit while busy put
+  // ~1% of 4 KiB reads at queue depth 32 through adapter -> bridge at ~10 ms (p99 9.9-10.2 ms);
+  // 60 us leaves small-message latency and bandwidth as they were (docs/PERF.md).
+  Micros spin_us = 60;
   // Datagrams whose wire path id is >= this are dropped on arrival (a server accepting at most N
   // paths per client). 0 = no limit.
   uint32_t max_path_id = 0;
@@ -113,8 +118,8 @@ class UdpEndpoint {
   const UdpStats& stats() const;
   bool gso_enabled() const;  // the kernel took UDP_SEGMENT and UDP_GRO on every socket
 
-  // One driving step: receive, run timers, transmit. If that did no work and the endpoint is
-  // idle (not Busy, nothing for `spin_us`), blocks up to `max_wait_us` or until the core's next
+  // One driving step: receive, run timers, transmit. If that did no work and nothing happened
+  // for `spin_us`, blocks up to `max_wait_us` or until the core's next
   // deadline, whichever is first; pass 0 never to block. Returns the number of datagrams moved
   // (in + out), or an error when a system call fails unrecoverably.
   Result<size_t> Poll(Micros max_wait_us);
