@@ -26,7 +26,8 @@ mkdir -p "$WIRESHARK_CONFIG_DIR"
 tcpdump -i lo --immediate-mode -s 0 -U -w "$dir/iwarp.pcap" "tcp port $port" 2>"$dir/tcpdump.err" &
 dump=$!
 for _ in $(seq 50); do grep -qs listening "$dir/tcpdump.err" && break; sleep 0.1; done
-"$bin" rdma server --bind 127.0.0.1:$port --protocol iwarp --region-size 1048576 2>"$dir/srv.err" &
+"$bin" rdma server --bind 127.0.0.1:$port --protocol iwarp --region-size 1048576 \
+  --pcap "$dir/server.pcap" --json >"$dir/srv.json" 2>"$dir/srv.err" &
 srv=$!
 for _ in $(seq 50); do grep -qs "on 127.0.0.1:$port" "$dir/srv.err" && break; sleep 0.1; done
 c="$bin rdma client --connect 127.0.0.1:$port --protocol iwarp --inflight 1 --json"
@@ -38,3 +39,7 @@ sleep 1  # let tcpdump write the last frames
 kill "$srv"; wait "$srv" || true; srv=
 kill -INT "$dump"; wait "$dump" || true; dump=
 python3 "$(dirname "$0")/rdma_iwarp_capture_check.py" "$dir/iwarp.pcap" $port
+# The server's own --pcap (TCP segments synthesized from what its sockets read and wrote, no
+# handshake) must pass the same judge, and lose nothing.
+grep -q '"dropped":0' "$dir/srv.json" || { cat "$dir/srv.json"; exit 1; }
+python3 "$(dirname "$0")/rdma_iwarp_capture_check.py" "$dir/server.pcap" $port

@@ -24,7 +24,8 @@ namespace {
 // pcap file header values (the classic format, nanosecond variant).
 constexpr uint32_t kPcapMagicNs = 0xA1B23C4D;
 constexpr uint32_t kLinktypeRaw = 101;  // the packet starts with an IPv4 or IPv6 header
-constexpr size_t kIp4Len = 20, kIp6Len = 40, kUdpLen = 8;
+constexpr size_t kIp4Len = 20, kIp6Len = 40, kUdpLen = 8, kTcpLen = 20;
+constexpr uint8_t kProtoTcp = 6, kProtoUdp = 17;
 // The writer thread's nice value (higher is lower priority).
 constexpr int kWriterNice = 10;
 // A ring record that only says "the rest of the ring up to its end is unused; go to 0".
@@ -33,10 +34,12 @@ constexpr uint32_t kSkipMarker = 0xFFFFFFFF;
 // What the producer stores before the datagram bytes. Trivially copyable; written with memcpy
 // because ring offsets are only 8-byte aligned.
 struct RingRecord {
-  uint32_t size = 0;      // bytes of this record in the ring, header and padding included
-  uint32_t orig_len = 0;  // the datagram's real length
-  uint32_t cap_len = 0;   // bytes of it stored after this header
-  uint32_t reserved = 0;
+  uint32_t size = 0;          // bytes of this record in the ring, header and padding included
+  uint32_t orig_len = 0;      // the datagram's real length
+  uint32_t cap_len = 0;       // bytes of it stored after this header
+  uint8_t proto = kProtoUdp;  // kProtoTcp: a stream segment with the sequence numbers below
+  uint8_t reserved[3] = {};
+  uint32_t tcp_seq = 0, tcp_ack = 0;
   int64_t ts_ns = 0;  // CLOCK_REALTIME
   NetAddr src, dst;
 };
@@ -98,22 +101,24 @@ void AddrBytes(const NetAddr& a, std::vector<uint8_t>& o) {
   }
 }
 
-// Appends the pcap record of `r` (IP header, UDP header, datagram bytes) to `out`.
+// Appends the pcap record of `r` (IP header, UDP or TCP header, payload bytes) to `out`.
 void AppendPcapRecord(std::vector<uint8_t>& out, const RingRecord& r, const uint8_t* data,
                       uint16_t ip_id) {
   const bool v6 = r.src.v6;
+  const bool tcp = r.proto == kProtoTcp;
   const size_t ip_len = v6 ? kIp6Len : kIp4Len;
-  const uint32_t udp_len = static_cast<uint32_t>(kUdpLen + r.orig_len);
+  const size_t l4_hdr = tcp ? kTcpLen : kUdpLen;
+  const uint32_t udp_len = static_cast<uint32_t>(l4_hdr + r.orig_len);  // the L4 length
   PutLe32(out, static_cast<uint32_t>(r.ts_ns / 1'000'000'000));
   PutLe32(out, static_cast<uint32_t>(r.ts_ns % 1'000'000'000));
-  PutLe32(out, static_cast<uint32_t>(ip_len + kUdpLen + r.cap_len));
+  PutLe32(out, static_cast<uint32_t>(ip_len + l4_hdr + r.cap_len));
   PutLe32(out, static_cast<uint32_t>(ip_len + udp_len));
   const size_t ip_start = out.size();
   if (v6) {
     Put32Be(out, 0x60000000);  // version 6, no traffic class or flow label
     Put16(out, static_cast<uint16_t>(udp_len));
-    out.push_back(17);  // next header: UDP
-    out.push_back(64);  // hop limit
+    out.push_back(r.proto);  // next header
+    out.push_back(64);       // hop limit
     AddrBytes(r.src, out);
     AddrBytes(r.dst, out);
   } else {
@@ -121,10 +126,10 @@ void AppendPcapRecord(std::vector<uint8_t>& out, const RingRecord& r, const uint
     out.push_back(0);
     Put16(out, static_cast<uint16_t>(std::min<uint32_t>(kIp4Len + udp_len, 0xFFFF)));
     Put16(out, ip_id);
-    Put16(out, 0x4000);  // don't fragment
-    out.push_back(64);   // TTL
-    out.push_back(17);   // UDP
-    Put16(out, 0);       // checksum, filled below
+    Put16(out, 0x4000);      // don't fragment
+    out.push_back(64);       // TTL
+    out.push_back(r.proto);  // UDP or TCP
+    Put16(out, 0);           // checksum, filled below
     AddrBytes(r.src, out);
     AddrBytes(r.dst, out);
     const uint16_t c = Fold(SumWords(out.data() + ip_start, kIp4Len));
@@ -132,21 +137,33 @@ void AppendPcapRecord(std::vector<uint8_t>& out, const RingRecord& r, const uint
     out[ip_start + 11] = static_cast<uint8_t>(c);
   }
   const size_t udp_start = out.size();
+  size_t csum_at = 6;
   Put16(out, r.src.port);
   Put16(out, r.dst.port);
-  Put16(out, static_cast<uint16_t>(udp_len));
-  Put16(out, 0);  // checksum, filled below when the whole datagram is here
+  if (tcp) {
+    Put32Be(out, r.tcp_seq);
+    Put32Be(out, r.tcp_ack);
+    out.push_back(kTcpLen / 4 << 4);  // data offset: no options
+    out.push_back(0x18);              // PSH, ACK
+    Put16(out, 0xFFFF);               // window (the real one is not known here)
+    Put16(out, 0);                    // checksum, filled below
+    Put16(out, 0);                    // urgent pointer
+    csum_at = 16;
+  } else {
+    Put16(out, static_cast<uint16_t>(udp_len));
+    Put16(out, 0);  // checksum, filled below when the whole datagram is here
+  }
   out.insert(out.end(), data, data + r.cap_len);
   if (r.cap_len == r.orig_len) {
-    // Pseudo-header: addresses, protocol, UDP length (RFC 768, RFC 8200 section 8.1).
+    // Pseudo-header: addresses, protocol, L4 length (RFC 768, RFC 9293, RFC 8200 section 8.1).
     const uint8_t* addrs = out.data() + ip_start + (v6 ? 8 : 12);
     uint64_t sum = SumWords(addrs, v6 ? 32 : 8);
-    sum += 17 + udp_len;
-    sum = SumWords(out.data() + udp_start, kUdpLen + r.cap_len, sum);
+    sum += r.proto + udp_len;
+    sum = SumWords(out.data() + udp_start, l4_hdr + r.cap_len, sum);
     uint16_t c = Fold(sum);
-    if (c == 0) c = 0xFFFF;  // 0 means "no checksum" in IPv4 and is illegal in IPv6
-    out[udp_start + 6] = static_cast<uint8_t>(c >> 8);
-    out[udp_start + 7] = static_cast<uint8_t>(c);
+    if (c == 0 && !tcp) c = 0xFFFF;  // 0 means "no checksum" in IPv4 UDP, illegal in IPv6
+    out[udp_start + csum_at] = static_cast<uint8_t>(c >> 8);
+    out[udp_start + csum_at + 1] = static_cast<uint8_t>(c);
   }
 }
 
@@ -159,6 +176,24 @@ PcapWriter::Source::Source(size_t ring_bytes, uint32_t snaplen)
 
 void PcapWriter::Source::Append(const NetAddr& src, const NetAddr& dst,
                                 std::span<const uint8_t> datagram) {
+  Put(src, dst, datagram, kProtoUdp, 0, 0);
+}
+
+void PcapWriter::Source::AppendTcp(const NetAddr& src, const NetAddr& dst, uint32_t seq,
+                                   uint32_t ack, std::span<const uint8_t> bytes) {
+  // One IP packet holds at most 65535 bytes: longer writes become several segments.
+  constexpr size_t kMaxSegment = 65535 - kIp6Len - kTcpLen;
+  do {
+    const size_t n = std::min(bytes.size(), kMaxSegment);
+    Put(src, dst, bytes.first(n), kProtoTcp, seq, ack);
+    seq += static_cast<uint32_t>(n);
+    bytes = bytes.subspan(n);
+  } while (!bytes.empty());
+}
+
+void PcapWriter::Source::Put(const NetAddr& src, const NetAddr& dst,
+                             std::span<const uint8_t> datagram, uint8_t proto, uint32_t seq,
+                             uint32_t ack) {
   // Counters are written by this thread only: plain load + store, no locked instruction.
   if (closed_.load(std::memory_order_relaxed)) {
     dropped_.store(dropped_.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
@@ -188,6 +223,9 @@ void PcapWriter::Source::Append(const NetAddr& src, const NetAddr& dst,
   r.ts_ns = int64_t{ts.tv_sec} * 1'000'000'000 + ts.tv_nsec;
   r.src = src;
   r.dst = dst;
+  r.proto = proto;
+  r.tcp_seq = seq;
+  r.tcp_ack = ack;
   std::memcpy(ring_.get() + idx, &r, sizeof r);
   std::memcpy(ring_.get() + idx + sizeof r, datagram.data(), r.cap_len);
   head_.store(head + r.size, std::memory_order_release);
@@ -232,7 +270,7 @@ class PcapWriter::Impl {
     h.push_back(0);
     PutLe32(h, 0);  // this zone
     PutLe32(h, 0);  // sigfigs
-    PutLe32(h, opts_.snaplen + static_cast<uint32_t>(kIp6Len + kUdpLen));
+    PutLe32(h, opts_.snaplen + static_cast<uint32_t>(kIp6Len + kTcpLen));
     PutLe32(h, kLinktypeRaw);
     if (std::fwrite(h.data(), 1, h.size(), file_) != h.size()) ++write_errors_;
     thread_ = std::thread([this] { Run(); });

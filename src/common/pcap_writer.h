@@ -75,11 +75,18 @@ class PcapWriter::Source {
  public:
   // Records one UDP datagram from `src` to `dst` (same address family). Never blocks.
   void Append(const NetAddr& src, const NetAddr& dst, std::span<const uint8_t> datagram);
+  // Records `bytes` written to (or read from) a TCP stream as segments from `src` to `dst`, the
+  // first at sequence number `seq`, acknowledging `ack` (the caller counts both directions'
+  // bytes; no SYN or FIN is recorded). Never blocks.
+  void AppendTcp(const NetAddr& src, const NetAddr& dst, uint32_t seq, uint32_t ack,
+                 std::span<const uint8_t> bytes);
 
  private:
   friend class PcapWriter;
   friend class PcapWriter::Impl;
   Source(size_t ring_bytes, uint32_t snaplen);
+  void Put(const NetAddr& src, const NetAddr& dst, std::span<const uint8_t> bytes, uint8_t proto,
+           uint32_t seq, uint32_t ack);
   // Consumer side (the writer thread): appends every complete record, as pcap records with
   // their synthesized IP and UDP headers, to `out` and frees its ring space. Returns records.
   uint64_t DrainInto(std::vector<uint8_t>& out);

@@ -160,6 +160,52 @@ TEST(PcapWriter, WritesIpv4AndIpv6DatagramsAReaderCanCheck) {
   std::remove(path.c_str());
 }
 
+// TCP stream bytes become segments with the caller's sequence numbers; a write longer than one IP
+// packet holds is split, the sequence numbers following the bytes.
+TEST(PcapWriter, WritesTcpSegmentsAReaderCanCheck) {
+  const std::string path = TempPath("tcp.pcap");
+  auto w = PcapWriter::Open({.path = path, .snaplen = 1 << 20});
+  ASSERT_TRUE(w.ok()) << w.status().ToString();
+  PcapWriter::Source* src = (*w)->NewSource();
+  const auto small = Payload(333, 3);
+  const auto big = Payload(100'000, 4);
+  src->AppendTcp(V4(0x7F000001, 40000), V4(0x7F000002, 7774), 1, 77, small);
+  src->AppendTcp(V4(0x7F000002, 7774), V4(0x7F000001, 40000), 77, 334, big);
+  (*w)->Close();
+  const PcapFile f = Read(path);
+  ASSERT_EQ(f.frames.size(), 3u);  // 333 B, then 100000 B in two segments
+  uint32_t next_seq = 77;
+  size_t big_at = 0;
+  for (size_t i = 0; i < f.frames.size(); ++i) {
+    const std::vector<uint8_t>& a = f.frames[i].bytes;
+    ASSERT_GE(a.size(), 40u);
+    EXPECT_LE(a.size(), 65535u) << "one IP packet";
+    EXPECT_EQ(Be16(&a[2]), a.size());
+    EXPECT_EQ(a[9], 6) << "TCP";
+    EXPECT_EQ(OnesSum(a.data(), 20), 0xFFFF) << "IPv4 header checksum";
+    EXPECT_EQ(a[32] >> 4, 5) << "20-byte TCP header";
+    EXPECT_EQ(a[33], 0x18) << "PSH, ACK";
+    const uint32_t pseudo = OnesSum(&a[12], 8) + 6 + static_cast<uint32_t>(a.size() - 20);
+    EXPECT_EQ(OnesSum(&a[20], a.size() - 20, pseudo), 0xFFFF) << "TCP checksum";
+    if (i == 0) {
+      EXPECT_EQ(Be16(&a[20]), 40000);
+      EXPECT_EQ(Be16(&a[22]), 7774);
+      EXPECT_EQ(Be32(&a[24]), 1u);
+      EXPECT_EQ(Be32(&a[28]), 77u);
+      EXPECT_TRUE(std::equal(small.begin(), small.end(), a.begin() + 40));
+      continue;
+    }
+    EXPECT_EQ(Be32(&a[24]), next_seq);
+    EXPECT_EQ(Be32(&a[28]), 334u);
+    const size_t n = a.size() - 40;
+    EXPECT_TRUE(std::equal(a.begin() + 40, a.end(), big.begin() + big_at));
+    next_seq += static_cast<uint32_t>(n);
+    big_at += n;
+  }
+  EXPECT_EQ(big_at, big.size());
+  std::remove(path.c_str());
+}
+
 TEST(PcapWriter, SnaplenCutsTheRecordButKeepsTheRealLength) {
   const std::string path = TempPath("snap.pcap");
   auto w = PcapWriter::Open({.path = path, .snaplen = 64});

@@ -61,10 +61,36 @@ std::unique_ptr<IwarpTcpConnection> IwarpTcpConnection::Adopt(int fd, const QpCo
   return std::unique_ptr<IwarpTcpConnection>(new IwarpTcpConnection(fd, cfg, reg));
 }
 
+namespace {
+NetAddr FromSockaddr(const sockaddr_in& a) {
+  NetAddr n;
+  n.ip = ntohl(a.sin_addr.s_addr);
+  n.port = ntohs(a.sin_port);
+  return n;
+}
+}  // namespace
+
+void IwarpTcpConnection::set_capture(PcapWriter::Source* capture) {
+  sockaddr_in l{}, p{};
+  socklen_t ll = sizeof l, pl = sizeof p;
+  if (getsockname(fd_, reinterpret_cast<sockaddr*>(&l), &ll) != 0 ||
+      getpeername(fd_, reinterpret_cast<sockaddr*>(&p), &pl) != 0 || l.sin_family != AF_INET) {
+    return;  // not connected (or not IPv4): nothing sensible to record
+  }
+  local_ = FromSockaddr(l);
+  peer_ = FromSockaddr(p);
+  capture_ = capture;
+}
+
 Status IwarpTcpConnection::OnReadable() {
   while (!closed_) {
     ssize_t n = recv(fd_, buf_.data(), buf_.size(), 0);
     if (n > 0) {
+      if (capture_ != nullptr) {
+        capture_->AppendTcp(peer_, local_, static_cast<uint32_t>(1 + bytes_in_),
+                            static_cast<uint32_t>(1 + bytes_out_),
+                            {buf_.data(), static_cast<size_t>(n)});
+      }
       bytes_in_ += static_cast<uint64_t>(n);
       qp_.OnBytes({buf_.data(), static_cast<size_t>(n)});
       continue;
@@ -89,6 +115,11 @@ Status IwarpTcpConnection::Flush() {
     std::span<const uint8_t> out = qp_.PendingOutput();
     ssize_t n = send(fd_, out.data(), out.size(), MSG_NOSIGNAL);
     if (n > 0) {
+      if (capture_ != nullptr) {
+        capture_->AppendTcp(local_, peer_, static_cast<uint32_t>(1 + bytes_out_),
+                            static_cast<uint32_t>(1 + bytes_in_),
+                            out.first(static_cast<size_t>(n)));
+      }
       bytes_out_ += static_cast<uint64_t>(n);
       qp_.ConsumeOutput(static_cast<size_t>(n));
       continue;

@@ -7,6 +7,7 @@
 #include <memory>
 #include <vector>
 
+#include "common/pcap_writer.h"
 #include "common/status.h"
 #include "opensrd/transport.h"
 #include "rdma/iwarp_qp.h"
@@ -34,6 +35,9 @@ class IwarpTcpConnection {
   Status Flush();
   bool wants_write() const { return !qp_.PendingOutput().empty(); }
   bool closed() const { return closed_; }
+  // Records every byte read and written as TCP segments between the socket's real addresses
+  // (sequence numbers count from 1 in each direction; the handshake is not recorded).
+  void set_capture(PcapWriter::Source* capture);
   uint64_t bytes_in() const { return bytes_in_; }
   uint64_t bytes_out() const { return bytes_out_; }
 
@@ -43,6 +47,8 @@ class IwarpTcpConnection {
   IwarpQp qp_;
   std::vector<uint8_t> buf_;
   bool closed_ = false;
+  PcapWriter::Source* capture_ = nullptr;
+  NetAddr local_{}, peer_{};
   uint64_t bytes_in_ = 0, bytes_out_ = 0;
 };
 

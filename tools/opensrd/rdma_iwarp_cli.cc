@@ -11,6 +11,7 @@
 // WRITE a round trip by following it with a zero-length READ (which the responder answers only
 // after placing everything before it on the ordered stream), and its latency ends there.
 #include "tools/opensrd/rdma_iwarp_cli.h"
+#include "tools/opensrd/capture.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -111,12 +112,12 @@ struct ServerConn {
 }  // namespace
 
 int RunIwarpServer(const IwarpCliOptions& o) {
-  if (!o.pcap.empty()) {
-    std::fprintf(stderr,
-                 "opensrd rdma server: --pcap is not built for iwarp (capture with tcpdump on the "
-                 "interface; docs/RDMA.md)\n");
+  Result<std::unique_ptr<PcapWriter>> pcap = OpenCapture(o.pcap);
+  if (!pcap.ok()) {
+    std::fprintf(stderr, "opensrd rdma server: %s\n", pcap.status().ToString().c_str());
     return 2;
   }
+  PcapWriter::Source* capture = *pcap ? (*pcap)->NewSource() : nullptr;
   Result<NetAddr> bind_addr = ParseNetAddr(o.bind);
   if (!bind_addr.ok() || bind_addr->v6) {
     std::fprintf(stderr, "opensrd rdma server: --bind: an IPv4 HOST:PORT is needed\n");
@@ -165,6 +166,7 @@ int RunIwarpServer(const IwarpCliOptions& o) {
         for (int cfd; (cfd = accept4(lfd, nullptr, nullptr, SOCK_CLOEXEC)) >= 0;) {
           auto sc = std::make_unique<ServerConn>();
           sc->conn = IwarpTcpConnection::Adopt(cfd, cfg, reg);
+          if (capture != nullptr) sc->conn->set_capture(capture);
           sc->inbox.assign(size_t{kCredits} * o.max_size + kAckLen, 0);
           sc->ack = sc->inbox.data() + size_t{kCredits} * o.max_size;
           sc->inbox_mr =
@@ -221,10 +223,12 @@ int RunIwarpServer(const IwarpCliOptions& o) {
   for (auto& [fd, sc] : conns) bytes_placed += sc->conn->qp().stats().bytes_placed;
   close(ep);
   close(lfd);
+  const nlohmann::json cap = FinishCapture(pcap->get());
   if (o.json) {
     nlohmann::json j = {{"protocol", "iwarp"},           {"clients", clients},
                         {"sends_ok", sends_ok},          {"sends_wrong", sends_wrong},
                         {"terminates_sent", terminates}, {"bytes_placed", bytes_placed}};
+    if (!cap.is_null()) j["pcap"] = cap;
     std::printf("%s\n", j.dump().c_str());
   }
   return 0;
@@ -237,12 +241,12 @@ class IwarpClient {
   explicit IwarpClient(const IwarpCliOptions& o) : o_(o) {}
 
   int Run() {
-    if (!o_.pcap.empty()) {
-      std::fprintf(stderr,
-                   "opensrd rdma client: --pcap is not built for iwarp (capture with tcpdump on "
-                   "the interface; docs/RDMA.md)\n");
+    Result<std::unique_ptr<PcapWriter>> pcap = OpenCapture(o_.pcap);
+    if (!pcap.ok()) {
+      std::fprintf(stderr, "opensrd rdma client: %s\n", pcap.status().ToString().c_str());
       return 2;
     }
+    pcap_ = std::move(pcap.value());
     Result<NetAddr> remote = ParseNetAddr(o_.connect);
     if (!remote.ok() || remote->v6) {
       std::fprintf(stderr, "opensrd rdma client: --connect: an IPv4 HOST:PORT is needed\n");
@@ -274,6 +278,7 @@ class IwarpClient {
       return 1;
     }
     conn_ = std::move(c.value());
+    if (pcap_) conn_->set_capture(pcap_->NewSource());
     ep_ = epoll_create1(EPOLL_CLOEXEC);
     Arm(ep_, *conn_, true);
     int rc = Main();
@@ -493,6 +498,8 @@ class IwarpClient {
         j["terminate"] = {{"layer", t.layer}, {"etype", t.etype}, {"code", t.code}};
       }
       if (!first_error_.empty()) j["error"] = first_error_;
+      const nlohmann::json cap = FinishCapture(pcap_.get());
+      if (!cap.is_null()) j["pcap"] = cap;
       std::printf("%s\n", j.dump().c_str());
     } else {
       std::printf("opensrd rdma %s to %s (iwarp): %u-byte ops, %zu in flight\n", o_.op.c_str(),
@@ -511,6 +518,7 @@ class IwarpClient {
   MemoryRegistry reg_;
   PdHandle pd_ = 0;
   MemoryRegion lmr_;
+  std::unique_ptr<PcapWriter> pcap_;  // before conn_: the connection holds one of its sources
   std::unique_ptr<IwarpTcpConnection> conn_;
   int ep_ = -1;
   size_t slots_ = 1;
