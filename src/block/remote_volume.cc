@@ -470,16 +470,13 @@ class RemoteVolume::Impl {
   }
 
   void OnInfo(uint64_t size) {
-    std::function<void(const VolumeInfo&)> l;
-    VolumeInfo copy;
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      info_.size_bytes = size;
-      ++stats_.resizes_seen;
-      l = listener_;
-      copy = info_;
-    }
-    if (l) l(copy);
+    // The listener runs under the lock, so SetInfoListener waits for a call in progress: the
+    // adapter destroyed its NVMe controller while a copy of the old listener was still updating
+    // it (a use after free TSan caught in storage_nvme at exit).
+    std::lock_guard<std::mutex> lock(mu_);
+    info_.size_bytes = size;
+    ++stats_.resizes_seen;
+    if (listener_) listener_(info_);
   }
 
   void Disable(const std::string& why) {

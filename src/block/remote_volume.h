@@ -83,7 +83,9 @@ class RemoteVolume : public BlockDevice {
   void Submit(const IoRequest& request, IoCallback done) override;
   VolumeState state() const;
   RemoteVolumeStats stats() const;
-  // Called on the volume's thread when the bridge announces a new geometry (live resize).
+  // Called on the volume's thread when the bridge announces a new geometry (live resize). Once
+  // this returns, the previous listener is neither running nor called again (so what it points
+  // to may be destroyed); the listener must not call back into the volume.
   void SetInfoListener(std::function<void(const VolumeInfo&)> listener);
 
  private:

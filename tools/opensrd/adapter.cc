@@ -204,7 +204,8 @@ int RunAdapter(const AdapterOptions& o) {
     }
     last = now;
   }
-  if (nbd) nbd->Stop();  // waits for requests at the volume
+  if (nbd) nbd->Stop();        // waits for requests at the volume
+  v.SetInfoListener(nullptr);  // the listener points at the controller: no call may outlive it
   controller.reset();
   const block::RemoteVolumeStats st = v.stats();
   if (o.json) {
