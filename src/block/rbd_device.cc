@@ -314,10 +314,11 @@ class RbdDevice::Impl {
     if (in_flight() > 0) {
       return Status(Code::kIoError, "image " + Name() + ": fenced, requests still draining");
     }
-    // One critical section: a completion thread must not see the old image closed and no new
-    // one yet.
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      Disconnect();
+    }
     std::lock_guard<std::mutex> lock(mu_);
-    Disconnect();
     fenced_ = false;
     return Connect();
   }
