@@ -12,18 +12,23 @@
 // `RdmaDevice` implements datagram QPs over the SRD transport (reliable, unordered, any
 // destination, like EFA's SRD QPs): every request is one transport message carrying the native
 // RDMA header (docs/WIRE.md) and is answered by one response message (ACK, NAK, read response or
-// atomic ACK), so a requester learns remote errors. RoCEv2 and iWARP connected QPs reuse the
-// same executor and memory registry (src/rdma/executor.h) but are not exposed here yet.
+// atomic ACK), so a requester learns remote errors. `RcDevice` implements connected QPs over
+// RoCEv2 (reliable connection on UDP 4791, connected through the InfiniBand CM on QP1 as
+// rdma_cm does) and iWARP (MPA over kernel TCP); both reuse the same executor and memory
+// registry (src/rdma/executor.h), so every protocol applies one set of access checks.
 //
 // Ownership: memory named by an MR stays the caller's and must outlive the registration; a work
 // request's local buffers belong to the device until its completion is polled. Thread-safety:
-// none; the thread that drives the Endpoint drives the RdmaDevice (sans-I/O like Endpoint).
+// none; the thread that drives the Endpoint drives the RdmaDevice (sans-I/O like Endpoint), and
+// one thread drives an RcDevice (it owns its sockets: Poll does the I/O).
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <span>
+#include <string>
+#include <vector>
 
 #include "common/status.h"
 #include "opensrd/transport.h"
@@ -199,6 +204,149 @@ class RdmaDevice {
 
  private:
   class Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+// ---- Connected queue pairs: RoCEv2 and iWARP ----------------------------------------------
+
+enum class RcProtocol : uint8_t {
+  kRoce,   // RoCEv2 RC over IPv4/UDP; connections through the IB CM (QP1), as rdma_cm's
+  kIwarp,  // iWARP: MPA revision 2 (enhanced) over kernel TCP, as siw and rdma_cm's
+};
+const char* RcProtocolName(RcProtocol p);
+
+struct RcDeviceConfig {
+  RcProtocol protocol = RcProtocol::kRoce;
+  // The local IPv4 address and port. RoCEv2: the UDP port every packet arrives on (4791 for
+  // every real peer; tests on one host give each device its own). iWARP: the TCP port Listen
+  // accepts on (0: any, for a device that only connects).
+  NetAddr local;
+  // RoCEv2: the rdma_cm port whose service ID Listen and Connect use (rping's default 7174).
+  // iWARP has no service IDs: the peer's TCP port in Connect is the service.
+  uint16_t cm_port = 7174;
+  // Largest RDMA READ this side serves; a larger request is refused (NAK / TERMINATE) before
+  // any memory is set aside for it.
+  uint32_t max_read_bytes = 16u << 20;
+  // Passive side: connections pending (a request not yet accepted or rejected) or open at
+  // once. A request beyond it is refused at once (RoCEv2: a REJ; iWARP: the TCP connection is
+  // closed before its MPA request is read) and counted in connections_refused, so a peer
+  // cannot make the device hold unbounded state.
+  uint32_t max_connections = 64;
+  // RoCEv2: the path MTU (payload bytes per packet: 256 to 4096), the local ACK timeout and the
+  // retry counts (7: forever, as in InfiniBand). iWARP: TCP retransmits; these do not apply.
+  uint32_t mtu = 1024;
+  uint64_t ack_timeout_us = 67'109;
+  uint8_t retry_cnt = 7;
+  uint8_t rnr_retry = 7;
+  // RoCEv2: read whole IPv4 packets from a raw socket to check every received ICRC (needs
+  // CAP_NET_RAW; without it the device reads its UDP socket and counts icrc_unchecked).
+  bool raw_receive = true;
+  // iWARP: payload bytes per DDP segment (one FPDU).
+  uint32_t max_segment = 16384;
+  // Record every packet (RoCEv2) or TCP segment (iWARP) sent and received, with the real
+  // addresses and ports, to this pcap file. Empty: none.
+  std::string pcap;
+};
+
+enum class CmEventKind : uint8_t {
+  kConnectRequest,  // passive: a peer asks to connect (Accept or Reject `request`)
+  kEstablished,     // the QP is connected: work requests flow
+  kRejected,        // active: the peer refused (REJ, or an MPA reply with the reject flag)
+  kUnreachable,     // active: no answer after every resend, or the TCP connect failed
+  kDisconnected,    // the peer disconnected, or the connection broke (the QP is flushed)
+};
+const char* CmEventName(CmEventKind k);
+
+struct CmEvent {
+  CmEventKind kind = CmEventKind::kEstablished;
+  uint32_t request = 0;  // kConnectRequest: the handle Accept / Reject take
+  QpNum qp = 0;          // the local QP the event is about (0 for kConnectRequest)
+  NetAddr peer;          // the peer's address (IPv4; port: its UDP source / TCP port)
+  // kConnectRequest: the request's private data; kEstablished on the active side: the
+  // accepting side's.
+  std::vector<uint8_t> private_data;
+  std::string reason;  // kRejected, kUnreachable, kDisconnected: why, for logs
+};
+
+struct RcDeviceStats {
+  uint64_t connections_requested = 0;  // passive: requests seen
+  uint64_t connections_accepted = 0;
+  uint64_t connections_refused = 0;  // passive: over max_connections, or malformed
+  uint64_t packets_sent = 0;         // RoCEv2 packets or iWARP FPDUs
+  uint64_t packets_received = 0;
+  uint64_t retransmitted_packets = 0;  // RoCEv2 go-back-N resends
+  uint64_t naks_sent = 0;
+  uint64_t naks_received = 0;
+  uint64_t rnr_naks_sent = 0;
+  uint64_t terminates_sent = 0;  // iWARP
+  uint64_t terminates_received = 0;
+  uint64_t requests_executed = 0;  // remote operations served
+  uint64_t icrc_checked = 0;       // RoCEv2
+  uint64_t icrc_bad = 0;
+  uint64_t icrc_unchecked = 0;
+  uint64_t malformed_dropped = 0;
+};
+
+// Connected (RC) queue pairs of one protocol, with an rdma_cm-like connection interface, on
+// the sockets this device opens. The verbs objects and the data path behave as RdmaDevice's:
+// the same access checks (MemoryRegistry), the same completion statuses; SendWr::peer and
+// dest_qp are not used (a connected QP has one peer). A QP is created unconnected; Connect
+// (active) or Accept (passive, after a kConnectRequest event) ties it to a peer; work requests
+// posted before kEstablished wait for it. DestroyQp and a lost connection flush every
+// outstanding work request and posted receive (kFlushed), as a QP in the error state does.
+class RcDevice {
+ public:
+  static Result<std::unique_ptr<RcDevice>> Open(const RcDeviceConfig& config);
+  ~RcDevice();
+  RcDevice(const RcDevice&) = delete;
+  RcDevice& operator=(const RcDevice&) = delete;
+
+  // ---- verbs objects ----
+  PdHandle AllocPd();
+  Status DeallocPd(PdHandle pd);  // fails while MRs or QPs of the PD exist
+  Result<MemoryRegion> RegMr(PdHandle pd, void* addr, size_t length, uint32_t access);
+  Status DeregMr(uint32_t lkey);
+  CqHandle CreateCq();
+  Result<QpNum> CreateQp(PdHandle pd, CqHandle send_cq, CqHandle recv_cq);
+  // Disconnects the QP if it is connected, completes every outstanding work request and
+  // posted receive with kFlushed (on its CQs), then destroys it.
+  Status DestroyQp(QpNum qp);
+
+  // ---- connections (after rdma_cm) ----
+  // Passive: accept connection requests (iWARP: listen on the configured TCP port).
+  Status Listen();
+  uint16_t local_port() const;  // the UDP port, or the TCP port Listen bound
+  // Active: connects an unconnected QP to `peer` (RoCEv2: the peer device's IP and UDP port;
+  // iWARP: its IP and TCP port) with up to 56 bytes of private data (RoCEv2; iWARP allows
+  // 512). The outcome arrives as kEstablished, kRejected or kUnreachable.
+  Status Connect(QpNum qp, const NetAddr& peer, std::span<const uint8_t> private_data);
+  // Passive: answers a kConnectRequest with an unconnected QP and private data for the peer.
+  Status Accept(uint32_t request, QpNum qp, std::span<const uint8_t> private_data);
+  Status Reject(uint32_t request);
+  // Ends the connection (RoCEv2: DREQ; iWARP: the TCP stream is closed); the QP is flushed
+  // and reports kDisconnected.
+  Status Disconnect(QpNum qp);
+  // The next connection event, if any (false: none).
+  bool PollCmEvent(CmEvent* out);
+
+  // ---- data path ----
+  Status PostSend(QpNum qp, const SendWr& wr);
+  Status PostRecv(QpNum qp, const RecvWr& wr);
+  size_t PollCq(CqHandle cq, std::span<WorkCompletion> out);
+
+  // ---- driving ----
+  // Sends what is queued, waits up to timeout_ms for packets or connections (less if a timer
+  // is due sooner), handles them and the timers, sends again. kIoError on a socket failure.
+  Status Poll(int timeout_ms);
+
+  RcDeviceStats stats() const;
+  // The protocol's own counters (shell and queue pairs), for --json and metrics.
+  std::string CountersJson() const;
+
+  class Impl;
+
+ private:
+  explicit RcDevice(std::unique_ptr<Impl> impl);
   std::unique_ptr<Impl> impl_;
 };
 
