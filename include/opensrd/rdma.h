@@ -217,9 +217,9 @@ const char* RcProtocolName(RcProtocol p);
 
 struct RcDeviceConfig {
   RcProtocol protocol = RcProtocol::kRoce;
-  // The local IPv4 address and port. RoCEv2: the UDP port every packet arrives on (4791 for
-  // every real peer; tests on one host give each device its own). iWARP: the TCP port Listen
-  // accepts on (0: any, for a device that only connects).
+  // The local IPv4 address and port. RoCEv2: the UDP port every packet arrives on; both sides
+  // of a connection use the same one (4791 for every real peer; devices on one host differ in
+  // address). iWARP: the TCP port Listen accepts on (0: any, for a device that only connects).
   NetAddr local;
   // RoCEv2: the rdma_cm port whose service ID Listen and Connect use (rping's default 7174).
   // iWARP has no service IDs: the peer's TCP port in Connect is the service.
@@ -263,7 +263,8 @@ struct CmEvent {
   QpNum qp = 0;          // the local QP the event is about (0 for kConnectRequest)
   NetAddr peer;          // the peer's address (IPv4; port: its UDP source / TCP port)
   // kConnectRequest: the request's private data; kEstablished on the active side: the
-  // accepting side's.
+  // accepting side's. RoCEv2's CM messages have a fixed size: the bytes given, then zeros (as
+  // rdma_cm delivers them).
   std::vector<uint8_t> private_data;
   std::string reason;  // kRejected, kUnreachable, kDisconnected: why, for logs
 };

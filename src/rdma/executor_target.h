@@ -13,6 +13,7 @@
 #include <cstdint>
 #include <deque>
 #include <span>
+#include <utility>
 
 #include "rdma/executor.h"
 #include "rdma/rc_target.h"
@@ -27,6 +28,8 @@ class ExecutorTarget final : public RcTarget {
   // A receive for incoming SENDs: its SGE is checked (lkey, local write) when a SEND claims it.
   void PostReceive(const RecvWr& wr) { rq_.posted.push_back(wr); }
   size_t posted_receives() const { return rq_.posted.size(); }
+  // Hands back every receive not yet claimed (the owner flushes them).
+  std::deque<RecvWr> TakePostedReceives() { return std::exchange(rq_.posted, {}); }
   // Receive completions in arrival order (success or a local error).
   std::deque<WorkCompletion>& receive_completions() { return recv_done_; }
   // Why the last remote access error was raised (kNone if none yet): for logs and tests.

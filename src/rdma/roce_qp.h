@@ -115,6 +115,10 @@ class RcQueuePair {
   std::vector<std::vector<uint8_t>> TakeOutgoing();
   std::vector<Completion> TakeCompletions();
 
+  // Moves the queue pair to the error state: every outstanding work request completes as
+  // kFlushed and later ones are refused (rdma_disconnect, a destroyed QP, a lost connection).
+  void Flush() { FailFront(WcStatus::kFlushed); }
+
   bool in_error() const { return error_; }
   size_t outstanding() const { return sq_.size(); }
   const RcStats& stats() const { return stats_; }
