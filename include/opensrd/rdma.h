@@ -343,6 +343,10 @@ class RcDevice {
   RcDeviceStats stats() const;
   // The protocol's own counters (shell and queue pairs), for --json and metrics.
   std::string CountersJson() const;
+  // Closes the pcap file (every record reaches it; later packets are not recorded) and
+  // returns its figures as JSON {file, captured, written, dropped, write_errors}; "null"
+  // when the device records nothing.
+  std::string CloseCapture();
 
   class Impl;
 

@@ -46,6 +46,8 @@ class RcBackend {
   virtual Status Poll(int timeout_ms) = 0;
   virtual RcDeviceStats stats() const = 0;
   virtual std::string CountersJson() const = 0;
+  // See RcDevice::CloseCapture.
+  virtual std::string CloseCapture() { return "null"; }
 };
 
 // Each opens its sockets (RoCEv2: the UDP port and, with CAP_NET_RAW, a raw socket; iWARP:

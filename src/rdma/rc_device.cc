@@ -203,4 +203,8 @@ std::string RcDevice::CountersJson() const {
   return impl_->backend->CountersJson();
 }
 
+std::string RcDevice::CloseCapture() {
+  return impl_->backend->CloseCapture();
+}
+
 }  // namespace opensrd::rdma

@@ -267,7 +267,7 @@ class RoceBackend final : public RcBackend {
     }
     const bool lands = wr.opcode == WrOpcode::kRdmaRead || atomic;
     uint8_t* local = nullptr;
-    if (registry_.CheckLocal(wr.sge, q.pd, lands ? kAccessLocalWrite : 0, &local) !=
+    if (registry_.CheckLocal(wr.sge, q.pd, lands ? uint32_t{kAccessLocalWrite} : 0u, &local) !=
         AccessViolation::kNone) {
       Done(q, wr.wr_id, wr.opcode, WcStatus::kLocalProtectionError, 0);
       return Status::Ok();
@@ -413,6 +413,18 @@ class RoceBackend final : public RcBackend {
                         {"connections_refused", refused_},
                         {"raw_receive", shell_->raw_receive()}};
     return j.dump();
+  }
+
+  std::string CloseCapture() override {
+    if (!capture_) return "null";
+    capture_->Close();
+    const PcapStats s = capture_->stats();
+    return nlohmann::json{{"file", capture_->path()},
+                          {"captured", s.captured},
+                          {"written", s.written},
+                          {"dropped", s.dropped},
+                          {"write_errors", s.write_errors}}
+        .dump();
   }
 
  private:

@@ -5,14 +5,16 @@
 // (default 7174, rping's) carrying rdma_cm's IP header and our request (magic "OSRQ", the op,
 // the size); the server answers with a REP naming its QP, first PSN and, in the private data
 // (magic "OSRP"), the registered region's address, rkey and length; the client's RTU completes
-// it, DREQ/DREP end it. Each side's QP is an RcQueuePair on the RoceUdpShell; the server's
-// remote operations run through ExecutorTarget (the protocol-independent executor: rkey,
-// bounds, access, protection domain).
+// it, DREQ/DREP end it. The server is written against the public verbs API (RcDevice,
+// include/opensrd/rdma.h), whose remote operations run through the protocol-independent
+// executor (rkey, bounds, access, protection domain). The client still drives an RcQueuePair
+// on the RoceUdpShell and the CmAgent itself (its latency loop predates RcDevice).
 //
-// The server's region starts with a 64-byte status area (little-endian u64s: SENDs of the
-// latest connection that matched the expected pattern, and those that did not); data lives
-// after it. Verification by the client: WRITE reads back every slot it wrote at the end; READ
-// compares every response with what setup wrote; SEND reads the server's status counters
+// The server's region starts with a 64-byte status area: four pairs of little-endian u64s,
+// one pair per SEND connection at once (SENDs that matched the expected pattern, and those that
+// did not); the REP names the client's pair ("STA" and its index after the region); data lives
+// after the status area. Verification by the client: WRITE reads back every slot it wrote at the
+// end; READ compares every response with what setup wrote; SEND reads the server's status counters
 // back; FETCH_ADD (add 1) checks the originals are exactly first..first+N-1 and the word ends
 // at first+N.
 #include "tools/opensrd/rdma_roce_cli.h"
@@ -34,6 +36,7 @@
 #include <nlohmann/json.hpp>
 #include <random>
 
+#include "opensrd/rdma.h"
 #include "rdma/executor_target.h"
 #include "rdma/ib_cm.h"
 #include "rdma/ib_cm_agent.h"
@@ -83,18 +86,24 @@ std::vector<uint8_t> Pattern(uint64_t seed, uint32_t size) {
 // Server
 
 struct Session {
-  uint32_t cm_id = 0;
+  rdma::QpNum qp = 0;
   uint32_t peer_ip = 0;
   uint32_t send_size = 0;
-  bool established = false;
-  std::unique_ptr<ExecutorTarget> target;
-  std::unique_ptr<roce::RcQueuePair> qp;
-  std::vector<uint8_t> recv_buf;
+  std::vector<uint8_t> recv_buf;  // the receives for its SENDs (counted in the budget)
   uint32_t recv_lkey = 0;
   uint32_t slots = 0;
   uint64_t sends_seen = 0;
+  int status_pair = -1;  // SEND sessions: its counters in the status area
 };
 
+constexpr int kStatusPairs = 4;  // kStatusBytes / 16
+
+// The server drives the public verbs API (RcDevice): it listens, accepts each request with a
+// QP of its own, serves WRITE/READ/atomics from one registered region and checks SENDs.
+// Hostile clients: at most --max-connections pending or open (the device answers more with a
+// REJ), and the receives SEND connections ask for share one --recv-budget-mib; a request
+// that would exceed it is rejected, so no client can make the server set aside unbounded
+// memory.
 class Server {
  public:
   explicit Server(const RoceCliOptions& o) : o_(o) {}
@@ -106,110 +115,147 @@ class Server {
       std::fprintf(stderr, "rdma server: bad --bind '%s' (want IPv4:PORT)\n", o_.bind.c_str());
       return 2;
     }
-    std::random_device rd;
-    rng_.seed(uint64_t{rd()} << 32 | rd());
-    Status st = n_.Open(ip, port, o_.pcap, rng_());
-    if (!st.ok()) {
-      std::fprintf(stderr, "rdma server: %s\n", st.ToString().c_str());
-      return st.code() == Code::kInvalidArgument ? 2 : 1;
+    rdma::RcDeviceConfig dc;
+    dc.protocol = rdma::RcProtocol::kRoce;
+    dc.local.ip = ip;
+    dc.local.port = port;
+    dc.cm_port = o_.cm_port;
+    dc.max_connections = o_.max_connections;
+    dc.pcap = o_.pcap;
+    Result<std::unique_ptr<rdma::RcDevice>> d = rdma::RcDevice::Open(dc);
+    if (!d.ok()) {
+      std::fprintf(stderr, "rdma server: %s\n", d.status().ToString().c_str());
+      return d.status().code() == Code::kInvalidArgument ? 2 : 1;
     }
+    dev_ = std::move(d.value());
     region_.assign((o_.region_bytes + 7) / 8, 0);
-    pd_ = reg_.AllocPd();
+    pd_ = dev_->AllocPd();
+    cq_ = dev_->CreateCq();
     Result<rdma::MemoryRegion> mr =
-        reg_.Register(pd_, region_.data(), o_.region_bytes,
-                      rdma::kAccessLocalWrite | rdma::kAccessRemoteWrite | rdma::kAccessRemoteRead |
-                          rdma::kAccessRemoteAtomic);
+        dev_->RegMr(pd_, region_.data(), o_.region_bytes,
+                    rdma::kAccessLocalWrite | rdma::kAccessRemoteWrite | rdma::kAccessRemoteRead |
+                        rdma::kAccessRemoteAtomic);
     if (!mr.ok()) {
       std::fprintf(stderr, "rdma server: %s\n", mr.status().ToString().c_str());
       return 1;
     }
     mr_ = *mr;
-    n_.agent->Listen(cm::ServiceIdForTcpPort(o_.cm_port));
+    Status st = dev_->Listen();
+    if (!st.ok()) {
+      std::fprintf(stderr, "rdma server: %s\n", st.ToString().c_str());
+      return 1;
+    }
     std::signal(SIGINT, OnSignal);
     std::signal(SIGTERM, OnSignal);
+    const nlohmann::json c = nlohmann::json::parse(dev_->CountersJson());
     std::fprintf(stderr,
                  "rdma server (roce): %s UDP %u, rdma_cm port %u, region %llu bytes at 0x%llx "
-                 "rkey 0x%08x; ICRC receive check: %s\n",
+                 "rkey 0x%08x; at most %u connections, %llu MiB of receives; ICRC receive "
+                 "check: %s\n",
                  IpText(ip).c_str(), port, o_.cm_port, (unsigned long long)o_.region_bytes,
-                 (unsigned long long)mr_.addr, mr_.rkey, n_.shell->raw_receive() ? "on" : "OFF");
+                 (unsigned long long)mr_.addr, mr_.rkey, o_.max_connections,
+                 (unsigned long long)o_.recv_budget_mib,
+                 c.value("raw_receive", false) ? "on" : "OFF");
     while (!g_stop) {
-      st = n_.Step(10);
+      st = dev_->Poll(10);
       if (!st.ok()) {
         std::fprintf(stderr, "rdma server: %s\n", st.ToString().c_str());
         return 1;
       }
-      for (cm::Event& e : n_.agent->TakeEvents()) OnEvent(e);
-      for (auto& [id, s] : sessions_) Serve(*s);
-      Reap();
+      for (rdma::CmEvent e; dev_->PollCmEvent(&e);) OnEvent(e);
+      Serve();
     }
-    for (auto& [id, s] : sessions_) Retire(*s);
+    while (!sessions_.empty()) Retire(sessions_.begin()->first);
     return Print();
   }
 
  private:
-  void OnEvent(cm::Event& e) {
-    const uint64_t now = NowUs();
-    if (e.kind == cm::EventKind::kConnectRequest) {
+  void Refuse(const rdma::CmEvent& e, const std::string& why) {
+    std::fprintf(stderr, "rdma server: request from %s rejected: %s\n", IpText(e.peer.ip).c_str(),
+                 why.c_str());
+    ++refused_;
+    (void)dev_->Reject(e.request);
+  }
+
+  void OnEvent(const rdma::CmEvent& e) {
+    if (e.kind == rdma::CmEventKind::kConnectRequest) {
       const auto& pd = e.private_data;
       if (pd.size() < 12 || std::memcmp(pd.data(), kMagicReq, 4) != 0) {
-        std::fprintf(stderr, "rdma server: REQ from %s without opensrd's request: rejected\n",
-                     IpText(e.peer_ip).c_str());
-        (void)n_.agent->Reject(e.id, cm::kRejConsumer, now);
-        return;
+        return Refuse(e, "no opensrd request in its private data");
       }
       auto s = std::make_unique<Session>();
-      s->cm_id = e.id;
-      s->peer_ip = e.peer_ip;
+      s->peer_ip = e.peer.ip;
       s->send_size = static_cast<uint32_t>(GetBe(pd.data() + 8, 4));
-      s->target = std::make_unique<ExecutorTarget>(reg_, pd_);
-      if (pd[4] == 's' && s->send_size > 0 && s->send_size <= (16u << 20)) {
-        // Receives for SENDs: as many as fit 64 MiB, 2 to 32.
-        s->slots = static_cast<uint32_t>(std::clamp<uint64_t>((64u << 20) / s->send_size, 2, 32));
-        s->recv_buf.assign(uint64_t{s->slots} * s->send_size, 0);
+      if (pd[4] == 's') {
+        if (s->send_size == 0 || s->send_size > (16u << 20)) {
+          return Refuse(e, "SEND size " + std::to_string(s->send_size) + " out of range");
+        }
+        // Receives for SENDs: as many as fit 16 MiB, 2 to 32, from the shared budget.
+        s->slots = static_cast<uint32_t>(std::clamp<uint64_t>((16u << 20) / s->send_size, 2, 32));
+        const uint64_t need = uint64_t{s->slots} * s->send_size;
+        if (recv_in_use_ + need > (o_.recv_budget_mib << 20)) {
+          ++budget_refused_;
+          return Refuse(e, "its " + std::to_string(need) + " bytes of receives exceed what is " +
+                               "left of --recv-budget-mib (" +
+                               std::to_string((o_.recv_budget_mib << 20) - recv_in_use_) +
+                               " bytes)");
+        }
+        for (int i = 0; i < kStatusPairs && s->status_pair < 0; ++i) {
+          if (!status_busy_[i]) s->status_pair = i;
+        }
+        if (s->status_pair < 0) {
+          return Refuse(e, "four SEND clients are running already (one status pair each)");
+        }
+        status_busy_[s->status_pair] = true;
+        s->recv_buf.assign(need, 0);
+        recv_in_use_ += need;
+      }
+      Result<rdma::QpNum> qp = dev_->CreateQp(pd_, cq_, cq_);
+      if (!qp.ok()) {
+        recv_in_use_ -= s->recv_buf.size();
+        if (s->status_pair >= 0) status_busy_[s->status_pair] = false;
+        return Refuse(e, qp.status().ToString());
+      }
+      s->qp = *qp;
+      if (!s->recv_buf.empty()) {
         Result<rdma::MemoryRegion> r =
-            reg_.Register(pd_, s->recv_buf.data(), s->recv_buf.size(), rdma::kAccessLocalWrite);
+            dev_->RegMr(pd_, s->recv_buf.data(), s->recv_buf.size(), rdma::kAccessLocalWrite);
         if (!r.ok()) {
-          (void)n_.agent->Reject(e.id, cm::kRejConsumer, now);
-          return;
+          sessions_[s->qp] = std::move(s);
+          Retire(*qp);
+          return Refuse(e, r.status().ToString());
         }
         s->recv_lkey = r->lkey;
         for (uint32_t i = 0; i < s->slots; ++i) Post(*s, i);
       }
-      PutLe64(StatusArea(), 0);
-      PutLe64(StatusArea() + 8, 0);
-      roce::RcConfig c;
-      c.local_qpn = 0x100 + static_cast<uint32_t>(rng_() % 0xFFFE00);
-      c.remote_qpn = e.remote_qpn;
-      c.send_psn = e.send_psn;  // the Starting PSN of the REQ names what the client expects
-      c.expected_psn = static_cast<uint32_t>(rng_()) & roce::kPsnMask;
-      c.mtu = MtuBytes(e.path_mtu);
-      s->qp = std::make_unique<roce::RcQueuePair>(c, s->target.get());
-      Result<uint16_t> sport = n_.shell->Attach(s->qp.get(), c.local_qpn, e.peer_ip, n_.port);
-      if (!sport.ok()) {
-        std::fprintf(stderr, "rdma server: %s\n", sport.status().ToString().c_str());
-        (void)n_.agent->Reject(e.id, cm::kRejConsumer, now);
+      std::vector<uint8_t> rep(28, 0);
+      std::memcpy(rep.data(), kMagicRep, 4);
+      PutBe(rep.data() + 4, reinterpret_cast<uintptr_t>(mr_.addr), 8);
+      PutBe(rep.data() + 12, mr_.rkey, 4);
+      PutBe(rep.data() + 16, mr_.length, 8);
+      if (s->status_pair >= 0) {
+        PutLe64(StatusArea() + 16 * s->status_pair, 0);
+        PutLe64(StatusArea() + 16 * s->status_pair + 8, 0);
+        std::memcpy(rep.data() + 24, "STA", 3);
+        rep[27] = static_cast<uint8_t>(s->status_pair);
+      }
+      Status st = dev_->Accept(e.request, s->qp, rep);
+      const rdma::QpNum n = s->qp;
+      sessions_[n] = std::move(s);
+      if (!st.ok()) {
+        std::fprintf(stderr, "rdma server: accept: %s\n", st.ToString().c_str());
+        Retire(n);
         return;
       }
-      cm::QpOffer offer;
-      offer.qpn = c.local_qpn;
-      offer.recv_psn = c.expected_psn;
-      offer.path_mtu = e.path_mtu;
-      offer.private_data.assign(24, 0);
-      std::memcpy(offer.private_data.data(), kMagicRep, 4);
-      PutBe(offer.private_data.data() + 4, reinterpret_cast<uintptr_t>(mr_.addr), 8);
-      PutBe(offer.private_data.data() + 12, mr_.rkey, 4);
-      PutBe(offer.private_data.data() + 16, mr_.length, 8);
-      (void)n_.agent->Accept(e.id, offer, now);
-      std::fprintf(stderr, "rdma server: connection from %s, QPN 0x%06x -> 0x%06x\n",
-                   IpText(e.peer_ip).c_str(), c.remote_qpn, c.local_qpn);
+      std::fprintf(stderr, "rdma server: connection from %s, QPN 0x%06x\n",
+                   IpText(e.peer.ip).c_str(), n);
       ++connections_;
-      sessions_[e.id] = std::move(s);
-    } else if (e.kind == cm::EventKind::kEstablished) {
-      auto it = sessions_.find(e.id);
-      if (it != sessions_.end()) it->second->established = true;
-    } else {
-      auto it = sessions_.find(e.id);
-      if (it != sessions_.end()) done_.push_back(e.id);
+    } else if (e.kind == rdma::CmEventKind::kDisconnected) {
+      auto it = sessions_.find(e.qp);
+      if (it == sessions_.end()) return;
+      std::fprintf(stderr, "rdma server: connection from %s closed (%s)\n",
+                   IpText(it->second->peer_ip).c_str(), e.reason.c_str());
+      Retire(e.qp);
     }
   }
 
@@ -221,86 +267,91 @@ class Server {
     w.sge.addr = reinterpret_cast<uintptr_t>(s.recv_buf.data()) + uint64_t{slot} * s.send_size;
     w.sge.length = s.send_size;
     w.sge.lkey = s.recv_lkey;
-    s.target->PostReceive(w);
+    (void)dev_->PostRecv(s.qp, w);
   }
 
-  void Serve(Session& s) {
-    // The RTU may be lost; the first request executed proves the client has the REP.
-    if (!s.established && s.qp->stats().messages_executed > 0) {
-      n_.agent->CommunicationEstablished(s.cm_id);
-    }
-    auto& done = s.target->receive_completions();
-    while (!done.empty()) {
-      const rdma::WorkCompletion wc = done.front();
-      done.pop_front();
-      // SENDs arrive in order: the k-th carries Pattern(k + 1).
-      ++s.sends_seen;
-      const uint8_t* at = s.recv_buf.data() + wc.wr_id * s.send_size;
-      const std::vector<uint8_t> want = Pattern(s.sends_seen, s.send_size);
-      const bool good = wc.status == rdma::WcStatus::kSuccess && wc.byte_len == s.send_size &&
-                        std::memcmp(at, want.data(), s.send_size) == 0;
-      uint8_t* counter = StatusArea() + (good ? 0 : 8);
-      PutLe64(counter, GetLe64(counter) + 1);
-      if (good) {
-        ++sends_ok_;
-      } else {
-        ++sends_bad_;
+  void Serve() {
+    rdma::WorkCompletion wcs[64];
+    for (size_t n; (n = dev_->PollCq(cq_, wcs)) > 0;) {
+      for (size_t i = 0; i < n; ++i) {
+        const rdma::WorkCompletion& wc = wcs[i];
+        auto it = sessions_.find(wc.qp);
+        if (it == sessions_.end() || wc.opcode != rdma::WcOpcode::kRecv ||
+            wc.status == rdma::WcStatus::kFlushed) {
+          continue;
+        }
+        Session& s = *it->second;
+        // SENDs arrive in order: the k-th carries Pattern(k + 1).
+        ++s.sends_seen;
+        const uint8_t* at = s.recv_buf.data() + wc.wr_id * s.send_size;
+        const std::vector<uint8_t> want = Pattern(s.sends_seen, s.send_size);
+        const bool good = wc.status == rdma::WcStatus::kSuccess && wc.byte_len == s.send_size &&
+                          std::memcmp(at, want.data(), s.send_size) == 0;
+        uint8_t* counter = StatusArea() + 16 * s.status_pair + (good ? 0 : 8);
+        PutLe64(counter, GetLe64(counter) + 1);
+        if (good) {
+          ++sends_ok_;
+        } else {
+          ++sends_bad_;
+        }
+        Post(s, static_cast<uint32_t>(wc.wr_id));
       }
-      Post(s, static_cast<uint32_t>(wc.wr_id));
     }
   }
 
-  void Retire(Session& s) {
-    const roce::RcStats& q = s.qp->stats();
-    executed_ += q.messages_executed;
-    naks_sent_ += q.naks_sent;
-    rnr_naks_sent_ += q.rnr_naks_sent;
-    retransmits_ += q.retransmitted_packets;
-    n_.shell->Detach(s.qp.get());
-    if (s.recv_lkey != 0) (void)reg_.Deregister(s.recv_lkey);
-  }
-
-  void Reap() {
-    for (uint32_t id : done_) {
-      auto it = sessions_.find(id);
-      if (it == sessions_.end()) continue;
-      Retire(*it->second);
-      std::fprintf(stderr, "rdma server: connection from %s closed (%llu requests)\n",
-                   IpText(it->second->peer_ip).c_str(),
-                   (unsigned long long)it->second->qp->stats().messages_executed);
-      sessions_.erase(it);
+  // Destroys the session's QP (flushing its receives), then frees its receive memory.
+  void Retire(rdma::QpNum n) {
+    auto it = sessions_.find(n);
+    if (it == sessions_.end()) return;
+    (void)dev_->DestroyQp(n);
+    rdma::WorkCompletion wcs[64];
+    while (dev_->PollCq(cq_, wcs) > 0) {
     }
-    done_.clear();
+    if (it->second->recv_lkey != 0) (void)dev_->DeregMr(it->second->recv_lkey);
+    recv_in_use_ -= it->second->recv_buf.size();
+    if (it->second->status_pair >= 0) status_busy_[it->second->status_pair] = false;
+    sessions_.erase(it);
   }
 
   int Print() {
-    nlohmann::json j = {{"protocol", "roce"},          {"role", "server"},
-                        {"connections", connections_}, {"requests_executed", executed_},
-                        {"sends_ok", sends_ok_},       {"sends_bad", sends_bad_},
-                        {"naks_sent", naks_sent_},     {"rnr_naks_sent", rnr_naks_sent_},
-                        {"retransmits", retransmits_}, {"counters", n_.Counters()}};
-    if (n_.capture) j["pcap"] = FinishCapture(n_.capture.get());
+    const rdma::RcDeviceStats st = dev_->stats();
+    nlohmann::json j = {{"protocol", "roce"},
+                        {"role", "server"},
+                        {"connections", connections_},
+                        {"connections_refused", refused_ + st.connections_refused},
+                        {"recv_budget_refused", budget_refused_},
+                        {"requests_executed", st.requests_executed},
+                        {"sends_ok", sends_ok_},
+                        {"sends_bad", sends_bad_},
+                        {"naks_sent", st.naks_sent},
+                        {"rnr_naks_sent", st.rnr_naks_sent},
+                        {"retransmits", st.retransmitted_packets},
+                        {"counters", nlohmann::json::parse(dev_->CountersJson())}};
+    const nlohmann::json pcap = nlohmann::json::parse(dev_->CloseCapture());
+    if (!pcap.is_null()) j["pcap"] = pcap;
     if (o_.json) {
       std::printf("%s\n", j.dump().c_str());
     } else {
-      std::printf("rdma server (roce): %llu connections, %llu requests executed, %llu NAKs sent\n",
-                  (unsigned long long)connections_, (unsigned long long)executed_,
-                  (unsigned long long)naks_sent_);
+      std::printf(
+          "rdma server (roce): %llu connections (%llu refused), %llu requests executed, %llu "
+          "NAKs sent\n",
+          (unsigned long long)connections_, (unsigned long long)(refused_ + st.connections_refused),
+          (unsigned long long)st.requests_executed, (unsigned long long)st.naks_sent);
     }
     return 0;
   }
 
   const RoceCliOptions& o_;
-  Node n_;
-  std::mt19937_64 rng_;
-  MemoryRegistry reg_;
+  std::unique_ptr<rdma::RcDevice> dev_;
   rdma::PdHandle pd_ = 0;
+  rdma::CqHandle cq_ = 0;
   std::vector<uint64_t> region_;  // 8-byte aligned for atomics
   rdma::MemoryRegion mr_;
-  std::map<uint32_t, std::unique_ptr<Session>> sessions_;
-  std::vector<uint32_t> done_;
-  uint64_t connections_ = 0, executed_ = 0, naks_sent_ = 0, rnr_naks_sent_ = 0;
-  uint64_t retransmits_ = 0, sends_ok_ = 0, sends_bad_ = 0;
+  std::map<rdma::QpNum, std::unique_ptr<Session>> sessions_;
+  uint64_t recv_in_use_ = 0;
+  bool status_busy_[kStatusPairs] = {};
+  uint64_t connections_ = 0, refused_ = 0, budget_refused_ = 0;
+  uint64_t sends_ok_ = 0, sends_bad_ = 0;
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -383,6 +434,10 @@ class Client {
           return Fail("the peer's REP carries no opensrd region (not an opensrd server?)");
         }
         remote_va_ = GetBe(pd.data() + 4, 8);
+        if (pd.size() >= 28 && std::memcmp(pd.data() + 24, "STA", 3) == 0 &&
+            pd[27] < kStatusPairs) {
+          status_offset_ = 16u * pd[27];
+        }
         rkey_ = static_cast<uint32_t>(GetBe(pd.data() + 12, 4));
         remote_len_ = GetBe(pd.data() + 16, 8);
         cfg_.remote_qpn = e.remote_qpn;
@@ -485,7 +540,22 @@ class Client {
     std::deque<uint64_t> posted_ns;
     uint64_t next = 0;
     last_seed_.assign(slots_, 0);
+    // RoCEv2's retry count 7 retries forever, so a server that vanished would keep this loop
+    // waiting for ever (deaf to SIGTERM): give up when nothing completed for kStallNs, or 1 s
+    // after a signal.
+    constexpr uint64_t kStallNs = 10'000'000'000;
+    uint64_t progress_ns = NowNs();
+    uint64_t stop_signal_ns = 0;
     for (;;) {
+      if (g_stop && stop_signal_ns == 0) stop_signal_ns = NowNs();
+      if (!posted_ns.empty() &&
+          (NowNs() - progress_ns > kStallNs ||
+           (stop_signal_ns != 0 && NowNs() - stop_signal_ns > 1'000'000'000))) {
+        errors_ += posted_ns.size();
+        return Fail(std::to_string(posted_ns.size()) + " operations got no answer " +
+                    (stop_signal_ns != 0 ? "before the signal's grace second ran out"
+                                         : "for 10 s (is the server gone?)"));
+      }
       const bool more =
           !g_stop && !qp_->in_error() && (by_count ? next < o_.count : NowNs() < stop_ns);
       while (more && posted_ns.size() < window_ && (!by_count || next < o_.count)) {
@@ -499,6 +569,7 @@ class Client {
       Status st = n_.Step(posted_ns.empty() ? 10 : 1);
       if (!st.ok()) return Fail(st.ToString());
       for (roce::Completion& c : qp_->TakeCompletions()) {
+        progress_ns = NowNs();
         const uint64_t t = posted_ns.empty() ? NowNs() : posted_ns.front();
         if (!posted_ns.empty()) posted_ns.pop_front();
         if (c.status != roce::WcStatus::kSuccess) {
@@ -538,7 +609,7 @@ class Client {
       for (int i = 0; i < 100; ++i) {
         roce::WorkRequest w = Wr(0, 0);
         w.opcode = roce::WrOpcode::kRead;
-        w.remote_va = remote_va_;
+        w.remote_va = remote_va_ + status_offset_;
         w.read_length = 16;
         if (!Once(std::move(w), &c)) return false;
         server_ok_ = GetLe64(c.read_data.data());
@@ -635,6 +706,7 @@ class Client {
   std::unique_ptr<roce::RcQueuePair> qp_;
   uint32_t cm_id_ = 0, server_ip_ = 0, rkey_ = 0;
   uint64_t remote_va_ = 0, remote_len_ = 0;
+  uint64_t status_offset_ = 0;  // SEND: the server's counters for this connection
   uint64_t slots_ = 1, window_ = 1;
   std::vector<uint64_t> last_seed_;
   std::vector<uint64_t> originals_;
@@ -653,6 +725,15 @@ void AddRoceOptions(CLI::App* server, CLI::App* client, RoceCliOptions* o) {
     a->add_option("--cm-port", o->cm_port,
                   "roce: rdma_cm port of the service (ID 0x01060000 | port; rping's 7174)");
   }
+  server
+      ->add_option("--max-connections", o->max_connections,
+                   "roce: connections pending or open at once; more are answered with a REJ")
+      ->check(CLI::Range(1, 4096));
+  server
+      ->add_option("--recv-budget-mib", o->recv_budget_mib,
+                   "roce: MiB of receive buffers all SEND connections share; a request that "
+                   "would exceed it is rejected")
+      ->check(CLI::Range(1, 65536));
   client->add_option("--bind", o->bind,
                      "roce: local IPv4 address of the client's RoCEv2 endpoint (default: the "
                      "route's source address)");

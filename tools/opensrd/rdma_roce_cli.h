@@ -23,7 +23,9 @@ struct RoceCliOptions {
   bool json = false;
   bool bad_rkey = false;
   uint64_t region_bytes = 64u << 20;
-  uint16_t cm_port = 7174;  // rdma_cm port (service ID 0x01060000 | port); rping's default
+  uint16_t cm_port = 7174;        // rdma_cm port (service ID 0x01060000 | port); rping's default
+  uint32_t max_connections = 16;  // server: pending or open at once
+  uint64_t recv_budget_mib = 64;  // server: receive memory all SEND connections share
 };
 
 // Adds the RoCEv2-only options (--cm-port; the client's --bind) to `rdma server|client`.
