@@ -266,7 +266,7 @@ struct CmEvent {
   // accepting side's. RoCEv2's CM messages have a fixed size: the bytes given, then zeros (as
   // rdma_cm delivers them).
   std::vector<uint8_t> private_data;
-  std::string reason;  // kRejected, kUnreachable, kDisconnected: why, for logs
+  std::string reason;  // kRejected ("reason N", the CM's code), kUnreachable, kDisconnected: why
 };
 
 struct RcDeviceStats {
@@ -276,6 +276,7 @@ struct RcDeviceStats {
   uint64_t packets_sent = 0;         // RoCEv2 packets or iWARP FPDUs
   uint64_t packets_received = 0;
   uint64_t retransmitted_packets = 0;  // RoCEv2 go-back-N resends
+  uint64_t timeouts = 0;               // RoCEv2 local ACK timeouts
   uint64_t naks_sent = 0;
   uint64_t naks_received = 0;
   uint64_t rnr_naks_sent = 0;

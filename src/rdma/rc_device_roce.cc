@@ -557,8 +557,7 @@ class RoceBackend final : public RcBackend {
         return;
       }
       case cm::EventKind::kRejected:
-        Closed(q, "rejected by the peer (CM reason " + std::to_string(e.reason) + ")",
-               CmEventKind::kRejected);
+        Closed(q, "reason " + std::to_string(e.reason), CmEventKind::kRejected);
         return;
       case cm::EventKind::kTimedOut:
         Closed(q, "no answer from the peer's connection manager", CmEventKind::kUnreachable);
@@ -665,6 +664,7 @@ class RoceBackend final : public RcBackend {
   static void Add(const roce::RcStats& r, RcDeviceStats* s) {
     s->packets_sent += r.packets_sent;
     s->retransmitted_packets += r.retransmitted_packets;
+    s->timeouts += r.timeouts;
     s->naks_sent += r.naks_sent;
     s->naks_received += r.naks_received;
     s->rnr_naks_sent += r.rnr_naks_sent;

@@ -5,10 +5,9 @@
 // (default 7174, rping's) carrying rdma_cm's IP header and our request (magic "OSRQ", the op,
 // the size); the server answers with a REP naming its QP, first PSN and, in the private data
 // (magic "OSRP"), the registered region's address, rkey and length; the client's RTU completes
-// it, DREQ/DREP end it. The server is written against the public verbs API (RcDevice,
+// it, DREQ/DREP end it. Both sides are written against the public verbs API (RcDevice,
 // include/opensrd/rdma.h), whose remote operations run through the protocol-independent
-// executor (rkey, bounds, access, protection domain). The client still drives an RcQueuePair
-// on the RoceUdpShell and the CmAgent itself (its latency loop predates RcDevice).
+// executor (rkey, bounds, access, protection domain).
 //
 // The server's region starts with a 64-byte status area: four pairs of little-endian u64s,
 // one pair per SEND connection at once (SENDs that matched the expected pattern, and those that
@@ -37,24 +36,11 @@
 #include <random>
 
 #include "opensrd/rdma.h"
-#include "rdma/executor_target.h"
-#include "rdma/ib_cm.h"
-#include "rdma/ib_cm_agent.h"
-#include "rdma/memory_registry.h"
-#include "rdma/rc_target.h"
-#include "rdma/roce_qp.h"
-#include "rdma/roce_udp.h"
-#include "tools/opensrd/capture.h"
 #include "tools/opensrd/latency.h"
 #include "tools/opensrd/roce_cm_node.h"
 
 namespace opensrd::cli {
 namespace {
-
-namespace roce = rdma::roce;
-namespace cm = rdma::cm;
-using rdma::ExecutorTarget;
-using rdma::MemoryRegistry;
 
 constexpr uint64_t kStatusBytes = 64;  // the server region's status area
 constexpr uint8_t kMagicReq[4] = {'O', 'S', 'R', 'Q'};
@@ -374,16 +360,29 @@ class Client {
       return 2;
     }
     if (local_ip == 0) local_ip = RouteSource(server_ip);
-    std::random_device rd;
-    rng_.seed(uint64_t{rd()} << 32 | rd());
-    Status st = n_.Open(local_ip, port, o_.pcap, rng_());
-    if (!st.ok()) {
-      std::fprintf(stderr, "rdma client: %s\n", st.ToString().c_str());
-      return st.code() == Code::kInvalidArgument ? 2 : 1;
+    rdma::RcDeviceConfig dc;
+    dc.protocol = rdma::RcProtocol::kRoce;
+    dc.local.ip = local_ip;
+    dc.local.port = port;
+    dc.cm_port = o_.cm_port;
+    dc.pcap = o_.pcap;
+    Result<std::unique_ptr<rdma::RcDevice>> d = rdma::RcDevice::Open(dc);
+    if (!d.ok()) {
+      std::fprintf(stderr, "rdma client: %s\n", d.status().ToString().c_str());
+      return d.status().code() == Code::kInvalidArgument ? 2 : 1;
     }
+    dev_ = std::move(d.value());
+    pd_ = dev_->AllocPd();
+    cq_ = dev_->CreateCq();
+    Result<rdma::QpNum> qp = dev_->CreateQp(pd_, cq_, cq_);
+    if (!qp.ok()) {
+      std::fprintf(stderr, "rdma client: %s\n", qp.status().ToString().c_str());
+      return 1;
+    }
+    qp_ = *qp;
     std::signal(SIGINT, OnSignal);
     std::signal(SIGTERM, OnSignal);
-    if (!Connect(server_ip, local_ip)) return Print(1);
+    if (!Connect(server_ip, local_ip, port)) return Print(1);
     start_ns_ = NowNs();
     bool ok = Setup() && Loop();
     end_ns_ = NowNs();
@@ -400,34 +399,25 @@ class Client {
     return false;
   }
 
-  bool Connect(uint32_t server_ip, uint32_t local_ip) {
-    cfg_.local_qpn = 0x100 + static_cast<uint32_t>(rng_() % 0xFFFE00);
-    cfg_.expected_psn = static_cast<uint32_t>(rng_()) & roce::kPsnMask;
-    cm::QpOffer offer;
-    offer.qpn = cfg_.local_qpn;
-    offer.recv_psn = cfg_.expected_psn;
-    offer.path_mtu = 3;  // 1024, what rxe picks on a 1500-byte link
-    offer.private_data.assign(12, 0);
-    std::memcpy(offer.private_data.data(), kMagicReq, 4);
-    offer.private_data[4] = static_cast<uint8_t>(o_.op[0]);
-    PutBe(offer.private_data.data() + 8, o_.size, 4);
-    cm::CmaHeader cma;
-    cma.src_port = static_cast<uint16_t>(32768 + rng_() % 28000);
-    cma.src_ip = local_ip;
-    cma.dst_ip = server_ip;
-    cm_id_ =
-        n_.agent->Connect(server_ip, cm::ServiceIdForTcpPort(o_.cm_port), offer, &cma, NowUs());
+  bool Connect(uint32_t server_ip, uint32_t local_ip, uint16_t port) {
+    std::vector<uint8_t> req(12, 0);
+    std::memcpy(req.data(), kMagicReq, 4);
+    req[4] = static_cast<uint8_t>(o_.op[0]);
+    PutBe(req.data() + 8, o_.size, 4);
+    NetAddr to;
+    to.ip = server_ip;
+    to.port = port;
+    Status st = dev_->Connect(qp_, to, req);
+    if (!st.ok()) return Fail(st.ToString());
     const uint64_t deadline = NowUs() + 10'000'000;
     while (NowUs() < deadline && !g_stop) {
-      Status st = n_.Step(10);
+      st = dev_->Poll(10);
       if (!st.ok()) return Fail(st.ToString());
-      for (cm::Event& e : n_.agent->TakeEvents()) {
-        if (e.id != cm_id_) continue;
-        if (e.kind != cm::EventKind::kEstablished) {
-          return Fail(std::string("connection ") + cm::EventName(e.kind) +
-                      (e.kind == cm::EventKind::kRejected
-                           ? " (reason " + std::to_string(e.reason) + ")"
-                           : ""));
+      for (rdma::CmEvent e; dev_->PollCmEvent(&e);) {
+        if (e.qp != qp_) continue;
+        if (e.kind != rdma::CmEventKind::kEstablished) {
+          return Fail(std::string("connection ") + rdma::CmEventName(e.kind) + " (" + e.reason +
+                      ")");
         }
         const auto& pd = e.private_data;
         if (pd.size() < 24 || std::memcmp(pd.data(), kMagicRep, 4) != 0) {
@@ -440,64 +430,86 @@ class Client {
         }
         rkey_ = static_cast<uint32_t>(GetBe(pd.data() + 12, 4));
         remote_len_ = GetBe(pd.data() + 16, 8);
-        cfg_.remote_qpn = e.remote_qpn;
-        cfg_.send_psn = e.send_psn;
-        cfg_.mtu = MtuBytes(e.path_mtu);
-        qp_ = std::make_unique<roce::RcQueuePair>(cfg_, &local_target_);
-        Result<uint16_t> sport = n_.shell->Attach(qp_.get(), cfg_.local_qpn, server_ip, n_.port);
-        if (!sport.ok()) return Fail(sport.status().ToString());
-        server_ip_ = server_ip;
+        connected_ = true;
+        const nlohmann::json c = nlohmann::json::parse(dev_->CountersJson());
         std::fprintf(stderr,
-                     "rdma client (roce): connected %s -> %s, QPN 0x%06x -> 0x%06x, region %llu "
-                     "bytes rkey 0x%08x; ICRC receive check: %s\n",
-                     IpText(local_ip).c_str(), IpText(server_ip).c_str(), cfg_.local_qpn,
-                     cfg_.remote_qpn, (unsigned long long)remote_len_, rkey_,
-                     n_.shell->raw_receive() ? "on" : "OFF");
+                     "rdma client (roce): connected %s -> %s, QPN 0x%06x, region %llu bytes "
+                     "rkey 0x%08x; ICRC receive check: %s\n",
+                     IpText(local_ip).c_str(), IpText(server_ip).c_str(), qp_,
+                     (unsigned long long)remote_len_, rkey_,
+                     c.value("raw_receive", false) ? "on" : "OFF");
         return true;
       }
     }
     return Fail("no answer from the server's connection manager");
   }
 
+  // Local memory, registered once: a buffer per slot (WRITE/SEND sources, READ sinks), an
+  // 8-byte sink per atomic in flight, and scratch for setup and verification.
+  bool RegisterLocal() {
+    const uint64_t scratch = std::max<uint64_t>(o_.size, 16);
+    local_.assign((slots_ * o_.size + window_ * 8 + scratch + 7) / 8 + 1, 0);
+    Result<rdma::MemoryRegion> mr =
+        dev_->RegMr(pd_, local_.data(), local_.size() * 8, rdma::kAccessLocalWrite);
+    if (!mr.ok()) return Fail(mr.status().ToString());
+    lkey_ = mr->lkey;
+    return true;
+  }
+  uint8_t* Slot(uint64_t s) { return reinterpret_cast<uint8_t*>(local_.data()) + s * o_.size; }
+  uint8_t* AtomicSink(uint64_t i) { return Slot(slots_) + i * 8; }
+  uint8_t* Scratch() { return AtomicSink(window_); }
+  rdma::LocalSge Sge(uint8_t* at, uint32_t len) const {
+    return {reinterpret_cast<uint64_t>(at), len, lkey_};
+  }
+
   // Posts one WR and waits for its completion (setup and verification, not timed).
-  bool Once(roce::WorkRequest w, roce::Completion* out) {
-    qp_->PostSend(std::move(w), NowUs());
+  bool Once(const rdma::SendWr& w) {
+    Status st = dev_->PostSend(qp_, w);
+    if (!st.ok()) return Fail(st.ToString());
     const uint64_t deadline = NowUs() + 30'000'000;
-    while (NowUs() < deadline) {
-      Status st = n_.Step(10);
-      if (!st.ok()) return Fail(st.ToString());
-      std::vector<roce::Completion> c = qp_->TakeCompletions();
-      if (!c.empty()) {
-        *out = std::move(c[0]);
-        if (out->status != roce::WcStatus::kSuccess) {
+    while (NowUs() < deadline && !g_stop) {
+      rdma::WorkCompletion wc;
+      if (dev_->PollCq(cq_, {&wc, 1}) == 1) {
+        if (wc.status != rdma::WcStatus::kSuccess) {
           ++errors_;
-          return Fail(std::string("setup/verify op failed: ") + roce::WcStatusName(out->status));
+          return Fail(std::string("setup/verify op failed: ") + rdma::WcStatusName(wc.status));
         }
         return true;
       }
+      st = dev_->Poll(10);
+      if (!st.ok()) return Fail(st.ToString());
     }
     return Fail("setup/verify op timed out");
   }
 
-  roce::WorkRequest Wr(uint64_t id, uint64_t slot) {
-    roce::WorkRequest w;
+  rdma::SendWr Wr(uint64_t id, uint64_t slot) {
+    rdma::SendWr w;
     w.wr_id = id;
     w.rkey = o_.bad_rkey ? rkey_ ^ 0x5A5A5A00u : rkey_;
-    w.remote_va = remote_va_ + kStatusBytes + slot * o_.size;
-    if (o_.op == "write") {
-      w.opcode = roce::WrOpcode::kWrite;
-      w.data = Pattern(id + 1, o_.size);
+    w.remote_addr = remote_va_ + kStatusBytes + slot * o_.size;
+    if (o_.op == "write" || o_.op == "send") {
+      w.opcode = o_.op == "write" ? rdma::WrOpcode::kRdmaWrite : rdma::WrOpcode::kSend;
+      const std::vector<uint8_t> p = Pattern(id + 1, o_.size);
+      std::memcpy(Slot(slot), p.data(), o_.size);
+      w.sge = Sge(Slot(slot), o_.size);
     } else if (o_.op == "read") {
-      w.opcode = roce::WrOpcode::kRead;
-      w.read_length = o_.size;
-    } else if (o_.op == "send") {
-      w.opcode = roce::WrOpcode::kSend;
-      w.data = Pattern(id + 1, o_.size);
+      w.opcode = rdma::WrOpcode::kRdmaRead;
+      w.sge = Sge(Slot(slot), o_.size);
     } else {
-      w.opcode = roce::WrOpcode::kFetchAdd;
-      w.remote_va = remote_va_ + kStatusBytes;
-      w.swap_add = 1;
+      w.opcode = rdma::WrOpcode::kAtomicFetchAdd;
+      w.remote_addr = remote_va_ + kStatusBytes;
+      w.compare_add = 1;
+      w.sge = Sge(AtomicSink(id % window_), 8);
     }
+    return w;
+  }
+
+  rdma::SendWr ReadInto(uint8_t* at, uint64_t remote, uint32_t len) const {
+    rdma::SendWr w;
+    w.opcode = rdma::WrOpcode::kRdmaRead;
+    w.sge = Sge(at, len);
+    w.remote_addr = remote;
+    w.rkey = rkey_;
     return w;
   }
 
@@ -510,25 +522,25 @@ class Client {
       if (remote_len_ < kStatusBytes + o_.size) return Fail("the server's region is too small");
       slots_ = std::min<uint64_t>(o_.inflight, (remote_len_ - kStatusBytes) / o_.size);
     }
-    // WRITE and READ give each operation in flight its own slot; SENDs and atomics (all on
-    // one word) need none.
+    // WRITE and READ give each operation in flight its own remote slot; SENDs and atomics (all
+    // on one word) need none. Every operation in flight has its own local buffer.
     window_ = o_.op == "write" || o_.op == "read" ? std::min<uint64_t>(slots_, o_.inflight)
                                                   : static_cast<uint64_t>(o_.inflight);
+    if (o_.op == "send") slots_ = window_;
+    if (!RegisterLocal()) return false;
     if (o_.bad_rkey) return true;
-    roce::Completion c;
     if (o_.op == "read") {
       for (uint64_t s = 0; s < slots_; ++s) {
-        roce::WorkRequest w = Wr(0, s);
-        w.opcode = roce::WrOpcode::kWrite;
-        w.data = Pattern(1'000'000 + s, o_.size);
-        if (!Once(std::move(w), &c)) return false;
+        rdma::SendWr w = Wr(0, s);
+        w.opcode = rdma::WrOpcode::kRdmaWrite;
+        const std::vector<uint8_t> p = Pattern(1'000'000 + s, o_.size);
+        std::memcpy(Slot(s), p.data(), o_.size);
+        w.sge = Sge(Slot(s), o_.size);
+        if (!Once(w)) return false;
       }
     } else if (o_.op == "atomic") {
-      roce::WorkRequest w = Wr(0, 0);
-      w.opcode = roce::WrOpcode::kRead;
-      w.read_length = 8;
-      if (!Once(std::move(w), &c)) return false;
-      std::memcpy(&first_, c.read_data.data(), 8);  // host order, as the atomic sees it
+      if (!Once(ReadInto(Scratch(), remote_va_ + kStatusBytes, 8))) return false;
+      std::memcpy(&first_, Scratch(), 8);  // host order, as the atomic sees it
     }
     return true;
   }
@@ -546,6 +558,7 @@ class Client {
     constexpr uint64_t kStallNs = 10'000'000'000;
     uint64_t progress_ns = NowNs();
     uint64_t stop_signal_ns = 0;
+    rdma::WorkCompletion wcs[64];
     for (;;) {
       if (g_stop && stop_signal_ns == 0) stop_signal_ns = NowNs();
       if (!posted_ns.empty() &&
@@ -556,34 +569,41 @@ class Client {
                     (stop_signal_ns != 0 ? "before the signal's grace second ran out"
                                          : "for 10 s (is the server gone?)"));
       }
-      const bool more =
-          !g_stop && !qp_->in_error() && (by_count ? next < o_.count : NowNs() < stop_ns);
+      const bool more = !g_stop && errors_ == 0 && (by_count ? next < o_.count : NowNs() < stop_ns);
       while (more && posted_ns.size() < window_ && (!by_count || next < o_.count)) {
         const uint64_t slot = next % slots_;
         if (o_.op == "write") last_seed_[slot] = next + 1;
         posted_ns.push_back(NowNs());
-        qp_->PostSend(Wr(next, slot), NowUs());
+        Status st = dev_->PostSend(qp_, Wr(next, slot));
+        if (!st.ok()) return Fail(st.ToString());
         ++next;
       }
       if (!more && posted_ns.empty()) break;
-      Status st = n_.Step(posted_ns.empty() ? 10 : 1);
+      Status st = dev_->Poll(posted_ns.empty() ? 10 : 1);
       if (!st.ok()) return Fail(st.ToString());
-      for (roce::Completion& c : qp_->TakeCompletions()) {
+      for (size_t n; (n = dev_->PollCq(cq_, wcs)) > 0;) {
         progress_ns = NowNs();
-        const uint64_t t = posted_ns.empty() ? NowNs() : posted_ns.front();
-        if (!posted_ns.empty()) posted_ns.pop_front();
-        if (c.status != roce::WcStatus::kSuccess) {
-          ++errors_;
-          if (first_error_.empty()) first_error_ = roce::WcStatusName(c.status);
-          continue;
-        }
-        lat_.AddNs(NowNs() - t);
-        ++ops_;
-        bytes_ += o_.op == "atomic" ? 8 : o_.size;
-        if (o_.op == "read") {
-          if (c.read_data != Pattern(1'000'000 + c.wr_id % slots_, o_.size)) ++bad_;
-        } else if (o_.op == "atomic") {
-          originals_.push_back(c.atomic_original);
+        for (size_t i = 0; i < n; ++i) {
+          const rdma::WorkCompletion& c = wcs[i];
+          const uint64_t t = posted_ns.empty() ? NowNs() : posted_ns.front();
+          if (!posted_ns.empty()) posted_ns.pop_front();
+          if (c.status != rdma::WcStatus::kSuccess) {
+            ++errors_;
+            if (first_error_.empty()) first_error_ = rdma::WcStatusName(c.status);
+            continue;
+          }
+          lat_.AddNs(NowNs() - t);
+          ++ops_;
+          bytes_ += o_.op == "atomic" ? 8 : o_.size;
+          if (o_.op == "read") {
+            const uint64_t slot = c.wr_id % slots_;
+            const std::vector<uint8_t> want = Pattern(1'000'000 + slot, o_.size);
+            if (std::memcmp(Slot(slot), want.data(), o_.size) != 0) ++bad_;
+          } else if (o_.op == "atomic") {
+            uint64_t v = 0;
+            std::memcpy(&v, AtomicSink(c.wr_id % window_), 8);
+            originals_.push_back(v);
+          }
         }
       }
     }
@@ -595,27 +615,22 @@ class Client {
   }
 
   bool Verify() {
-    roce::Completion c;
     if (o_.op == "write") {
       for (uint64_t s = 0; s < slots_ && s < ops_; ++s) {
-        roce::WorkRequest w = Wr(0, s);
-        w.opcode = roce::WrOpcode::kRead;
-        w.read_length = o_.size;
-        if (!Once(std::move(w), &c)) return false;
-        if (c.read_data != Pattern(last_seed_[s], o_.size)) ++bad_;
+        if (!Once(ReadInto(Scratch(), remote_va_ + kStatusBytes + s * o_.size, o_.size))) {
+          return false;
+        }
+        const std::vector<uint8_t> want = Pattern(last_seed_[s], o_.size);
+        if (std::memcmp(Scratch(), want.data(), o_.size) != 0) ++bad_;
       }
     } else if (o_.op == "send") {
       // The server counts SENDs as it reposts their receives; it may be a turn behind the ACK.
       for (int i = 0; i < 100; ++i) {
-        roce::WorkRequest w = Wr(0, 0);
-        w.opcode = roce::WrOpcode::kRead;
-        w.remote_va = remote_va_ + status_offset_;
-        w.read_length = 16;
-        if (!Once(std::move(w), &c)) return false;
-        server_ok_ = GetLe64(c.read_data.data());
-        server_bad_ = GetLe64(c.read_data.data() + 8);
+        if (!Once(ReadInto(Scratch(), remote_va_ + status_offset_, 16))) return false;
+        server_ok_ = GetLe64(Scratch());
+        server_bad_ = GetLe64(Scratch() + 8);
         if (server_ok_ + server_bad_ >= ops_) break;
-        for (int k = 0; k < 2; ++k) (void)n_.Step(5);
+        for (int k = 0; k < 2; ++k) (void)dev_->Poll(5);
       }
       if (server_ok_ != ops_ || server_bad_ != 0) ++bad_;
     } else if (o_.op == "atomic") {
@@ -626,11 +641,8 @@ class Client {
           break;
         }
       }
-      roce::WorkRequest w = Wr(0, 0);
-      w.opcode = roce::WrOpcode::kRead;
-      w.read_length = 8;
-      if (!Once(std::move(w), &c)) return false;
-      std::memcpy(&last_, c.read_data.data(), 8);
+      if (!Once(ReadInto(Scratch(), remote_va_ + kStatusBytes, 8))) return false;
+      std::memcpy(&last_, Scratch(), 8);
       if (last_ != first_ + ops_) ++bad_;
     }
     if (bad_ != 0) Fail("verification failed (" + std::to_string(bad_) + " mismatches)");
@@ -638,17 +650,16 @@ class Client {
   }
 
   void Disconnect() {
-    if (cm_id_ == 0 || n_.agent->state(cm_id_) != cm::CmAgent::State::kEstablished) return;
+    if (!connected_) return;
     // Drain what is in flight (ACKs owed to the server) before leaving.
-    for (int i = 0; i < 5; ++i) (void)n_.Step(2);
-    if (!n_.agent->Disconnect(cm_id_, NowUs()).ok()) return;
+    for (int i = 0; i < 5; ++i) (void)dev_->Poll(2);
+    if (!dev_->Disconnect(qp_).ok()) return;
     const uint64_t deadline = NowUs() + 3'000'000;
-    while (NowUs() < deadline) {
-      if (!n_.Step(10).ok()) break;
-      for (cm::Event& e : n_.agent->TakeEvents()) {
-        if (e.id == cm_id_ && e.kind == cm::EventKind::kDisconnected) disconnected_ = true;
+    while (NowUs() < deadline && !disconnected_) {
+      if (!dev_->Poll(10).ok()) break;
+      for (rdma::CmEvent e; dev_->PollCmEvent(&e);) {
+        if (e.qp == qp_ && e.kind == rdma::CmEventKind::kDisconnected) disconnected_ = true;
       }
-      if (disconnected_) break;
     }
   }
 
@@ -656,6 +667,7 @@ class Client {
     const LatencySummary lat = lat_.Summarize();
     const double secs = std::max(1e-9, static_cast<double>(end_ns_ - start_ns_) / 1e9);
     const double gbps = static_cast<double>(bytes_) * 8 / secs / 1e9;
+    const rdma::RcDeviceStats st = dev_->stats();
     nlohmann::json j = {
         {"protocol", "roce"},
         {"op", o_.op},
@@ -670,19 +682,16 @@ class Client {
         {"verified", verified_},
         {"disconnected", disconnected_},
         {"cpu", {{"model", CpuModel()}}},
-        {"counters", n_.Counters()}};
-    if (qp_) {
-      const roce::RcStats& q = qp_->stats();
-      j["retransmits"] = q.retransmitted_packets;
-      j["timeouts"] = q.timeouts;
-      j["naks_received"] = q.naks_received;
-      j["qpn"] = cfg_.local_qpn;
-      j["remote_qpn"] = cfg_.remote_qpn;
-    }
+        {"counters", nlohmann::json::parse(dev_->CountersJson())},
+        {"retransmits", st.retransmitted_packets},
+        {"timeouts", st.timeouts},
+        {"naks_received", st.naks_received},
+        {"qpn", qp_}};
     if (o_.op == "send") j["server_sends_ok"] = server_ok_;
     if (o_.op == "atomic") j["atomic"] = {{"first", first_}, {"last", last_}};
     if (!first_error_.empty()) j["error"] = first_error_;
-    if (n_.capture) j["pcap"] = FinishCapture(n_.capture.get());
+    const nlohmann::json pcap = nlohmann::json::parse(dev_->CloseCapture());
+    if (!pcap.is_null()) j["pcap"] = pcap;
     if (o_.json) {
       std::printf("%s\n", j.dump().c_str());
     } else {
@@ -699,12 +708,14 @@ class Client {
   }
 
   const RoceCliOptions& o_;
-  Node n_;
-  std::mt19937_64 rng_;
-  roce::RcConfig cfg_;
-  rdma::MemoryTarget local_target_{0x1000, 0, 64};  // the client serves no remote operation
-  std::unique_ptr<roce::RcQueuePair> qp_;
-  uint32_t cm_id_ = 0, server_ip_ = 0, rkey_ = 0;
+  std::unique_ptr<rdma::RcDevice> dev_;
+  rdma::PdHandle pd_ = 0;
+  rdma::CqHandle cq_ = 0;
+  rdma::QpNum qp_ = 0;
+  std::vector<uint64_t> local_;  // registered: slots, atomic sinks, scratch (8-byte aligned)
+  uint32_t lkey_ = 0;
+  uint32_t rkey_ = 0;
+  bool connected_ = false;
   uint64_t remote_va_ = 0, remote_len_ = 0;
   uint64_t status_offset_ = 0;  // SEND: the server's counters for this connection
   uint64_t slots_ = 1, window_ = 1;
