@@ -224,6 +224,9 @@ struct RcDeviceConfig {
   // RoCEv2: the rdma_cm port whose service ID Listen and Connect use (rping's default 7174).
   // iWARP has no service IDs: the peer's TCP port in Connect is the service.
   uint16_t cm_port = 7174;
+  // RoCEv2: how long the CM waits for an answer before it resends a REQ, REP or DREQ (15
+  // resends, then kUnreachable). Linux's CM under a TCG guest needs about a second.
+  uint32_t cm_resend_ms = 1000;
   // Largest RDMA READ this side serves; a larger request is refused (NAK / TERMINATE) before
   // any memory is set aside for it.
   uint32_t max_read_bytes = 16u << 20;

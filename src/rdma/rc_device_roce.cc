@@ -115,7 +115,7 @@ class RoceBackend final : public RcBackend {
     cm::CmAgent::Config cc;
     cc.local_ip = cfg_.local.ip;
     cc.ca_guid = 0x02000000'00000000ull | (uint64_t{Random32()} << 16) | (Random32() & 0xFFFF);
-    cc.resend_us = 200'000;
+    cc.resend_us = uint64_t{cfg_.cm_resend_ms} * 1000;
     cc.max_resends = 15;
     cc.seed = Random32();
     agent_ = std::make_unique<cm::CmAgent>(cc);
@@ -223,6 +223,9 @@ class RoceBackend final : public RcBackend {
     }
     cm::QpOffer offer = Offer(q, pdata);
     offer.path_mtu = mtu_code;
+    // A REP may not promise more than the REQ asked for (rping asks for 1 and 1).
+    offer.responder_resources = std::min(offer.responder_resources, e.initiator_depth);
+    offer.initiator_depth = std::min(offer.initiator_depth, e.responder_resources);
     st = agent_->Accept(request, offer, Now());
     if (!st.ok()) return st;
     q.cm_id = request;

@@ -106,6 +106,7 @@ class Server {
     dc.local.ip = ip;
     dc.local.port = port;
     dc.cm_port = o_.cm_port;
+    dc.cm_resend_ms = 200;  // loopback and namespaces answer at once
     dc.max_connections = o_.max_connections;
     dc.pcap = o_.pcap;
     Result<std::unique_ptr<rdma::RcDevice>> d = rdma::RcDevice::Open(dc);
@@ -365,6 +366,7 @@ class Client {
     dc.local.ip = local_ip;
     dc.local.port = port;
     dc.cm_port = o_.cm_port;
+    dc.cm_resend_ms = 200;  // loopback and namespaces answer at once
     dc.pcap = o_.pcap;
     Result<std::unique_ptr<rdma::RcDevice>> d = rdma::RcDevice::Open(dc);
     if (!d.ok()) {

@@ -9,10 +9,12 @@
 // compares its two buffers (-V). Both sides keep one 16-byte receive posted; rping rejects a
 // SEND of any other length. The client disconnects (DREQ) after its count.
 //
-// Here the remote READ and WRITE of our buffers run through the executor (ExecutorTarget):
-// our buffers are registered regions with remote read/write access. As the server, each
-// READ's data is also checked against the text rping writes for that ping number.
+// Written against the public verbs API (RcDevice, include/opensrd/rdma.h), as an rdma_cm
+// application is: the peer's READ and WRITE of our buffers run through the executor, our
+// buffers being registered regions with remote read/write access. As the server, each READ's
+// data is also checked against the text rping writes for that ping number.
 #include <CLI/CLI.hpp>
+#include <array>
 #include <csignal>
 #include <cstdio>
 #include <cstring>
@@ -22,19 +24,12 @@
 #include <random>
 #include <string>
 
-#include "rdma/executor_target.h"
-#include "rdma/ib_cm.h"
-#include "rdma/memory_registry.h"
-#include "rdma/roce_qp.h"
-#include "tools/opensrd/capture.h"
+#include "opensrd/rdma.h"
 #include "tools/opensrd/rdma_commands.h"
 #include "tools/opensrd/roce_cm_node.h"
 
 namespace opensrd::cli {
 namespace {
-
-namespace roce = rdma::roce;
-namespace cm = rdma::cm;
 
 constexpr uint32_t kInfoLen = 16;  // struct rping_rdma_info
 constexpr uint32_t kRecvSlots = 4;
@@ -79,27 +74,35 @@ class Rping {
       return 2;
     }
     if (!server_) ip = RouteSource(peer_ip);
-    std::random_device rd;
-    rng_.seed(uint64_t{rd()} << 32 | rd());
-    // The guest's CM answers slowly under TCG: resend after 1 s, as Linux's own timeouts allow.
-    Status st = n_.Open(ip, udp_port, o_.pcap, rng_(), 1'000'000);
-    if (!st.ok()) {
-      std::fprintf(stderr, "rping: %s\n", st.ToString().c_str());
-      return 1;
+    rdma::RcDeviceConfig dc;
+    dc.protocol = rdma::RcProtocol::kRoce;
+    dc.local.ip = ip;
+    dc.local.port = udp_port;
+    dc.cm_port = o_.port;
+    dc.cm_resend_ms = 1000;  // the guest's CM answers slowly under TCG
+    dc.max_connections = 1;
+    dc.pcap = o_.pcap;
+    Result<std::unique_ptr<rdma::RcDevice>> d = rdma::RcDevice::Open(dc);
+    if (!d.ok()) {
+      std::fprintf(stderr, "rping: %s\n", d.status().ToString().c_str());
+      return d.status().code() == Code::kInvalidArgument ? 2 : 1;
     }
-    pd_ = reg_.AllocPd();
-    target_ = std::make_unique<rdma::ExecutorTarget>(reg_, pd_);
+    dev_ = std::move(d.value());
+    pd_ = dev_->AllocPd();
+    send_cq_ = dev_->CreateCq();
+    recv_cq_ = dev_->CreateCq();
     start_buf_.assign(o_.size, 0);
     rdma_buf_.assign(o_.size, 0);
     recv_buf_.assign(kRecvSlots * kInfoLen, 0);
+    info_buf_.assign(kInfoLen, 0);
     const uint32_t remote =
         rdma::kAccessLocalWrite | rdma::kAccessRemoteRead | rdma::kAccessRemoteWrite;
-    start_mr_ = *reg_.Register(pd_, start_buf_.data(), o_.size, remote);
-    rdma_mr_ = *reg_.Register(pd_, rdma_buf_.data(), o_.size, remote);
-    recv_mr_ = *reg_.Register(pd_, recv_buf_.data(), recv_buf_.size(), rdma::kAccessLocalWrite);
-    for (uint32_t i = 0; i < kRecvSlots; ++i) PostRecv(i);
+    start_mr_ = *dev_->RegMr(pd_, start_buf_.data(), o_.size, remote);
+    rdma_mr_ = *dev_->RegMr(pd_, rdma_buf_.data(), o_.size, remote);
+    recv_mr_ = *dev_->RegMr(pd_, recv_buf_.data(), recv_buf_.size(), rdma::kAccessLocalWrite);
+    info_mr_ = *dev_->RegMr(pd_, info_buf_.data(), kInfoLen, 0);
     deadline_ = NowUs() + uint64_t(o_.timeout_s) * 1'000'000;
-    bool ok = server_ ? Serve(ip) : Connect(ip, peer_ip) && ClientLoop();
+    bool ok = server_ ? Serve(ip, udp_port) : Connect(peer_ip, udp_port) && ClientLoop();
     if (ok) Disconnect();
     return Print(ok);
   }
@@ -111,90 +114,82 @@ class Rping {
     return false;
   }
 
+  bool NewQp() {
+    Result<rdma::QpNum> q = dev_->CreateQp(pd_, send_cq_, recv_cq_);
+    if (!q.ok()) return Fail(q.status().ToString());
+    qp_ = *q;
+    for (uint32_t i = 0; i < kRecvSlots; ++i) PostRecv(i);
+    return true;
+  }
+
   void PostRecv(uint32_t slot) {
     rdma::RecvWr w;
     w.wr_id = slot;
     w.sge.addr = reinterpret_cast<uintptr_t>(recv_buf_.data()) + slot * kInfoLen;
     w.sge.length = kInfoLen;
     w.sge.lkey = recv_mr_.lkey;
-    target_->PostReceive(w);
+    (void)dev_->PostRecv(qp_, w);
   }
 
   bool Step() {
     if (NowUs() > deadline_) return Fail("timed out");
-    Status st = n_.Step(5);
+    Status st = dev_->Poll(5);
     if (!st.ok()) return Fail(st.ToString());
-    for (cm::Event& e : n_.agent->TakeEvents()) events_.push_back(std::move(e));
-    if (qp_ && !established_ && qp_->stats().messages_executed > 0) {
-      n_.agent->CommunicationEstablished(cm_id_);
-    }
+    for (rdma::CmEvent e; dev_->PollCmEvent(&e);) events_.push_back(std::move(e));
     return true;
   }
 
-  // Creates and attaches the queue pair once the peer's QPN and PSN are known.
-  bool MakeQp(const cm::Event& e, uint32_t local_qpn, uint32_t recv_psn) {
-    roce::RcConfig c;
-    c.local_qpn = local_qpn;
-    c.remote_qpn = e.remote_qpn;
-    c.send_psn = e.send_psn;
-    c.expected_psn = recv_psn;
-    c.mtu = MtuBytes(e.path_mtu);
-    qp_ = std::make_unique<roce::RcQueuePair>(c, target_.get());
-    Result<uint16_t> sport = n_.shell->Attach(qp_.get(), local_qpn, e.peer_ip, n_.port);
-    if (!sport.ok()) return Fail(sport.status().ToString());
-    peer_ip_ = e.peer_ip;
-    std::fprintf(stderr, "rping: connected to %s, QPN 0x%06x -> 0x%06x, MTU %u\n",
-                 IpText(e.peer_ip).c_str(), local_qpn, e.remote_qpn, c.mtu);
-    return true;
-  }
-
-  bool Connect(uint32_t ip, uint32_t peer_ip) {
-    const uint32_t qpn = 0x100 + static_cast<uint32_t>(rng_() % 0xFFFE00);
-    const uint32_t psn = static_cast<uint32_t>(rng_()) & roce::kPsnMask;
-    cm::QpOffer offer;
-    offer.qpn = qpn;
-    offer.recv_psn = psn;
-    offer.responder_resources = 1;  // as rping's conn_param
-    offer.initiator_depth = 1;
-    cm::CmaHeader cma{static_cast<uint16_t>(32768 + rng_() % 28000), ip, peer_ip};
-    cm_id_ = n_.agent->Connect(peer_ip, cm::ServiceIdForTcpPort(o_.port), offer, &cma, NowUs());
+  // Waits for the connection event of our QP.
+  bool AwaitEstablished() {
     for (;;) {
       if (!Step()) return false;
       while (!events_.empty()) {
-        cm::Event e = std::move(events_.front());
+        rdma::CmEvent e = std::move(events_.front());
         events_.pop_front();
-        if (e.id != cm_id_) continue;
-        if (e.kind != cm::EventKind::kEstablished) {
-          return Fail(std::string("connection ") + cm::EventName(e.kind) +
-                      (e.kind == cm::EventKind::kRejected
-                           ? " (reason " + std::to_string(e.reason) + ")"
-                           : ""));
+        if (e.qp != qp_) continue;
+        if (e.kind != rdma::CmEventKind::kEstablished) {
+          return Fail(std::string("connection ") + rdma::CmEventName(e.kind) + " (" + e.reason +
+                      ")");
         }
-        established_ = true;
-        return MakeQp(e, qpn, psn);
+        std::fprintf(stderr, "rping: connected to %s, QPN 0x%06x\n", IpText(e.peer.ip).c_str(),
+                     qp_);
+        return true;
       }
     }
   }
 
-  // Posts a 16-byte SEND describing `buf`.
-  void SendInfo(uint64_t addr, uint32_t rkey, uint32_t size) {
-    roce::WorkRequest w;
+  bool Connect(uint32_t peer_ip, uint16_t udp_port) {
+    if (!NewQp()) return false;
+    NetAddr to;
+    to.ip = peer_ip;
+    to.port = udp_port;
+    Status st = dev_->Connect(qp_, to, {});
+    if (!st.ok()) return Fail(st.ToString());
+    return AwaitEstablished();
+  }
+
+  // Posts a 16-byte SEND describing `buf` (the device copies it out when it is posted).
+  bool SendInfo(uint64_t addr, uint32_t rkey, uint32_t size) {
+    PutBe(info_buf_.data(), addr, 8);
+    PutBe(info_buf_.data() + 8, rkey, 4);
+    PutBe(info_buf_.data() + 12, size, 4);
+    rdma::SendWr w;
     w.wr_id = ++wr_ids_;
-    w.opcode = roce::WrOpcode::kSend;
-    w.data.assign(kInfoLen, 0);
-    PutBe(w.data.data(), addr, 8);
-    PutBe(w.data.data() + 8, rkey, 4);
-    PutBe(w.data.data() + 12, size, 4);
-    qp_->PostSend(std::move(w), NowUs());
+    w.opcode = rdma::WrOpcode::kSend;
+    w.sge = {reinterpret_cast<uintptr_t>(info_buf_.data()), kInfoLen, info_mr_.lkey};
+    Status st = dev_->PostSend(qp_, w);
+    return st.ok() || Fail(st.ToString());
   }
 
   // Waits for the next receive (a 16-byte SEND from the peer); false on error or disconnect.
   bool NextRecv(std::array<uint8_t, kInfoLen>* info) {
     for (;;) {
-      auto& done = target_->receive_completions();
-      if (!done.empty()) {
-        const rdma::WorkCompletion wc = done.front();
-        done.pop_front();
+      rdma::WorkCompletion wc;
+      if (dev_->PollCq(recv_cq_, {&wc, 1}) == 1) {
+        if (wc.status == rdma::WcStatus::kFlushed) {
+          peer_gone_ = true;
+          return false;
+        }
         if (wc.status != rdma::WcStatus::kSuccess || wc.byte_len != kInfoLen) {
           return Fail("received a SEND of " + std::to_string(wc.byte_len) + " bytes, status " +
                       rdma::WcStatusName(wc.status));
@@ -206,7 +201,7 @@ class Rping {
       if (!CheckCompletions() || !Step()) return false;
       if (peer_gone_) return false;
       for (auto it = events_.begin(); it != events_.end(); ++it) {
-        if (it->id == cm_id_ && it->kind == cm::EventKind::kDisconnected) {
+        if (it->qp == qp_ && it->kind == rdma::CmEventKind::kDisconnected) {
           peer_gone_ = true;
           events_.erase(it);
           return false;
@@ -215,18 +210,21 @@ class Rping {
     }
   }
 
-  // Takes our send completions; keeps READ data for the caller.
+  // Takes our send completions; READ data is already in rdma_buf_.
   bool CheckCompletions() {
-    for (roce::Completion& c : qp_->TakeCompletions()) {
-      if (c.status != roce::WcStatus::kSuccess) {
-        ++errors_;
-        return Fail(std::string("work request failed: ") + roce::WcStatusName(c.status));
-      }
-      if (c.opcode == roce::WrOpcode::kRead) {
-        read_done_ = true;
-        read_data_ = std::move(c.read_data);
-      } else if (c.opcode == roce::WrOpcode::kWrite) {
-        write_done_ = true;
+    rdma::WorkCompletion wcs[16];
+    for (size_t n; (n = dev_->PollCq(send_cq_, wcs)) > 0;) {
+      for (size_t i = 0; i < n; ++i) {
+        const rdma::WorkCompletion& c = wcs[i];
+        if (c.status != rdma::WcStatus::kSuccess) {
+          ++errors_;
+          return Fail(std::string("work request failed: ") + rdma::WcStatusName(c.status));
+        }
+        if (c.opcode == rdma::WcOpcode::kRdmaRead) {
+          read_done_ = true;
+        } else if (c.opcode == rdma::WcOpcode::kRdmaWrite) {
+          write_done_ = true;
+        }
       }
     }
     return true;
@@ -246,10 +244,14 @@ class Rping {
       // Into the registered storage (assigning a new vector would move the buffer).
       const std::vector<uint8_t> text = RpingText(ping, o_.size);
       std::copy(text.begin(), text.end(), start_buf_.begin());
-      SendInfo(reinterpret_cast<uintptr_t>(start_buf_.data()), start_mr_.rkey, o_.size);
+      if (!SendInfo(reinterpret_cast<uintptr_t>(start_buf_.data()), start_mr_.rkey, o_.size)) {
+        return false;
+      }
       if (!NextRecv(&info))
         return Fail("no go-ahead from the server (ping " + std::to_string(ping) + ")");
-      SendInfo(reinterpret_cast<uintptr_t>(rdma_buf_.data()), rdma_mr_.rkey, o_.size);
+      if (!SendInfo(reinterpret_cast<uintptr_t>(rdma_buf_.data()), rdma_mr_.rkey, o_.size)) {
+        return false;
+      }
       if (!NextRecv(&info)) return Fail("no write-complete from the server");
       if (o_.validate && start_buf_ != rdma_buf_) {
         ++bad_;
@@ -262,107 +264,106 @@ class Rping {
     return true;
   }
 
-  bool Serve(uint32_t ip) {
-    n_.agent->Listen(cm::ServiceIdForTcpPort(o_.port));
+  bool Serve(uint32_t ip, uint16_t udp_port) {
+    Status st = dev_->Listen();
+    if (!st.ok()) return Fail(st.ToString());
     std::fprintf(stderr, "rping: listening on %s UDP %u, rdma_cm port %u\n", IpText(ip).c_str(),
-                 n_.port, o_.port);
+                 udp_port, o_.port);
     // The connection request.
-    while (qp_ == nullptr) {
+    while (qp_ == 0) {
       if (!Step()) return false;
       while (!events_.empty()) {
-        cm::Event e = std::move(events_.front());
+        rdma::CmEvent e = std::move(events_.front());
         events_.pop_front();
-        if (e.kind != cm::EventKind::kConnectRequest || qp_) continue;
-        cm_id_ = e.id;
-        const uint32_t qpn = 0x100 + static_cast<uint32_t>(rng_() % 0xFFFE00);
-        const uint32_t psn = static_cast<uint32_t>(rng_()) & roce::kPsnMask;
-        if (!MakeQp(e, qpn, psn)) return false;
-        cm::QpOffer offer;
-        offer.qpn = qpn;
-        offer.recv_psn = psn;
-        offer.path_mtu = e.path_mtu;
-        offer.responder_resources = std::min<uint8_t>(e.initiator_depth, 16);
-        offer.initiator_depth = std::min<uint8_t>(e.responder_resources, 16);
-        (void)n_.agent->Accept(e.id, offer, NowUs());
+        if (e.kind != rdma::CmEventKind::kConnectRequest || qp_ != 0) continue;
+        if (!NewQp()) return false;
+        st = dev_->Accept(e.request, qp_, {});
+        if (!st.ok()) return Fail(st.ToString());
       }
     }
+    if (!AwaitEstablished()) return false;
     std::array<uint8_t, kInfoLen> info;
     for (uint64_t ping = 0;; ++ping) {
       if (!NextRecv(&info)) return peer_gone_ && error_.empty();
       uint64_t addr = GetBe(info.data(), 8);
       uint32_t rkey = static_cast<uint32_t>(GetBe(info.data() + 8, 4));
       uint32_t len = std::min<uint32_t>(static_cast<uint32_t>(GetBe(info.data() + 12, 4)), o_.size);
-      roce::WorkRequest r;
-      r.wr_id = ++wr_ids_;
-      r.opcode = roce::WrOpcode::kRead;
-      r.remote_va = addr;
-      r.rkey = rkey;
-      r.read_length = len;
-      qp_->PostSend(std::move(r), NowUs());
-      if (!WaitFlag(&read_done_)) return false;
       std::fill(rdma_buf_.begin(), rdma_buf_.end(), 0);
-      std::memcpy(rdma_buf_.data(), read_data_.data(), read_data_.size());
+      rdma::SendWr r;
+      r.wr_id = ++wr_ids_;
+      r.opcode = rdma::WrOpcode::kRdmaRead;
+      r.sge = {reinterpret_cast<uintptr_t>(rdma_buf_.data()), len, rdma_mr_.lkey};
+      r.remote_addr = addr;
+      r.rkey = rkey;
+      st = dev_->PostSend(qp_, r);
+      if (!st.ok()) return Fail(st.ToString());
+      if (!WaitFlag(&read_done_)) return false;
       if (std::vector<uint8_t>(rdma_buf_.begin(), rdma_buf_.begin() + len) !=
           RpingText(ping, len)) {
         ++bad_;
       }
       if (o_.verbose) std::printf("server ping data: %s\n", rdma_buf_.data());
-      SendInfo(reinterpret_cast<uintptr_t>(rdma_buf_.data()), rdma_mr_.rkey, o_.size);
+      if (!SendInfo(reinterpret_cast<uintptr_t>(rdma_buf_.data()), rdma_mr_.rkey, o_.size)) {
+        return false;
+      }
       if (!NextRecv(&info)) return Fail("no sink buffer from the client");
       addr = GetBe(info.data(), 8);
       rkey = static_cast<uint32_t>(GetBe(info.data() + 8, 4));
-      roce::WorkRequest w;
-      w.wr_id = ++wr_ids_;
-      w.opcode = roce::WrOpcode::kWrite;
-      w.remote_va = addr;
-      w.rkey = rkey;
       const size_t n = strnlen(reinterpret_cast<const char*>(rdma_buf_.data()), len);
-      w.data.assign(rdma_buf_.begin(), rdma_buf_.begin() + std::min<size_t>(n + 1, len));
-      qp_->PostSend(std::move(w), NowUs());
+      rdma::SendWr w;
+      w.wr_id = ++wr_ids_;
+      w.opcode = rdma::WrOpcode::kRdmaWrite;
+      w.sge = {reinterpret_cast<uintptr_t>(rdma_buf_.data()),
+               static_cast<uint32_t>(std::min<size_t>(n + 1, len)), rdma_mr_.lkey};
+      w.remote_addr = addr;
+      w.rkey = rkey;
+      st = dev_->PostSend(qp_, w);
+      if (!st.ok()) return Fail(st.ToString());
       if (!WaitFlag(&write_done_)) return false;
-      SendInfo(reinterpret_cast<uintptr_t>(rdma_buf_.data()), rdma_mr_.rkey, o_.size);
+      if (!SendInfo(reinterpret_cast<uintptr_t>(rdma_buf_.data()), rdma_mr_.rkey, o_.size)) {
+        return false;
+      }
       ++pings_;
     }
   }
 
   void Disconnect() {
-    if (!server_ && n_.agent->state(cm_id_) == cm::CmAgent::State::kEstablished) {
+    if (!server_ && !peer_gone_) {
       // Let the last ACKs go out, then DREQ and wait for the DREP.
-      for (int i = 0; i < 20; ++i) (void)n_.Step(5);
-      (void)n_.agent->Disconnect(cm_id_, NowUs());
-    }
-    const uint64_t until = NowUs() + 3'000'000;
-    while (NowUs() < until) {
-      if (!n_.Step(10).ok()) break;
-      bool closed = n_.agent->state(cm_id_) == cm::CmAgent::State::kClosed;
-      if (closed) {
-        // Answer stragglers for a moment (a DREQ resent because our DREP was lost).
-        for (int i = 0; i < 20; ++i) (void)n_.Step(10);
-        break;
+      for (int i = 0; i < 20; ++i) (void)dev_->Poll(5);
+      if (dev_->Disconnect(qp_).ok()) {
+        const uint64_t until = NowUs() + 3'000'000;
+        bool closed = false;
+        while (!closed && NowUs() < until) {
+          if (!dev_->Poll(10).ok()) break;
+          for (rdma::CmEvent e; dev_->PollCmEvent(&e);) {
+            closed |= e.qp == qp_ && e.kind == rdma::CmEventKind::kDisconnected;
+          }
+        }
       }
     }
+    // Answer stragglers for a moment (a DREQ resent because our DREP was lost).
+    for (int i = 0; i < 20; ++i) (void)dev_->Poll(10);
   }
 
   int Print(bool ok) {
     const bool verified = ok && bad_ == 0 && errors_ == 0 && pings_ > 0 &&
                           (server_ || pings_ == o_.count) && (server_ || o_.validate);
+    const rdma::RcDeviceStats st = dev_->stats();
     nlohmann::json j = {{"role", server_ ? "server" : "client"},
                         {"pings", pings_},
                         {"size", o_.size},
                         {"errors", errors_},
                         {"mismatches", bad_},
                         {"verified", verified},
-                        {"counters", n_.Counters()}};
-    if (qp_) {
-      const roce::RcStats& q = qp_->stats();
-      j["retransmits"] = q.retransmitted_packets;
-      j["timeouts"] = q.timeouts;
-      j["naks_sent"] = q.naks_sent;
-      j["naks_received"] = q.naks_received;
-      j["duplicates"] = q.duplicates;
-    }
+                        {"counters", nlohmann::json::parse(dev_->CountersJson())},
+                        {"retransmits", st.retransmitted_packets},
+                        {"timeouts", st.timeouts},
+                        {"naks_sent", st.naks_sent},
+                        {"naks_received", st.naks_received}};
     if (!error_.empty()) j["error"] = error_;
-    if (n_.capture) j["pcap"] = FinishCapture(n_.capture.get());
+    const nlohmann::json pcap = nlohmann::json::parse(dev_->CloseCapture());
+    if (!pcap.is_null()) j["pcap"] = pcap;
     if (o_.json) {
       std::printf("%s\n", j.dump().c_str());
     } else {
@@ -374,18 +375,15 @@ class Rping {
 
   const Options& o_;
   bool server_ = false;
-  Node n_;
-  std::mt19937_64 rng_;
-  rdma::MemoryRegistry reg_;
+  std::unique_ptr<rdma::RcDevice> dev_;
   rdma::PdHandle pd_ = 0;
-  std::unique_ptr<rdma::ExecutorTarget> target_;
-  std::unique_ptr<roce::RcQueuePair> qp_;
-  std::vector<uint8_t> start_buf_, rdma_buf_, recv_buf_, read_data_;
-  rdma::MemoryRegion start_mr_, rdma_mr_, recv_mr_;
-  std::deque<cm::Event> events_;
-  uint32_t cm_id_ = 0, peer_ip_ = 0;
+  rdma::CqHandle send_cq_ = 0, recv_cq_ = 0;
+  rdma::QpNum qp_ = 0;
+  std::vector<uint8_t> start_buf_, rdma_buf_, recv_buf_, info_buf_;
+  rdma::MemoryRegion start_mr_, rdma_mr_, recv_mr_, info_mr_;
+  std::deque<rdma::CmEvent> events_;
   uint64_t wr_ids_ = 0, pings_ = 0, errors_ = 0, bad_ = 0, deadline_ = 0;
-  bool established_ = false, peer_gone_ = false, read_done_ = false, write_done_ = false;
+  bool peer_gone_ = false, read_done_ = false, write_done_ = false;
   std::string error_;
 };
 
