@@ -108,6 +108,8 @@ class Server {
     }
     std::random_device rd;
     rng_.seed(uint64_t{rd()} << 32 | rd());
+    n_.reorder = o_.reorder;
+    n_.reorder_seed = o_.seed;
     Status st = n_.Open(ip, port, o_.pcap, rng_());
     if (!st.ok()) {
       std::fprintf(stderr, "rdma server: %s\n", st.ToString().c_str());
@@ -325,6 +327,8 @@ class Client {
     if (local_ip == 0) local_ip = RouteSource(server_ip);
     std::random_device rd;
     rng_.seed(uint64_t{rd()} << 32 | rd());
+    n_.reorder = o_.reorder;
+    n_.reorder_seed = o_.seed;
     Status st = n_.Open(local_ip, port, o_.pcap, rng_());
     if (!st.ok()) {
       std::fprintf(stderr, "rdma client: %s\n", st.ToString().c_str());
@@ -652,6 +656,11 @@ void AddRoceOptions(CLI::App* server, CLI::App* client, RoceCliOptions* o) {
   for (CLI::App* a : {server, client}) {
     a->add_option("--cm-port", o->cm_port,
                   "roce: rdma_cm port of the service (ID 0x01060000 | port; rping's 7174)");
+    a->add_option("--reorder", o->reorder,
+                  "roce, test: probability that a queue pair's packet is held back and sent "
+                  "after its next one (or alone after 1 ms)")
+        ->check(CLI::Range(0.0, 1.0));
+    a->add_option("--seed", o->seed, "roce: seed of --reorder's choices (0: random)");
   }
   client->add_option("--bind", o->bind,
                      "roce: local IPv4 address of the client's RoCEv2 endpoint (default: the "

@@ -24,9 +24,12 @@ struct RoceCliOptions {
   bool bad_rkey = false;
   uint64_t region_bytes = 64u << 20;
   uint16_t cm_port = 7174;  // rdma_cm port (service ID 0x01060000 | port); rping's default
+  double reorder = 0;       // test: RoceUdpShell::Options::reorder
+  uint64_t seed = 0;        // seed of --reorder's choices (0: random)
 };
 
-// Adds the RoCEv2-only options (--cm-port; the client's --bind) to `rdma server|client`.
+// Adds the RoCEv2-only options (--cm-port, --reorder, --seed; the client's --bind) to `rdma
+// server|client`.
 void AddRoceOptions(CLI::App* server, CLI::App* client, RoceCliOptions* o);
 int RunRoceServer(const RoceCliOptions& o);
 int RunRoceClient(const RoceCliOptions& o);

@@ -90,6 +90,9 @@ Status Node::Open(uint32_t ip, uint16_t udp_port, const std::string& pcap, uint6
   roce::RoceUdpShell::Options so;
   so.local_ip = ip;
   so.port = udp_port;
+  so.reorder = reorder;
+  if (reorder_seed == 0) reorder_seed = (seed * 0x9E3779B97F4A7C15ull) | 1;
+  so.reorder_seed = reorder_seed;
   Result<std::unique_ptr<roce::RoceUdpShell>> s = roce::RoceUdpShell::Open(so);
   if (!s.ok()) return s.status();
   shell = std::move(s.value());
@@ -130,11 +133,14 @@ Status Node::Step(int timeout_ms) {
 
 nlohmann::json Node::Counters() const {
   const roce::RoceUdpShell::Stats& s = shell->stats();
-  return {{"rx_packets", s.rx_packets},         {"tx_packets", s.tx_packets},
-          {"icrc_checked", s.icrc_checked},     {"icrc_bad", s.icrc_bad},
-          {"icrc_unchecked", s.icrc_unchecked}, {"malformed", s.malformed},
-          {"cm_mads_received", s.gsi_rx},       {"cm_mads_sent", s.gsi_tx},
-          {"cm_malformed", cm_malformed}};
+  nlohmann::json j = {{"rx_packets", s.rx_packets},          {"tx_packets", s.tx_packets},
+                      {"icrc_checked", s.icrc_checked},      {"icrc_bad", s.icrc_bad},
+                      {"icrc_unchecked", s.icrc_unchecked},  {"malformed", s.malformed},
+                      {"cm_mads_received", s.gsi_rx},        {"cm_mads_sent", s.gsi_tx},
+                      {"cm_malformed", cm_malformed},        {"reordered", s.reordered},
+                      {"reorder_expired", s.reorder_expired}};
+  if (reorder > 0) j["reorder_seed"] = reorder_seed;
+  return j;
 }
 
 }  // namespace opensrd::cli

@@ -33,6 +33,10 @@ struct Node {
   uint16_t port = 4791;
   uint32_t gsi_psn = 0;
   uint64_t cm_malformed = 0;
+  // Set before Open: RoceUdpShell::Options::reorder, and its seed (0: derived from Open's seed;
+  // Counters() reports the one used).
+  double reorder = 0;
+  uint64_t reorder_seed = 0;
 
   Status Open(uint32_t ip, uint16_t udp_port, const std::string& pcap, uint64_t seed,
               uint64_t cm_resend_us = 200'000);
