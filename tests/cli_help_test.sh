@@ -24,4 +24,9 @@ rc=0; err=$("$bin" bridge --bind 127.0.0.1:0 --volume 'v=/nonexistent-dir/x' 2>&
 rc=0; "$bin" volume resize --bridge 127.0.0.1:1 --volume v --size 1M --token a --token-file /x \
   2>/dev/null || rc=$?
 [ "$rc" -eq 2 ] || { echo "--token with --token-file: exit $rc, want 2"; exit 1; }
+# --reorder is a RoCEv2 shell option, a probability: elsewhere or out of range, a usage error.
+rc=0; err=$("$bin" rdma client --connect 127.0.0.1:1 --protocol srd --reorder 0.1 2>&1) || rc=$?
+[ "$rc" -eq 2 ] && grep -q "protocol roce only" <<<"$err" || { echo "srd --reorder: exit $rc: $err"; exit 1; }
+rc=0; "$bin" rdma rping --connect 127.0.0.1 --reorder 1.5 2>/dev/null || rc=$?
+[ "$rc" -eq 2 ] || { echo "rping --reorder 1.5: exit $rc, want 2"; exit 1; }
 echo "cli help ok"

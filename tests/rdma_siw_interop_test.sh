@@ -5,55 +5,42 @@
 #      exchange, verified) from the host side of the namespace;
 #   2. `opensrd rdma server --protocol iwarp --rping`, `rping -c -V` on siw;
 #   3. both again with 1% of the tap's TCP segments dropped in each direction by nft in the
-#      namespace: both kernels' TCP retransmits (counted), data still verified.
-# Owns netns iwns1 (10.78.2.0/24 for the guest's rxe NIC, 10.78.3.0/24 for siw0) and TCP ports
-# 7776-7779. Exits 77 (skipped) without root, /dev/net/tun, qemu or rping.
+#      namespace: both kernels' TCP retransmits (counted), data still verified;
+#   4. both again with netem on the guest's siw NIC (delay 5ms reorder 25% 50%: a quarter of
+#      siw's segments overtake the rest; the fixture gives the guest tc and sch_netem): TCP
+#      hides the reordering from iWARP, so the proof it happened is the host kernel's count of
+#      segments it queued out of order (TcpExtTCPOFOQueue), and the data still verifies.
+# Owns netns iwns1 (10.78.2.0/24 for the guest's rxe NIC, 10.78.3.0/24 for siw0; the name
+# changes with OPENSRD_TEST_NETNS) and TCP ports 7776-7779 and 7800-7801. Exits 77 (skipped)
+# without root, /dev/net/tun, qemu or rping.
 set -euo pipefail
 bin=$1
-here=$(cd "$(dirname "$0")" && pwd)
-guest=$here/fixtures/rxe_guest.sh
-ns=iwns1
+# shellcheck source-path=SCRIPTDIR source=rdma_guest_lib.sh
+source "$(cd "$(dirname "$0")" && pwd)/rdma_guest_lib.sh"
+ns=$(guest_ns iwns1)
 hip=10.78.3.1 gip=10.78.3.2
 export OPENSRD_GUEST_SIW=1 OPENSRD_GUEST_STATE=/tmp/opensrd-iwarp-siw-state
-skip() {
-  echo "SKIPPED: $*"
-  exit 77
-}
-[ "$(id -u)" = 0 ] || skip "needs root (netns, tap)"
-[ -e /dev/net/tun ] || skip "/dev/net/tun missing"
-command -v qemu-system-x86_64 >/dev/null || skip "qemu-system-x86_64 missing (scripts/setup.sh)"
-command -v rping >/dev/null || skip "rping missing (scripts/setup.sh)"
-command -v nft >/dev/null || skip "nft missing (scripts/setup.sh)"
 ip netns list | grep -qw "^$ns" && { echo "netns $ns exists (another run?)"; exit 1; }
-t0=$SECONDS
-out=$(mktemp -d /tmp/opensrd_siw_interop.XXXXXX)
+guest_preflight "$ns" rping nft
+out=$capdir
 srv=
-dump=
-finish() {
-  local rc=$1
-  set +e
-  [ -n "$srv" ] && kill $srv 2>/dev/null
-  [ -n "$dump" ] && kill -INT $dump 2>/dev/null && wait $dump 2>/dev/null
-  if [ "$rc" != 0 ]; then
-    echo "-- guest rping logs"; "$guest" run 'tail -n 5 /tmp/rs.*.log; dmesg | grep -i siw | tail -n 5'
-    [ -f "$out/tap.pcap" ] && { echo "-- last frames on the siw tap"; tshark -r "$out/tap.pcap" 2>/dev/null | tail -n 15; }
+on_exit=('[ -n "$srv" ] && kill $srv 2>/dev/null')
+on_failure() {
+  echo "-- guest rping logs"
+  "$guest" run 'tail -n 5 /tmp/rs.*.log; dmesg | grep -i siw | tail -n 5'
+  if [ -f "$out/tap.pcap" ]; then
+    echo "-- last frames on the siw tap"
+    tshark -r "$out/tap.pcap" 2>/dev/null | tail -n 15
+    cp "$out/tap.pcap" /tmp/opensrd_siw_interop_failed.pcap
   fi
-  "$guest" stop
-  if [ "$rc" != 0 ] && [ -f "$out/tap.pcap" ]; then cp "$out/tap.pcap" /tmp/opensrd_siw_interop_failed.pcap; fi
-  rm -rf "$out"
-  echo "total $((SECONDS - t0)) s"
-  exit "$rc"
 }
-trap 'finish $?' EXIT
 inns() { ip netns exec $ns "$@"; }
 json_ok() { python3 -c "import json,sys; j=json.load(open(sys.argv[1])); sys.exit(0 if $2 else 1)" "$1"; }
 
-"$guest" build >/dev/null
-"$guest" start $ns 10.78.2.1 10.78.2.2 $hip $gip
+guest_boot $ns 10.78.2.1 10.78.2.2 $hip $gip
 "$guest" run 'rdma link show' | grep -q 'siw0.*ACTIVE' || { echo "siw0 not ACTIVE"; exit 1; }
-chmod 777 "$out"
-ip netns exec $ns tcpdump -i ${ns}tap1 -s 0 -U -w "$out/tap.pcap" tcp 2>/dev/null &
-dump=$!
+tap=$(guest_tap $ns 1)
+capture $ns "$tap" "$out/tap.pcap" tcp
 
 # run_pair TAG PINGS SIZE PORT_A PORT_B
 run_pair() {
@@ -88,7 +75,6 @@ run_pair() {
 run_pair clean 20 64 7776 7777
 
 # 1% loss each way on the siw tap, TCP only (ARP and the rest pass).
-tap=${ns}tap1
 inns nft -f - <<NFT
 table inet iwloss {
   chain in { type filter hook input priority 0; iifname "$tap" meta l4proto tcp numgen random mod 100 0 counter drop; }
@@ -106,4 +92,16 @@ echo "loss: $drops segments dropped by nft; TCP retransmissions: host $host_retx
 [ "$drops" -gt 0 ] || { echo "FAIL: nft dropped nothing"; exit 1; }
 [ "$host_retx" -gt 0 ] && [ "$guest_retx1" -gt 0 ] ||
   { echo "FAIL: expected retransmissions on both sides"; exit 1; }
+inns nft delete table inet iwloss
+
+# Reordering of siw's segments by netem in the guest (no loss).
+guest_has_netem || { echo "FAIL: no tc or sch_netem in the guest (the fixture installs both)"; exit 1; }
+guest_netem eth1 delay 5ms reorder 25% 50%
+ofo0=$(inns nstat -az TcpExtTCPOFOQueue | awk '/TCPOFOQueue/{print $2}')
+run_pair reorder 100 4096 7800 7801
+ofo=$(( $(inns nstat -az TcpExtTCPOFOQueue | awk '/TCPOFOQueue/{print $2}') - ofo0 ))
+guest_netem_report eth1
+guest_netem_off eth1
+echo "reorder: the host's TCP queued $ofo segments out of order (TcpExtTCPOFOQueue)"
+[ "$ofo" -gt 0 ] || { echo "FAIL: netem reordered nothing the host saw"; exit 1; }
 echo "== passed"

@@ -2,9 +2,13 @@
 """Checks every RoCEv2 frame of a tcpdump capture (Ethernet, as taken on the guest's tap): its
 ICRC is recomputed with rdma_tshark_check.roce_icrc (zlib.crc32, nothing shared with the C++
 codec). Prints per-direction counts and the retransmitted request packets each side sent (a
-request PSN seen again from the same sender). Usage: roce_pcap_icrc_check.py PCAP HOST_IP
-[--want-retransmits] -- exits 1 on a bad ICRC, no frames in a direction, or (with the flag)
-no retransmission by either side."""
+request PSN seen again from the same sender) and the packets that arrived out of order (a request
+or READ response PSN seen for the first time after a later PSN of the same queue pair: reordered
+on the way, not resent; meaningful only without loss, since a packet dropped before the capture
+point makes its resend look out of order). Usage: roce_pcap_icrc_check.py PCAP HOST_IP
+[--want-retransmits] [--want-reordered host|guest|both] -- exits 1 on a bad ICRC, no frames in a
+direction, or (with the flags) no retransmission by either side, no reordered packet from the
+side(s) named."""
 import os
 import struct
 import sys
@@ -16,6 +20,12 @@ from rdma_tshark_check import read_pcap, roce_icrc  # noqa: E402
 def main():
     path, host_ip = sys.argv[1], sys.argv[2]
     want_retx = "--want-retransmits" in sys.argv
+    want_reordered = []
+    if "--want-reordered" in sys.argv:
+        which = sys.argv[sys.argv.index("--want-reordered") + 1]
+        want_reordered = ["host", "guest"] if which == "both" else [which]
+    highest = {}  # (side, dest QPN, response?) -> highest PSN seen (24-bit, wrapping)
+    reordered = {"host": 0, "guest": 0}
     host = bytes(int(x) for x in host_ip.split("."))
     count = {"host": 0, "guest": 0}
     bad = 0
@@ -40,19 +50,32 @@ def main():
             print("bad ICRC in a %s frame of %d bytes" % (side, len(ip)))
         bth = ip[ihl + 8:]
         opcode, qpn, psn = bth[0], int.from_bytes(bth[5:8], "big"), int.from_bytes(bth[9:12], "big")
-        if opcode <= 0x0C or opcode in (0x13, 0x14):  # requests (SEND, WRITE, READ, atomics)
-            key = (qpn, psn)
+        is_request = opcode <= 0x0C or opcode in (0x13, 0x14)  # SEND, WRITE, READ, atomics
+        if is_request or 0x0D <= opcode <= 0x10:  # or READ responses
+            key = (qpn, psn, is_request)
             if key in seen[side]:
-                retx[side] += 1
+                retx[side] += is_request
+            else:
+                flow = (side, qpn, is_request)
+                top = highest.get(flow)
+                behind = top is not None and 0 < (top - psn) % (1 << 24) < (1 << 23)
+                if behind:
+                    reordered[side] += 1
+                elif top is None or (psn - top) % (1 << 24) < (1 << 23):
+                    highest[flow] = psn
             seen[side].add(key)
     print("RoCEv2 frames: host %d, guest %d; bad ICRC %d; retransmitted requests: host %d, "
-          "guest %d; distinct IP IDs: host %d, guest %d"
+          "guest %d; out of order: host %d, guest %d; distinct IP IDs: host %d, guest %d"
           % (count["host"], count["guest"], bad, retx["host"], retx["guest"],
-             len(ids["host"]), len(ids["guest"])))
+             reordered["host"], reordered["guest"], len(ids["host"]), len(ids["guest"])))
     ok = bad == 0 and count["host"] > 0 and count["guest"] > 0
     if want_retx and (retx["host"] == 0 or retx["guest"] == 0):
         print("expected retransmissions from both sides")
         ok = False
+    for side in want_reordered:
+        if reordered[side] == 0:
+            print("expected packets from the %s out of order" % side)
+            ok = False
     return 0 if ok else 1
 
 

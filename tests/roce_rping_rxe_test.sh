@@ -5,71 +5,45 @@
 # -V on the guest's client: rping -s in the guest with our client (-V: our READ-back compare),
 # our server with rping -c -V in the guest (our server also checks every READ against rping's
 # text). 64-byte and 4000-byte buffers (the latter: READ responses and WRITEs of 4 packets at
-# MTU 1024). Then both roles again, 100 pings each, under 1% loss each way (nft in the
-# namespace), data verified, and the tap capture must show retransmitted requests; every
-# captured ICRC is recomputed by roce_pcap_icrc_check.py. Also CMP_SWAP through perftest's
-# exchange (`opensrd rdma perftest --op cas` against ib_atomic_bw, -A CMP_AND_SWAP on the guest's
-# client), both roles. Owns netns rcns1 (10.79.0.1/.2).
+# MTU 1024); every captured ICRC is recomputed by roce_pcap_icrc_check.py. Also CMP_SWAP
+# through perftest's exchange (`opensrd rdma perftest --op cas` against ib_atomic_bw,
+# -A CMP_AND_SWAP on the guest's client), both roles. Then both roles, 50 pings each, with
+# reordering and no loss: opensrd holds 5% of its packets back (--reorder) and netem on the
+# guest's eth0 lets a quarter of rxe's packets overtake the rest (delay 3ms reorder 25% 50%);
+# data verified, opensrd's counters show the swaps and its queue pair's NAK/resend/duplicate
+# counters moved, and the tap capture shows packets from each side out of order. Then both
+# roles again, 100 pings each, under 1% loss each way (nft in the namespace), data verified,
+# and the tap capture must show retransmitted requests. Owns netns rcns1 (10.79.0.1/.2;
+# OPENSRD_TEST_NETNS renames it).
 # Usage: roce_rping_rxe_test.sh OPENSRD
 set -euo pipefail
-here=$(cd "$(dirname "$0")" && pwd)
-guest=$here/fixtures/rxe_guest.sh
+# shellcheck source-path=SCRIPTDIR source=rdma_guest_lib.sh
+source "$(cd "$(dirname "$0")" && pwd)/rdma_guest_lib.sh"
 opensrd=$1
-ns=rcns1 host_ip=10.79.0.1 guest_ip=10.79.0.2
+ns=$(guest_ns rcns1) host_ip=10.79.0.1 guest_ip=10.79.0.2
 export OPENSRD_GUEST_STATE=/tmp/opensrd-rping-rxe-state
+guest_preflight "$ns" tcpdump
 
-skip() {
-  echo "SKIPPED: $*"
-  exit 77
-}
-[ "$(id -u)" = 0 ] || skip "needs root (netns, tap)"
-[ -e /dev/net/tun ] || skip "/dev/net/tun missing"
-command -v qemu-system-x86_64 >/dev/null || skip "qemu-system-x86_64 missing (scripts/setup.sh)"
-command -v tcpdump >/dev/null || skip "tcpdump missing (scripts/setup.sh)"
-ip netns list | grep -qw "^$ns" && skip "netns $ns in use (another run?)"
-
-t_start=$SECONDS
-phase() { echo "== $1 ($((SECONDS - t_start)) s so far)"; }
-capdir=$(mktemp -d)
-tcpdump_pid=
-trap 'rc=$?; set +e; [ -z "$tcpdump_pid" ] || kill "$tcpdump_pid" 2>/dev/null; "$guest" stop
-  rm -rf "$capdir"; echo "total $((SECONDS - t_start)) s"; exit $rc' EXIT
-
-phase "build image"
-"$guest" build >/dev/null
-phase "boot guest"
-"$guest" start "$ns" "$host_ip" "$guest_ip"
+guest_boot "$ns" "$host_ip" "$guest_ip"
 "$guest" run "command -v rping >/dev/null" || skip "the guest image has no rping"
-tap=$(ip -n "$ns" -br link | awk '/tap/{print $1; exit}')
-tap=${tap%@*}
-capture() {
-  ip netns exec "$ns" tcpdump -i "$tap" -U -s 0 -w "$1" udp port 4791 2>"$capdir/tcpdump.log" &
-  tcpdump_pid=$!
-  for _ in $(seq 50); do grep -q listening "$capdir/tcpdump.log" 2>/dev/null && break; sleep 0.1; done
-}
-stop_capture() {
-  sleep 0.3
-  kill "$tcpdump_pid"
-  wait "$tcpdump_pid" || true
-  tcpdump_pid=
-}
+tap=$(guest_tap "$ns")
 ours() { ip netns exec "$ns" "$opensrd" rdma rping "$@"; }
 verified() { grep -q '"verified":true' "$capdir/last.json" || { cat "$capdir/last.json"; return 1; }; }
 
-# client_round SIZE COUNT: the guest's rping -s, our client with -V.
+# client_round SIZE COUNT [OPTION...]: the guest's rping -s, our client with -V and OPTIONs.
 client_round() {
   "$guest" run "for p in \$(pidof rping); do kill \$p; done
     (rping -s -a $guest_ip -S $1 -C $2 -V; echo rc=\$?) >/tmp/rping.log 2>&1 &"
   # rdma_cm listeners do not show in ss; `rdma res show cm_id` lists them (a REQ that comes
   # before the listener is rejected with reason 8).
   "$guest" run "n=0; until rdma res show cm_id | grep -q 'LISTEN.*:7174'; do sleep 0.1; n=\$((n+1)); [ \$n -lt 100 ] || exit 1; done"
-  ours --connect "$guest_ip" -S "$1" -C "$2" -V --timeout 150 --json | tee "$capdir/last.json"
+  ours --connect "$guest_ip" -S "$1" -C "$2" -V --timeout 150 --json "${@:3}" | tee "$capdir/last.json"
   "$guest" run -t 30 "n=0; until grep -q '^rc=' /tmp/rping.log; do sleep 0.1; n=\$((n+1)); [ \$n -lt 200 ] || break; done
     cat /tmp/rping.log; grep -q '^rc=0' /tmp/rping.log"
 }
-# server_round SIZE COUNT: our server, the guest's rping -c -V.
+# server_round SIZE COUNT [OPTION...]: our server with OPTIONs, the guest's rping -c -V.
 server_round() {
-  ours --bind "$host_ip" -S "$1" --timeout 150 --json >"$capdir/last.json" 2>"$capdir/srv.log" &
+  ours --bind "$host_ip" -S "$1" --timeout 150 --json "${@:3}" >"$capdir/last.json" 2>"$capdir/srv.log" &
   local pid=$!
   for _ in $(seq 50); do grep -q listening "$capdir/srv.log" 2>/dev/null && break; sleep 0.1; done
   "$guest" run -t 160 "rping -c -a $host_ip -S $1 -C $2 -V && echo guest-ok" | tee "$capdir/guest.log"
@@ -79,7 +53,7 @@ server_round() {
   grep -q "\"pings\":$2," "$capdir/last.json"
 }
 
-capture "$capdir/clean.pcap"
+capture "$ns" "$tap" "$capdir/clean.pcap" udp port 4791
 for size in 64 4000; do
   phase "rping -s in the guest, opensrd client, $size bytes"
   client_round "$size" 20
@@ -108,22 +82,40 @@ verified
 grep -q guest-ok "$capdir/guest.log"
 grep -q '"messages_executed":100' "$capdir/last.json"
 stop_capture
-phase "every captured ICRC, recomputed independently"
-python3 "$here/roce_pcap_icrc_check.py" "$capdir/clean.pcap" "$host_ip"
+check_icrcs "$capdir/clean.pcap" "$host_ip"
+
+# json_val EXPR: EXPR evaluated over the last round's JSON (as j).
+json_val() { python3 -c "import json,sys; j=json.load(open(sys.argv[1])); print($1)" "$capdir/last.json"; }
+# moved: the round's swaps and what the queue pairs did about reordering.
+moved() {
+  echo "reordered by opensrd: $(json_val "j['counters']['reordered']"); NAKs sent $(json_val "j['naks_sent']"), received $(json_val "j['naks_received']"); resent $(json_val "j['retransmits']"); duplicates $(json_val "j['duplicates']")"
+  [ "$(json_val "j['counters']['reordered']")" -gt 0 ] || { echo "FAIL: opensrd reordered nothing"; return 1; }
+  [ "$(json_val "j['naks_sent'] + j['naks_received'] + j['retransmits'] + j['duplicates']")" -gt 0 ] ||
+    { echo "FAIL: no NAK, resend or duplicate: the reordering went unnoticed"; return 1; }
+}
+phase "reordering: opensrd --reorder 0.05 towards rxe, netem reorder on the guest's eth0 (no loss)"
+guest_has_netem || { echo "FAIL: no tc or sch_netem in the guest (the fixture installs both)"; exit 1; }
+guest_netem eth0 delay 3ms reorder 25% 50%
+capture "$ns" "$tap" "$capdir/reorder.pcap" udp port 4791
+client_round 4000 50 --reorder 0.05 --seed 5
+verified
+moved
+server_round 4000 50 --reorder 0.05 --seed 6
+verified
+moved
+stop_capture
+guest_netem_report eth0
+guest_netem_off eth0
+check_icrcs "$capdir/reorder.pcap" "$host_ip" --want-reordered both
 
 phase "1% loss each way (nft in $ns): both roles, data verified, retransmissions"
-ip netns exec "$ns" nft -f - <<NFT
-table inet rcloss {
-  chain in { type filter hook input priority 0; udp dport 4791 numgen random mod 100 == 0 counter drop; }
-  chain out { type filter hook output priority 0; udp dport 4791 numgen random mod 100 == 0 counter drop; }
-}
-NFT
-capture "$capdir/loss.pcap"
+roce_loss_on "$ns"
+capture "$ns" "$tap" "$capdir/loss.pcap" udp port 4791
 client_round 4000 100
 verified
 server_round 4000 100
 verified
 stop_capture
-ip netns exec "$ns" nft list table inet rcloss | grep -o 'counter packets [0-9]*' | sed 's/^/dropped: /'
-python3 "$here/roce_pcap_icrc_check.py" "$capdir/loss.pcap" "$host_ip" --want-retransmits
+roce_loss_report "$ns"
+check_icrcs "$capdir/loss.pcap" "$host_ip" --want-retransmits
 phase "passed"

@@ -8,52 +8,21 @@
 # ib_read_bw / ib_atomic_bw in both roles (what can be verified there: docs/RDMA.md). Prints each phase's time and the total.
 # Usage: roce_rxe_interop_test.sh [OPENSRD]
 set -euo pipefail
-here=$(cd "$(dirname "$0")" && pwd)
-guest=$here/fixtures/rxe_guest.sh
+# shellcheck source-path=SCRIPTDIR source=rdma_guest_lib.sh
+source "$(cd "$(dirname "$0")" && pwd)/rdma_guest_lib.sh"
 opensrd=${1:-}
-ns=rcns0 host_ip=10.77.0.1 guest_ip=10.77.0.2
+ns=$(guest_ns rcns0) host_ip=10.77.0.1 guest_ip=10.77.0.2
 export OPENSRD_GUEST_STATE=/tmp/opensrd-rxe-interop-state
+guest_preflight "$ns" ibv_rc_pingpong
 
-skip() {
-  echo "SKIPPED: $*"
-  exit 77
-}
-[ "$(id -u)" = 0 ] || skip "needs root (netns, tap)"
-[ -e /dev/net/tun ] || skip "/dev/net/tun missing"
-command -v qemu-system-x86_64 >/dev/null || skip "qemu-system-x86_64 missing (scripts/setup.sh)"
-command -v ibv_rc_pingpong >/dev/null || skip "ibv_rc_pingpong missing (scripts/setup.sh)"
-ip netns list | grep -qw "^$ns" && skip "netns $ns in use (another run?)"
-
-t_start=$SECONDS
-phase() { echo "== $1 ($((SECONDS - t_start)) s so far)"; }
-trap 'rc=$?; set +e; "$guest" stop; echo "total $((SECONDS - t_start)) s"; exit $rc' EXIT
-
-phase "build image"
-"$guest" build >/dev/null
-phase "boot guest"
-"$guest" start "$ns" "$host_ip" "$guest_ip"
+guest_boot "$ns" "$host_ip" "$guest_ip"
 
 phase "fixture: in-guest ibv_rc_pingpong pair on rxe0"
 "$guest" run -t 60 "ibv_rc_pingpong -d rxe0 -g 1 -n 5 >/tmp/srv.log 2>&1 & sleep 1;
   ibv_rc_pingpong -d rxe0 -g 1 -n 5 $guest_ip && sleep 0.3 && grep -q '5 iters' /tmp/srv.log"
 
 [ -n "$opensrd" ] || exit 0
-capdir=$(mktemp -d)
-tcpdump_pid=
-trap 'rc=$?; set +e; [ -z "$tcpdump_pid" ] || kill "$tcpdump_pid" 2>/dev/null; "$guest" stop
-  rm -rf "$capdir"; echo "total $((SECONDS - t_start)) s"; exit $rc' EXIT
-tap=$(ip -n "$ns" -br link | awk '/tap/{print $1; exit}')
-tap=${tap%@*}
-capture() {  # capture FILE: tcpdump on the tap, RoCEv2 only, until stop_capture
-  ip netns exec "$ns" tcpdump -i "$tap" -U -s 0 -w "$1" udp port 4791 2>"$capdir/tcpdump.log" &
-  tcpdump_pid=$!
-  for _ in $(seq 50); do grep -q listening "$capdir/tcpdump.log" 2>/dev/null && break; sleep 0.1; done
-}
-stop_capture() {
-  sleep 0.3
-  kill "$tcpdump_pid"
-  wait "$tcpdump_pid" || true
-}
+tap=$(guest_tap "$ns")
 ours() { ip netns exec "$ns" "$opensrd" rdma "$@"; }
 wait_guest_listener() { "$guest" run "n=0; until ss -Hltn | grep -q ':18515 '; do sleep 0.1; n=\$((n+1)); [ \$n -lt 100 ] || exit 1; done"; }
 wait_host_listener() {
@@ -99,7 +68,7 @@ perftest_server() {
 }
 
 phase "opensrd client -> rxe server, 1 B to 64 KiB (tcpdump on $tap)"
-capture "$capdir/clean.pcap"
+capture "$ns" "$tap" "$capdir/clean.pcap" udp port 4791
 for size in 1 1024 1025 4096 65536; do
   client_round "$size" 10
   verified
@@ -128,22 +97,16 @@ for op_size in write:65536 read:65536 atomic:8; do
   verified
 done
 stop_capture
-phase "every captured ICRC, recomputed independently"
-python3 "$here/roce_pcap_icrc_check.py" "$capdir/clean.pcap" "$host_ip"
+check_icrcs "$capdir/clean.pcap" "$host_ip"
 
 phase "1% loss each way (nft in $ns): both roles, data verified, retransmissions on both sides"
-ip netns exec "$ns" nft -f - <<NFT
-table inet rcloss {
-  chain in { type filter hook input priority 0; udp dport 4791 numgen random mod 100 == 0 counter drop; }
-  chain out { type filter hook output priority 0; udp dport 4791 numgen random mod 100 == 0 counter drop; }
-}
-NFT
-capture "$capdir/loss.pcap"
+roce_loss_on "$ns"
+capture "$ns" "$tap" "$capdir/loss.pcap" udp port 4791
 client_round 4096 300
 verified
 server_round 4096 300
 verified
 stop_capture
-ip netns exec "$ns" nft list table inet rcloss | grep -o 'counter packets [0-9]*' | sed 's/^/dropped: /'
-python3 "$here/roce_pcap_icrc_check.py" "$capdir/loss.pcap" "$host_ip" --want-retransmits
+roce_loss_report "$ns"
+check_icrcs "$capdir/loss.pcap" "$host_ip" --want-retransmits
 phase "passed"

@@ -244,6 +244,11 @@ struct RcDeviceConfig {
   // RoCEv2: read whole IPv4 packets from a raw socket to check every received ICRC (needs
   // CAP_NET_RAW; without it the device reads its UDP socket and counts icrc_unchecked).
   bool raw_receive = true;
+  // RoCEv2, fault injection for tests: the probability that a queue pair's packet is held
+  // back and sent after its next one (or alone after 1 ms), and the seed of those choices
+  // (0: random; CountersJson reports the one used).
+  double reorder = 0;
+  uint64_t reorder_seed = 0;
   // iWARP: payload bytes per DDP segment (one FPDU).
   uint32_t max_segment = 16384;
   // Record every packet (RoCEv2) or TCP segment (iWARP) sent and received, with the real

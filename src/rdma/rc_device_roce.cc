@@ -102,6 +102,9 @@ class RoceBackend final : public RcBackend {
     so.local_ip = cfg_.local.ip;
     so.port = cfg_.local.port == 0 ? 4791 : cfg_.local.port;
     so.raw_receive = cfg_.raw_receive;
+    so.reorder = cfg_.reorder;
+    if (cfg_.reorder_seed == 0) cfg_.reorder_seed = (uint64_t{Random32()} << 32 | Random32()) | 1;
+    so.reorder_seed = cfg_.reorder_seed;
     Result<std::unique_ptr<roce::RoceUdpShell>> s = roce::RoceUdpShell::Open(so);
     if (!s.ok()) return s.status();
     shell_ = std::move(s.value());
@@ -414,7 +417,10 @@ class RoceBackend final : public RcBackend {
                         {"connections_requested", requested_},
                         {"connections_accepted", accepted_},
                         {"connections_refused", refused_},
-                        {"raw_receive", shell_->raw_receive()}};
+                        {"raw_receive", shell_->raw_receive()},
+                        {"reordered", s.reordered},
+                        {"reorder_expired", s.reorder_expired}};
+    if (cfg_.reorder > 0) j["reorder_seed"] = cfg_.reorder_seed;
     return j.dump();
   }
 

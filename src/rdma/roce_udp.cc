@@ -39,8 +39,12 @@ uint64_t RoceUdpShell::NowMicros() {
 }
 
 Result<std::unique_ptr<RoceUdpShell>> RoceUdpShell::Open(const Options& options) {
+  if (!(options.reorder >= 0 && options.reorder <= 1)) {
+    return Status(Code::kInvalidArgument, "reorder probability must be in [0, 1]");
+  }
   std::unique_ptr<RoceUdpShell> s(new RoceUdpShell());
   s->opt_ = options;
+  s->reorder_rng_.seed(options.reorder_seed);
   s->buf_.resize(65536);
   s->udp_fd_ = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
   if (s->udp_fd_ < 0) return Errno("socket");
@@ -81,7 +85,7 @@ Result<uint16_t> RoceUdpShell::Attach(RcQueuePair* qp, uint32_t local_qpn, uint3
   socklen_t len = sizeof a;
   getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
   uint16_t port = ntohs(a.sin_port);
-  qps_.push_back({qp, local_qpn & kPsnMask, peer_ip, peer_port, fd, port});
+  qps_.push_back({qp, local_qpn & kPsnMask, peer_ip, peer_port, fd, port, {}, 0});
   return port;
 }
 
@@ -154,32 +158,56 @@ bool RoceUdpShell::DeliverGsi(uint32_t src_ip, std::span<const uint8_t> body) {
   return true;
 }
 
+void RoceUdpShell::SendData(Attached& q, std::vector<uint8_t> pkt) {
+  Ipv4Udp ip;
+  ip.src_ip = opt_.local_ip;
+  ip.dst_ip = q.peer_ip;
+  ip.src_port = q.src_port;
+  ip.dst_port = q.peer_port;
+  ip.ip_id = 0;
+  ip.dont_fragment = true;
+  uint8_t hdr[kIpv4HeaderLen + kUdpHeaderLen];
+  WriteIpv4UdpHeaders(ip, pkt.size() + kIcrcLen, hdr);
+  uint32_t icrc = ComputeIcrc(hdr, pkt);
+  for (int i = 0; i < 4; ++i) pkt.push_back(static_cast<uint8_t>(icrc >> (8 * i)));
+  sockaddr_in to = Addr(q.peer_ip, q.peer_port);
+  if (sendto(q.fd, pkt.data(), pkt.size(), 0, reinterpret_cast<sockaddr*>(&to), sizeof to) < 0) {
+    ++stats_.send_errors;  // lost like on the wire: the queue pair resends
+    return;
+  }
+  ++stats_.tx_packets;
+  if (capture_ != nullptr) {
+    capture_->Append(NetAddr{opt_.local_ip, q.src_port}, NetAddr{q.peer_ip, q.peer_port}, pkt);
+  }
+}
+
+bool RoceUdpShell::HoldNext() {
+  if (opt_.reorder <= 0) return false;
+  // 53 random bits as a double in [0, 1): the same on every platform for one seed.
+  return static_cast<double>(reorder_rng_() >> 11) * 0x1.0p-53 < opt_.reorder;
+}
+
 void RoceUdpShell::Flush() {
+  const uint64_t now = opt_.reorder > 0 ? NowMicros() : 0;
   for (Attached& q : qps_) {
     for (std::vector<uint8_t>& pkt : q.qp->TakeOutgoing()) {
-      Ipv4Udp ip;
-      ip.src_ip = opt_.local_ip;
-      ip.dst_ip = q.peer_ip;
-      ip.src_port = q.src_port;
-      ip.dst_port = q.peer_port;
-      ip.ip_id = 0;
-      ip.dont_fragment = true;
-      uint8_t hdr[kIpv4HeaderLen + kUdpHeaderLen];
-      WriteIpv4UdpHeaders(ip, pkt.size() + kIcrcLen, hdr);
-      uint32_t icrc = ComputeIcrc(hdr, pkt);
-      for (int i = 0; i < 4; ++i) pkt.push_back(static_cast<uint8_t>(icrc >> (8 * i)));
-      sockaddr_in to = Addr(q.peer_ip, q.peer_port);
-      if (sendto(q.fd, pkt.data(), pkt.size(), 0, reinterpret_cast<sockaddr*>(&to), sizeof to) <
-          0) {
-        ++stats_.send_errors;  // lost like on the wire: the queue pair resends
+      if (!q.held.empty()) {
+        // The held packet follows the one after it: the peer sees the two swapped.
+        SendData(q, std::move(pkt));
+        SendData(q, std::move(q.held));
+        q.held.clear();
+        ++stats_.reordered;
+      } else if (HoldNext()) {
+        q.held = std::move(pkt);
+        q.held_since_us = now;
       } else {
-        ++stats_.tx_packets;
-        if (capture_ != nullptr) {
-          NetAddr from{opt_.local_ip, q.src_port};
-          NetAddr dst{q.peer_ip, q.peer_port};
-          capture_->Append(from, dst, pkt);
-        }
+        SendData(q, std::move(pkt));
       }
+    }
+    if (!q.held.empty() && now - q.held_since_us >= opt_.reorder_hold_us) {
+      SendData(q, std::move(q.held));
+      q.held.clear();
+      ++stats_.reorder_expired;
     }
   }
 }
@@ -277,6 +305,12 @@ Status RoceUdpShell::Poll(int timeout_ms) {
     std::optional<uint64_t> d = q.qp->NextDeadline();
     if (!d) continue;
     int ms = *d <= now ? 0 : static_cast<int>((*d - now + 999) / 1000);
+    if (ms < wait) wait = ms;
+  }
+  for (const Attached& q : qps_) {
+    if (q.held.empty()) continue;
+    const uint64_t due = q.held_since_us + opt_.reorder_hold_us;
+    int ms = due <= now ? 0 : static_cast<int>((due - now + 999) / 1000);
     if (ms < wait) wait = ms;
   }
   pollfd p{raw_fd_ >= 0 ? raw_fd_ : udp_fd_, POLLIN, 0};

@@ -12,11 +12,18 @@
 // through a "return 0" socket filter. Without CAP_NET_RAW it reads the UDP socket and counts
 // the packets whose ICRC went unchecked (stats().icrc_unchecked). docs/RDMA.md has the reasons.
 //
+// Fault injection (tests): Options::reorder holds a queue pair's packet back with that
+// probability and sends it right after the queue pair's next packet, so the peer sees the two
+// swapped; a held packet goes out alone once it has waited reorder_hold_us (never held forever).
+// QP1 (connection manager) packets are never held. The choices come from reorder_seed alone, so
+// one seed and one packet sequence give one order.
+//
 // Single-threaded: Poll() runs everything on the caller's thread.
 #pragma once
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <random>
 #include <span>
 #include <vector>
 
@@ -31,7 +38,10 @@ class RoceUdpShell {
   struct Options {
     uint32_t local_ip = 0;  // host byte order; the address the peer sends to (our GID)
     uint16_t port = 4791;
-    bool raw_receive = true;  // try the raw socket (falls back if not permitted)
+    bool raw_receive = true;          // try the raw socket (falls back if not permitted)
+    double reorder = 0;               // probability in [0, 1] that a QP's packet is held back
+    uint64_t reorder_seed = 1;        // seeds the hold choices
+    uint64_t reorder_hold_us = 1000;  // a held packet with no successor goes out after this
   };
   struct Stats {
     uint64_t rx_packets = 0;
@@ -44,6 +54,8 @@ class RoceUdpShell {
     uint64_t send_errors = 0;
     uint64_t gsi_rx = 0;  // UD packets to QP1 (connection manager MADs) handed to the handler
     uint64_t gsi_tx = 0;
+    uint64_t reordered = 0;        // held packets sent after their queue pair's next packet
+    uint64_t reorder_expired = 0;  // held packets sent alone after reorder_hold_us (delayed only)
   };
   // Receives every packet to QP1 (BTH opcode UD SEND ONLY, dest QP 1) whose ICRC checked (or
   // could not be checked, see icrc_unchecked): the sender's IP and the bytes from the BTH to
@@ -87,9 +99,13 @@ class RoceUdpShell {
     uint16_t peer_port;
     int fd;
     uint16_t src_port;
+    std::vector<uint8_t> held;  // a packet held back by Options::reorder (empty: none)
+    uint64_t held_since_us = 0;
   };
   RoceUdpShell() = default;
   void Flush();
+  void SendData(Attached& q, std::vector<uint8_t> pkt);  // adds the ICRC, sends, captures
+  bool HoldNext();                                       // draws one reorder choice
   void Receive();
   void Dispatch(const RdmaCommand& cmd);
   bool DeliverGsi(uint32_t src_ip, std::span<const uint8_t> body);  // false: not a QP1 packet
@@ -105,6 +121,7 @@ class RoceUdpShell {
   GsiHandler gsi_handler_;
   int gsi_fd_ = -1;
   uint16_t gsi_port_ = 0;
+  std::mt19937_64 reorder_rng_;
 };
 
 }  // namespace opensrd::rdma::roce

@@ -624,6 +624,10 @@ std::function<int()> AddRdmaCommand(CLI::App& app) {
   AddRoceOptions(server, client, roce.get());
   return [o, roce, server, client]() -> int {
     if (int rc = CheckProtocolOptions(*o); rc != 0) return rc;
+    if (o->protocol != "roce" && (roce->reorder > 0 || roce->seed != 0)) {
+      std::fprintf(stderr, "opensrd rdma: --reorder and --seed apply to --protocol roce only\n");
+      return 2;
+    }
     if (o->protocol == "iwarp" && (server->parsed() || client->parsed())) {
       const IwarpCliOptions io{o->bind,         o->connect,    o->op,       o->pcap, o->size,
                                o->count,        o->duration_s, o->inflight, o->json, o->bad_rkey,

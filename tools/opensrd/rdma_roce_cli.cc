@@ -107,6 +107,8 @@ class Server {
     dc.local.port = port;
     dc.cm_port = o_.cm_port;
     dc.cm_resend_ms = 200;  // loopback and namespaces answer at once
+    dc.reorder = o_.reorder;
+    dc.reorder_seed = o_.seed;
     dc.max_connections = o_.max_connections;
     dc.pcap = o_.pcap;
     Result<std::unique_ptr<rdma::RcDevice>> d = rdma::RcDevice::Open(dc);
@@ -367,6 +369,8 @@ class Client {
     dc.local.port = port;
     dc.cm_port = o_.cm_port;
     dc.cm_resend_ms = 200;  // loopback and namespaces answer at once
+    dc.reorder = o_.reorder;
+    dc.reorder_seed = o_.seed;
     dc.pcap = o_.pcap;
     Result<std::unique_ptr<rdma::RcDevice>> d = rdma::RcDevice::Open(dc);
     if (!d.ok()) {
@@ -737,6 +741,11 @@ void AddRoceOptions(CLI::App* server, CLI::App* client, RoceCliOptions* o) {
   for (CLI::App* a : {server, client}) {
     a->add_option("--cm-port", o->cm_port,
                   "roce: rdma_cm port of the service (ID 0x01060000 | port; rping's 7174)");
+    a->add_option("--reorder", o->reorder,
+                  "roce, test: probability that a queue pair's packet is held back and sent "
+                  "after its next one (or alone after 1 ms)")
+        ->check(CLI::Range(0.0, 1.0));
+    a->add_option("--seed", o->seed, "roce: seed of --reorder's choices (0: random)");
   }
   server
       ->add_option("--max-connections", o->max_connections,

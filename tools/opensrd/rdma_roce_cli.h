@@ -26,9 +26,12 @@ struct RoceCliOptions {
   uint16_t cm_port = 7174;        // rdma_cm port (service ID 0x01060000 | port); rping's default
   uint32_t max_connections = 16;  // server: pending or open at once
   uint64_t recv_budget_mib = 64;  // server: receive memory all SEND connections share
+  double reorder = 0;             // test: RcDeviceConfig::reorder
+  uint64_t seed = 0;              // seed of --reorder's choices (0: random)
 };
 
-// Adds the RoCEv2-only options (--cm-port; the client's --bind) to `rdma server|client`.
+// Adds the RoCEv2-only options (--cm-port, --reorder, --seed; the server's limits; the
+// client's --bind) to `rdma server|client`.
 void AddRoceOptions(CLI::App* server, CLI::App* client, RoceCliOptions* o);
 int RunRoceServer(const RoceCliOptions& o);
 int RunRoceClient(const RoceCliOptions& o);

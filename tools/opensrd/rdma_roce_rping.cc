@@ -43,6 +43,8 @@ struct Options {
   bool verbose = false;
   bool json = false;
   int timeout_s = 120;
+  double reorder = 0;  // test: RcDeviceConfig::reorder
+  uint64_t seed = 0;
 };
 
 // rping's start buffer for ping `n`: "rdma-ping-%d: ", then letters from `start` rolling
@@ -81,6 +83,8 @@ class Rping {
     dc.cm_port = o_.port;
     dc.cm_resend_ms = 1000;  // the guest's CM answers slowly under TCG
     dc.max_connections = 1;
+    dc.reorder = o_.reorder;
+    dc.reorder_seed = o_.seed;
     dc.pcap = o_.pcap;
     Result<std::unique_ptr<rdma::RcDevice>> d = rdma::RcDevice::Open(dc);
     if (!d.ok()) {
@@ -409,6 +413,11 @@ void AddRoceRpingCommand(CLI::App* rdma_cmd) {
   cmd->add_option("--timeout", o->timeout_s, "give up after this many seconds");
   cmd->add_flag("--json", o->json, "one JSON object on stdout at the end");
   cmd->add_option("--pcap", o->pcap, "write every RoCEv2 datagram sent and received to FILE");
+  cmd->add_option("--reorder", o->reorder,
+                  "test: probability that a packet of the queue pair is held back and sent after "
+                  "its next one (or alone after 1 ms)")
+      ->check(CLI::Range(0.0, 1.0));
+  cmd->add_option("--seed", o->seed, "seed of --reorder's choices (0: random)");
   cmd->callback([o] {
     if (o->bind.empty() == o->connect.empty()) {
       throw CLI::ValidationError("rping", "give exactly one of --bind and --connect");

@@ -7,13 +7,11 @@
 
 #include <fstream>
 
-#include "rdma/ib_cm.h"
-#include "tools/opensrd/capture.h"
+#include "rdma/roce_udp.h"
 
 namespace opensrd::cli {
 
 namespace roce = rdma::roce;
-namespace cm = rdma::cm;
 
 uint64_t NowUs() {
   return roce::RoceUdpShell::NowMicros();
@@ -82,59 +80,6 @@ std::string CpuModel() {
     if (line.rfind("model name", 0) == 0) return line.substr(line.find(':') + 2);
   }
   return "unknown";
-}
-
-Status Node::Open(uint32_t ip, uint16_t udp_port, const std::string& pcap, uint64_t seed,
-                  uint64_t cm_resend_us) {
-  port = udp_port;
-  roce::RoceUdpShell::Options so;
-  so.local_ip = ip;
-  so.port = udp_port;
-  Result<std::unique_ptr<roce::RoceUdpShell>> s = roce::RoceUdpShell::Open(so);
-  if (!s.ok()) return s.status();
-  shell = std::move(s.value());
-  Result<std::unique_ptr<PcapWriter>> w = OpenCapture(pcap);
-  if (!w.ok()) return w.status();
-  capture = std::move(w.value());
-  if (capture) shell->set_capture(capture->NewSource());
-  cm::CmAgent::Config cc;
-  cc.local_ip = ip;
-  cc.ca_guid = 0x02000000'00000000ull | (seed & 0xFFFFFFFFFFFFull);
-  cc.resend_us = cm_resend_us;
-  cc.max_resends = 15;
-  cc.seed = static_cast<uint32_t>(seed);
-  agent = std::make_unique<cm::CmAgent>(cc);
-  gsi_psn = static_cast<uint32_t>(seed >> 32) & roce::kPsnMask;
-  shell->set_gsi_handler([this](uint32_t src, std::span<const uint8_t> bytes) {
-    Result<cm::Message> m = cm::DecodeGsiPacket(bytes);
-    if (!m.ok()) {
-      ++cm_malformed;
-      return;
-    }
-    agent->OnMessage(src, *m, NowUs());
-  });
-  return Status::Ok();
-}
-
-Status Node::Step(int timeout_ms) {
-  Status st = shell->Poll(timeout_ms);
-  if (!st.ok()) return st;
-  agent->OnTimer(NowUs());
-  for (cm::Outgoing& o : agent->TakeOutgoing()) {
-    st = shell->SendGsi(o.peer_ip, cm::EncodeGsiPacket(o.message, gsi_psn), port);
-    gsi_psn = (gsi_psn + 1) & roce::kPsnMask;
-    if (!st.ok()) return st;
-  }
-  return Status::Ok();
-}
-
-nlohmann::json Node::Counters() const {
-  const roce::RoceUdpShell::Stats& s = shell->stats();
-  return {{"rx_packets", s.rx_packets},         {"tx_packets", s.tx_packets},
-          {"icrc_checked", s.icrc_checked},     {"icrc_bad", s.icrc_bad},
-          {"icrc_unchecked", s.icrc_unchecked}, {"malformed", s.malformed},
-          {"cm_mads_received", s.gsi_rx},       {"cm_mads_sent", s.gsi_tx},
-          {"cm_malformed", cm_malformed}};
 }
 
 }  // namespace opensrd::cli

@@ -1,16 +1,10 @@
-// What `opensrd rdma server|client --protocol roce` and `rdma rping` share: one RoCEv2 endpoint
-// (RoceUdpShell) with its connection manager (CmAgent) on QP1, and small address helpers.
-// Single-threaded, like the shell.
+// Small helpers the RoCEv2 commands share (`rdma server|client --protocol roce`, `rdma rping`,
+// `rdma pingpong|perftest`): IPv4 HOST:PORT parsing, route source lookup, big-endian fields, IB
+// MTU codes, the CPU model for reports. (The endpoint and its connection manager that used to
+// live here are RcDevice's now: src/rdma/rc_device_roce.cc.)
 #pragma once
 #include <cstdint>
-#include <memory>
-#include <nlohmann/json.hpp>
 #include <string>
-
-#include "common/pcap_writer.h"
-#include "common/status.h"
-#include "rdma/ib_cm_agent.h"
-#include "rdma/roce_udp.h"
 
 namespace opensrd::cli {
 
@@ -23,22 +17,5 @@ void PutBe(uint8_t* p, uint64_t v, int n);
 uint64_t GetBe(const uint8_t* p, int n);
 uint32_t MtuBytes(uint8_t code);  // IB MTU code (1-5) to bytes
 std::string CpuModel();
-
-// The shell, the CM agent and the glue between them: QP1 packets are decoded and fed to the
-// agent; the agent's messages go out as GSI packets from Step.
-struct Node {
-  std::unique_ptr<rdma::roce::RoceUdpShell> shell;
-  std::unique_ptr<rdma::cm::CmAgent> agent;
-  std::unique_ptr<PcapWriter> capture;
-  uint16_t port = 4791;
-  uint32_t gsi_psn = 0;
-  uint64_t cm_malformed = 0;
-
-  Status Open(uint32_t ip, uint16_t udp_port, const std::string& pcap, uint64_t seed,
-              uint64_t cm_resend_us = 200'000);
-  // One turn: socket I/O, the CM's timers, the CM's messages out.
-  Status Step(int timeout_ms);
-  nlohmann::json Counters() const;
-};
 
 }  // namespace opensrd::cli
