@@ -285,6 +285,7 @@ struct RcDeviceStats {
   uint64_t packets_received = 0;
   uint64_t retransmitted_packets = 0;  // RoCEv2 go-back-N resends
   uint64_t timeouts = 0;               // RoCEv2 local ACK timeouts
+  uint64_t duplicates = 0;             // RoCEv2 requests received again (re-acknowledged)
   uint64_t naks_sent = 0;
   uint64_t naks_received = 0;
   uint64_t rnr_naks_sent = 0;

@@ -674,6 +674,7 @@ class RoceBackend final : public RcBackend {
     s->packets_sent += r.packets_sent;
     s->retransmitted_packets += r.retransmitted_packets;
     s->timeouts += r.timeouts;
+    s->duplicates += r.duplicates;
     s->naks_sent += r.naks_sent;
     s->naks_received += r.naks_received;
     s->rnr_naks_sent += r.rnr_naks_sent;

@@ -364,7 +364,8 @@ class Rping {
                         {"retransmits", st.retransmitted_packets},
                         {"timeouts", st.timeouts},
                         {"naks_sent", st.naks_sent},
-                        {"naks_received", st.naks_received}};
+                        {"naks_received", st.naks_received},
+                        {"duplicates", st.duplicates}};
     if (!error_.empty()) j["error"] = error_;
     const nlohmann::json pcap = nlohmann::json::parse(dev_->CloseCapture());
     if (!pcap.is_null()) j["pcap"] = pcap;
