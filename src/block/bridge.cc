@@ -89,7 +89,8 @@ class Bridge::Impl {
       if (!names.insert(v.name).second) {
         return Status(Code::kInvalidArgument, "volume '" + v.name + "' given twice");
       }
-      Result<std::unique_ptr<PolledDevice>> dev = OpenBackend(v, o.direct);
+      Result<std::unique_ptr<PolledDevice>> dev =
+          o.open_device ? o.open_device(v) : OpenBackend(v, o.direct);
       if (!dev.ok()) {
         return Status(dev.status().code(), "volume '" + v.name + "': " + dev.status().message());
       }
@@ -299,6 +300,10 @@ class Bridge::Impl {
         ++per_peer_[peer];
       }
       rep.handle = h;
+      if (!opts_.quiet) {
+        log::Get("bridge").info("volume {} attached: peer={} session={:016x} attach={}", a->volume,
+                                peer, a->session, a->request_id);
+      }
       rep.info = v->dev->Info();
       rep.info.max_transfer = std::min(rep.info.max_transfer, opts_.max_transfer);
       ++stats_.attaches;

@@ -24,6 +24,7 @@
 #include <string>
 #include <vector>
 
+#include "block/polled_device.h"
 #include "common/pcap_writer.h"
 #include "common/status.h"
 #include "opensrd/transport.h"
@@ -68,6 +69,10 @@ struct BridgeOptions {
   // Called on Run's thread after every turn of its loop (at least every 20 ms): --metrics reads
   // the transport's counters and Bridge::stats there. Must not block.
   std::function<void(const UdpEndpoint&)> on_poll;
+  // Opens a volume's backend; empty: OpenBackend (a file or an RBD image). Tests put devices
+  // here that no file or cluster gives on demand (a shared volume one bridge fences another
+  // off).
+  std::function<Result<std::unique_ptr<PolledDevice>>(const VolumeSpec&)> open_device;
 };
 
 struct BridgeStats {

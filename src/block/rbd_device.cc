@@ -226,7 +226,7 @@ class RbdDevice::Impl {
       if (op->completion != nullptr) rbd_aio_release(op->completion);
       Status s = Status::Ok();
       if (op->ret < 0) {
-        if (-op->ret == kBlocklisted) fenced_ = true;
+        if (-op->ret == kBlocklisted) MarkFenced();
         s = RbdError(std::string(OpName(op->req.op)) + " at " + std::to_string(op->req.offset),
                      static_cast<int>(op->ret));
       } else if (op->req.op == Op::kRead && static_cast<uint64_t>(op->ret) < op->req.length) {
@@ -281,13 +281,13 @@ class RbdDevice::Impl {
     size_t n = 8;
     int r = rbd_lock_get_owners(image_, &mode, owners, &n);
     if (r < 0 && r != -ENOENT) {
-      if (-r == kBlocklisted) fenced_ = true;
+      if (-r == kBlocklisted) MarkFenced();
       return RbdError("reading the lock owners of " + Name(), r);
     }
     int owner = 0;
     if (int o = rbd_is_exclusive_lock_owner(image_, &owner); o < 0) {
       if (r == 0) rbd_lock_get_owners_cleanup(owners, n);
-      if (-o == kBlocklisted) fenced_ = true;
+      if (-o == kBlocklisted) MarkFenced();
       return RbdError("checking the lock of " + Name(), o);
     }
     if (r == 0) {
@@ -296,7 +296,7 @@ class RbdDevice::Impl {
         int b = rbd_lock_break(image_, RBD_LOCK_MODE_EXCLUSIVE, owners[i]);
         if (b < 0 && b != -ENOENT) {
           rbd_lock_get_owners_cleanup(owners, n);
-          if (-b == kBlocklisted) fenced_ = true;
+          if (-b == kBlocklisted) MarkFenced();
           return RbdError("breaking the lock of " + Name(), b);
         }
       }
@@ -304,13 +304,23 @@ class RbdDevice::Impl {
     }
     if (owner) return Status::Ok();
     if (int a = rbd_lock_acquire(image_, RBD_LOCK_MODE_EXCLUSIVE); a < 0) {
-      if (-a == kBlocklisted) fenced_ = true;
+      if (-a == kBlocklisted) MarkFenced();
       return RbdError("taking the lock of " + Name(), a);
     }
     return Status::Ok();
   }
 
+  // The cluster refused this bridge's client (another bridge broke its lock): said once.
+  void MarkFenced() {
+    if (!fenced_) {
+      log::Get("bridge").warn("image {}: fenced (blocklisted): another bridge took it", Name());
+    }
+    fenced_ = true;
+  }
+
   Status Reconnect() {
+    log::Get("bridge").info("image {}: reconnecting to the cluster ({} requests in flight)", Name(),
+                            in_flight());
     if (in_flight() > 0) {
       return Status(Code::kIoError, "image " + Name() + ": fenced, requests still draining");
     }

@@ -15,6 +15,7 @@
 #include <unordered_set>
 
 #include "block/protocol.h"
+#include "common/log.h"
 #include "transport/udp_endpoint.h"
 
 namespace opensrd::block {
@@ -236,7 +237,7 @@ class RemoteVolume::Impl {
       Status s = ep().PostSend(sq_, peers_[cur_], {sgl, n}, reinterpret_cast<uint64_t>(r), Now());
       if (!s.ok()) {
         to_send_.push_front(r);
-        Impair(false);
+        Impair(false, "send refused");
         return;
       }
       ++r->sends;
@@ -264,7 +265,7 @@ class RemoteVolume::Impl {
     while ((n = ep().PollPeerEvents(ev)) > 0) {
       for (size_t k = 0; k < n; ++k) {
         if (ev[k].kind != PeerEventKind::kConnected && ev[k].peer == peers_[cur_] && attached_) {
-          Impair(ev[k].kind == PeerEventKind::kRestarted);
+          Impair(ev[k].kind == PeerEventKind::kRestarted, "transport: peer lost or restarted");
         }
       }
     }
@@ -277,6 +278,9 @@ class RemoteVolume::Impl {
       delete m;
       if (c.status != Code::kOk && attach_pending_) {
         attach_pending_ = false;  // the bridge did not take it: try again (or the next one)
+        log::Get("adapter").info("volume {}: attach {} not delivered to bridge {} ({})",
+                                 opts_.volume, attach_id_, ToString(opts_.bridges[cur_]),
+                                 CodeName(c.status));
         NextBridge(c.status == Code::kPeerRestarted);
       }
       return;
@@ -291,7 +295,7 @@ class RemoteVolume::Impl {
         --on_wire_;
         to_send_.push_front(r);
       }
-      Impair(c.status == Code::kPeerRestarted);
+      Impair(c.status == Code::kPeerRestarted, "a request's send failed");
     }
     MaybeFinish(r);
   }
@@ -330,7 +334,7 @@ class RemoteVolume::Impl {
     }
     if (rep.status == proto::WireStatus::kBadHandle) {
       to_send_.push_front(r);  // the bridge restarted and forgot us: attach again, then resend
-      Impair(true);
+      Impair(true, "the bridge no longer knows the attachment (restarted or fenced)");
       return;
     }
     r->replied = true;
@@ -385,10 +389,11 @@ class RemoteVolume::Impl {
   }
 
   // The attachment is lost: requests on the wire go back to the queue; attach again.
-  void Impair(bool same_bridge) {
+  void Impair(bool same_bridge, const char* why) {
     // Every request the lost bridge held fails on its own; only the first of those failures
     // may choose the next bridge (each used to move on again, flip-flopping between bridges).
     const bool lost_now = attached_;
+    const size_t lost_from = cur_;
     if (attached_) {
       attached_ = false;
       handle_ = 0;
@@ -405,6 +410,11 @@ class RemoteVolume::Impl {
       if (state_ == VolumeState::kOk) state_ = VolumeState::kImpaired;
     }
     if (lost_now && !attach_pending_) NextBridge(same_bridge);
+    if (lost_now) {
+      log::Get("adapter").info("volume {}: lost bridge {} ({}); attaching to {}", opts_.volume,
+                               ToString(opts_.bridges[lost_from]), why,
+                               ToString(opts_.bridges[cur_]));
+    }
   }
 
   void NextBridge(bool same_bridge) {
@@ -454,6 +464,10 @@ class RemoteVolume::Impl {
     }
     attached_ = true;
     handle_ = rep.handle;
+    if (first_attach_done_) {
+      log::Get("adapter").info("volume {}: attached to bridge {} (attach {})", opts_.volume,
+                               ToString(opts_.bridges[cur_]), attach_id_);
+    }
     size_t replay = 0;
     for (Req* r : to_send_) replay += r->sent_once && !r->replied;
     {
@@ -513,13 +527,15 @@ class RemoteVolume::Impl {
   void CheckStalls(Nanos now) {
     if (attach_pending_ && now > attach_sent_at_ + request_timeout_) {
       attach_pending_ = false;
+      log::Get("adapter").info("volume {}: attach {} unanswered by bridge {}", opts_.volume,
+                               attach_id_, ToString(opts_.bridges[cur_]));
       NextBridge(false);
       return;
     }
     if (!attached_) return;
     for (const auto& [id, r] : outstanding_) {
       if (r->on_wire && now > r->sent_at + request_timeout_) {
-        Impair(true);
+        Impair(true, "a request stayed unanswered");
         return;
       }
     }
