@@ -46,6 +46,7 @@ load_report() {  # load_report NAME (NAME.json, NAME.log)
 
 wait_log() {  # wait_log FILE PATTERN [COUNT]
   for _ in $(seq 100); do
+    local n
     n=$(grep -c "$2" "$1" 2>/dev/null) || true
     [ "${n:-0}" -ge "${3:-1}" ] && return 0
     sleep 0.1

@@ -81,6 +81,7 @@ struct BridgeStats {
   uint64_t reads = 0, writes = 0, flushes = 0, discards = 0, write_zeroes = 0;
   uint64_t bytes_read = 0, bytes_written = 0;
   uint64_t errors = 0;            // requests answered with an error status
+  uint64_t fenced_replies = 0;    // of those: failed while fenced, answered "attach again"
   uint64_t malformed = 0;         // messages that did not parse (dropped or answered)
   uint64_t replays_absorbed = 0;  // WRITEs seen before (same session and sequence)
   uint64_t resizes = 0;

@@ -4,6 +4,7 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <condition_variable>
 #include <cstdlib>
@@ -23,6 +24,8 @@ namespace {
 
 // Send tags: a request's pointer, or an attach message's pointer with this bit set.
 constexpr uint64_t kAttachTag = 1;
+// Between a bridge's refusal of a re-attach for a passing cause and the next attach.
+constexpr Nanos kAttachRetryDelay = 100'000'000;
 
 Nanos UsNs(Micros us) {
   return UsToNs(us);
@@ -328,14 +331,26 @@ class RemoteVolume::Impl {
     // being replayed on the current bridge: only that bridge's answer counts. A success from
     // the old bridge is a real completion and is kept.
     if (rep.status != proto::WireStatus::kOk && from != peers_[cur_]) return;
+    // Not on the wire: an answer to an earlier send, and the request already waits in to_send_
+    // for its replay (Impair or a failed send put it there).
+    const bool queued = !r->on_wire;
     if (r->on_wire) {
       r->on_wire = false;
       --on_wire_;
     }
     if (rep.status == proto::WireStatus::kBadHandle) {
-      to_send_.push_front(r);  // the bridge restarted and forgot us: attach again, then resend
+      // The bridge restarted and forgot us, or lost the volume to another bridge (fenced):
+      // attach again (it takes the volume back), then resend. Queued once only: a second entry
+      // would outlive the request.
+      if (!queued) to_send_.push_front(r);
       Impair(true, "the bridge no longer knows the attachment (restarted or fenced)");
       return;
+    }
+    if (queued) {
+      // Answered before its replay went out: it must not stay queued once it is freed.
+      if (auto q = std::find(to_send_.begin(), to_send_.end(), r); q != to_send_.end()) {
+        to_send_.erase(q);
+      }
     }
     r->replied = true;
     r->result = proto::ToStatus(rep.status, "");
@@ -458,8 +473,19 @@ class RemoteVolume::Impl {
         stop_.store(true);
         return;
       }
-      Disable("the bridge refused to attach again: " + s.message());
-      next_attach_at_ = Now() + UsToNs(opts_.endpoint.peer_timeout_us);
+      if (rep.status == proto::WireStatus::kDenied || rep.status == proto::WireStatus::kNoVolume) {
+        // The volume's configuration changed under us: waiting will not mend that.
+        Disable("the bridge refused to attach again: " + s.message());
+        next_attach_at_ = Now() + UsToNs(opts_.endpoint.peer_timeout_us);
+        return;
+      }
+      // A bridge that cannot serve the volume just now (a fenced RBD bridge still reconnecting
+      // to its cluster, say): the volume stays impaired, not io-disabled (that is for
+      // reconnect_timeout_us without a bridge); requests wait and the next bridge is tried.
+      log::Get("adapter").warn("volume {}: bridge {} refused to attach again: {}", opts_.volume,
+                               ToString(opts_.bridges[cur_]), s.message());
+      NextBridge(false);
+      next_attach_at_ = Now() + kAttachRetryDelay;
       return;
     }
     attached_ = true;
