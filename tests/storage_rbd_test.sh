@@ -31,9 +31,24 @@ echo "cluster up in $(($(date +%s%3N) - t0)) ms"
 export CEPH_CONF=$work/ceph/ceph.conf
 rbd create --size 256M rbd/vol || fail "rbd create"
 
+# What a failed load run says, short enough for a CI log: its counters, how many writes failed
+# and the first failures, the adapter's own events (lost bridge, attached, refused), and the
+# bridges' attach, takeover and fencing lines (ATTACH ids are in the order the adapter sent them).
+load_report() {  # load_report NAME (NAME.json, NAME.log)
+  echo "$(cat "$work/$1.json" 2>/dev/null)"
+  echo "failed writes: $(grep -c "block_load: write" "$work/$1.log")"
+  grep -m 3 "block_load: write" "$work/$1.log"
+  grep -v "block_load: write" "$work/$1.log"
+  for b in bridge_a bridge_b bridge_a2; do
+    echo "--- $b"; grep -E "attach|taken over|fenced|reconnect" "$work/$b.log" 2>/dev/null
+  done
+}
+
 wait_log() {  # wait_log FILE PATTERN [COUNT]
   for _ in $(seq 100); do
-    [ "$(grep -c "$2" "$1" 2>/dev/null)" -ge "${3:-1}" ] && return 0
+    local n
+    n=$(grep -c "$2" "$1" 2>/dev/null) || true
+    [ "${n:-0}" -ge "${3:-1}" ] && return 0
     sleep 0.1
   done
   fail "no '$2' in $1"
@@ -101,7 +116,7 @@ sleep 2.5
 rbd lock ls rbd/vol >"$work/lock_before.txt"
 kill -9 "$bridge_a"
 wait "$bridge_a" 2>/dev/null || true
-wait "$load_pid" || fail "the load saw errors across the failover: $(cat "$work/load.json" "$work/load.log")"
+wait "$load_pid" || fail "the load saw errors across the failover: $(load_report load)"
 jq_check "$work/load.json" '.errors == 0 and .pending == 0 and .acked > 100 and .failovers == 1' \
   "load survived the failover"
 # Not a speed target: a failover that waited for the dead bridge's watch to expire (30 s) would
@@ -135,7 +150,7 @@ sleep 2
 kill -CONT "$bridge_b"
 sleep 1.5
 kill -9 "$bridge_a"
-wait "$load_pid" || fail "the load saw errors across fencing: $(cat "$work/load2.json" "$work/load2.log")"
+wait "$load_pid" || fail "the load saw errors across fencing: $(load_report load2)"
 jq_check "$work/load2.json" '.errors == 0 and .pending == 0 and .failovers == 2' \
   "load survived the freeze and the kill"
 grep -q "taken over" "$work/bridge_a2.log" || fail "the new bridge did not take the volume over"

@@ -45,6 +45,7 @@ class Bridge::Impl {
     PeerId peer = 0;
     size_t volume = 0;
     uint64_t session = 0;
+    uint64_t incarnation = 0;  // the device's when it was made (PolledDevice::incarnation)
   };
   // A posted receive buffer: `msg` sits kAlign - kIoHeaderLen bytes into an aligned chunk, so
   // the data of a WRITE that fills it starts on a 4 KiB boundary.
@@ -89,7 +90,8 @@ class Bridge::Impl {
       if (!names.insert(v.name).second) {
         return Status(Code::kInvalidArgument, "volume '" + v.name + "' given twice");
       }
-      Result<std::unique_ptr<PolledDevice>> dev = OpenBackend(v, o.direct);
+      Result<std::unique_ptr<PolledDevice>> dev =
+          o.open_device ? o.open_device(v) : OpenBackend(v, o.direct);
       if (!dev.ok()) {
         return Status(dev.status().code(), "volume '" + v.name + "': " + dev.status().message());
       }
@@ -268,7 +270,8 @@ class Bridge::Impl {
     if (v != nullptr) {
       // A shared backend (RBD) makes this bridge the volume's writer here, fencing another.
       const auto t0 = std::chrono::steady_clock::now();
-      if (Status s = v->dev->OnAttach(); !s.ok()) {
+      if (Status s = v->dev->OnAttach({.session = a->session, .request_id = a->request_id});
+          !s.ok()) {
         v = nullptr;
         rep.status = proto::FromCode(s.code());
         rep.message = s.message();
@@ -289,16 +292,29 @@ class Bridge::Impl {
       }
     } else {
       const size_t vi = static_cast<size_t>(v - vols_.data());
+      const uint64_t incarnation = v->dev->incarnation();
       uint32_t h = 0;
-      for (const auto& [handle, att] : attached_) {  // the same adapter attaching again
-        if (att.peer == peer && att.session == a->session && att.volume == vi) h = handle;
+      for (auto it = attached_.begin(); it != attached_.end();) {  // the same adapter again
+        const Attachment& att = it->second;
+        if (att.peer != peer || att.session != a->session || att.volume != vi) {
+          ++it;
+        } else if (att.incarnation == incarnation) {
+          h = (it++)->first;
+        } else {  // from before a fence: void (see OnIo)
+          --per_peer_[peer];
+          it = attached_.erase(it);
+        }
       }
       if (h == 0) {
         while (h == 0 || attached_.count(h)) h = randombytes_random();
-        attached_[h] = {peer, vi, a->session};
+        attached_[h] = {peer, vi, a->session, incarnation};
         ++per_peer_[peer];
       }
       rep.handle = h;
+      if (!opts_.quiet) {
+        log::Get("bridge").info("volume {} attached: peer={} session={:016x} attach={}", a->volume,
+                                peer, a->session, a->request_id);
+      }
       rep.info = v->dev->Info();
       rep.info.max_transfer = std::min(rep.info.max_transfer, opts_.max_transfer);
       ++stats_.attaches;
@@ -396,6 +412,15 @@ class Bridge::Impl {
       return;
     }
     const Attachment att = it->second;
+    if (att.incarnation != vols_[att.volume].dev->incarnation()) {
+      // Made before this bridge was fenced and reconnected: a request sent then (and delivered
+      // only now) is void here; the adapter attaches again if it still wants this bridge.
+      if (--per_peer_[peer] == 0) per_peer_.erase(peer);
+      attached_.erase(it);
+      ReplyIo(peer, h->handle, h->request_id, proto::WireStatus::kBadHandle, nullptr, 0);
+      Repost(idx);
+      return;
+    }
     if (h->op == Op::kWrite && h->sequence != 0 && SeenWrite(att.session, h->sequence)) {
       ++stats_.replays_absorbed;
       ReplyIo(peer, h->handle, h->request_id, proto::WireStatus::kOk, nullptr, 0);
@@ -419,12 +444,21 @@ class Bridge::Impl {
     if (!holds_buffer) Repost(idx);
     Count(*h);
     const proto::IoHeader hdr = *h;
-    vols_[att.volume].dev->Submit(r, [this, peer, hdr, idx, read_buf, holds_buffer,
-                                      session = att.session](Status s) {
-      if (holds_buffer) Repost(idx);
-      if (s.ok() && hdr.op == Op::kWrite && hdr.sequence != 0) RememberWrite(session, hdr.sequence);
-      ReplyIo(peer, hdr.handle, hdr.request_id, proto::FromCode(s.code()), read_buf, hdr.length);
-    });
+    PolledDevice* dev = vols_[att.volume].dev.get();
+    dev->Submit(
+        r, [this, peer, hdr, idx, read_buf, holds_buffer, dev, session = att.session](Status s) {
+          if (holds_buffer) Repost(idx);
+          if (s.ok() && hdr.op == Op::kWrite && hdr.sequence != 0)
+            RememberWrite(session, hdr.sequence);
+          proto::WireStatus st = proto::FromCode(s.code());
+          if (!s.ok() && dev->fenced()) {
+            // Another bridge took the volume: not an answer for the client, whose adapter attaches
+            // again (here, taking the volume back, or elsewhere) and resends.
+            st = proto::WireStatus::kBadHandle;
+            ++stats_.fenced_replies;
+          }
+          ReplyIo(peer, hdr.handle, hdr.request_id, st, read_buf, hdr.length);
+        });
   }
 
   void Count(const proto::IoHeader& h) {

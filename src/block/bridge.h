@@ -24,6 +24,7 @@
 #include <string>
 #include <vector>
 
+#include "block/polled_device.h"
 #include "common/pcap_writer.h"
 #include "common/status.h"
 #include "opensrd/transport.h"
@@ -68,6 +69,10 @@ struct BridgeOptions {
   // Called on Run's thread after every turn of its loop (at least every 20 ms): --metrics reads
   // the transport's counters and Bridge::stats there. Must not block.
   std::function<void(const UdpEndpoint&)> on_poll;
+  // Opens a volume's backend; empty: OpenBackend (a file or an RBD image). Tests put devices
+  // here that no file or cluster gives on demand (a shared volume one bridge fences another
+  // off).
+  std::function<Result<std::unique_ptr<PolledDevice>>(const VolumeSpec&)> open_device;
 };
 
 struct BridgeStats {
@@ -76,6 +81,7 @@ struct BridgeStats {
   uint64_t reads = 0, writes = 0, flushes = 0, discards = 0, write_zeroes = 0;
   uint64_t bytes_read = 0, bytes_written = 0;
   uint64_t errors = 0;            // requests answered with an error status
+  uint64_t fenced_replies = 0;    // of those: failed while fenced, answered "attach again"
   uint64_t malformed = 0;         // messages that did not parse (dropped or answered)
   uint64_t replays_absorbed = 0;  // WRITEs seen before (same session and sequence)
   uint64_t resizes = 0;

@@ -6,10 +6,14 @@
 #include <stdlib.h>
 #include <unistd.h>
 
+#include <sys/eventfd.h>
+
 #include <atomic>
 #include <cstring>
+#include <deque>
 #include <filesystem>
 #include <future>
+#include <mutex>
 #include <thread>
 #include <vector>
 
@@ -38,10 +42,12 @@ class TempDir {
 // A bridge serving on its own thread.
 class RunningBridge {
  public:
-  RunningBridge(std::vector<VolumeSpec> volumes, uint16_t port = 0) {
+  RunningBridge(std::vector<VolumeSpec> volumes, uint16_t port = 0,
+                decltype(BridgeOptions::open_device) open_device = nullptr) {
     BridgeOptions o;
     o.bind = {NetAddr{kLoopback, port}};
     o.volumes = std::move(volumes);
+    o.open_device = std::move(open_device);
     o.quiet = true;
     o.endpoint.max_payload = 8192;
     auto b = Bridge::Create(o);
@@ -282,6 +288,172 @@ TEST(Bridge, AdapterFailsOverToTheSecondBridge) {
   for (int i = 0; i < kN; ++i) {
     ASSERT_TRUE(Do(*v.value(), {Op::kRead, 0, uint64_t(i) * kLen, kLen, back.data()}).ok());
     ASSERT_TRUE(CheckPattern(i, back.data(), kLen)) << "block " << i;
+  }
+}
+
+// One volume several bridges serve, as they serve one RBD image: the bridge an adapter attached
+// to last owns it, and the others are fenced off (their requests fail, as the cluster refuses a
+// blocklisted client) until an adapter attaches to them again.
+struct SharedVolume {
+  explicit SharedVolume(size_t size) : bytes(size) {}
+  std::mutex mu;
+  std::vector<uint8_t> bytes;
+  std::vector<const void*> devices;  // in the order the bridges opened them
+  const void* owner = nullptr;
+  int refuse_fenced_attaches = 0;  // the next N attaches to a fenced device fail (reconnecting)
+  // Another bridge takes the volume (a stale attach it answered late, say): `i` owns it now.
+  void GiveTo(size_t i) {
+    std::lock_guard<std::mutex> lock(mu);
+    owner = devices.at(i);
+  }
+};
+
+// A PolledDevice on a SharedVolume; completes on the bridge's loop through its eventfd, as
+// RbdDevice does. Everything but the SharedVolume is the bridge thread's.
+class FenceableDevice : public PolledDevice {
+ public:
+  explicit FenceableDevice(SharedVolume& v) : v_(v), efd_(eventfd(0, EFD_NONBLOCK)) {
+    std::lock_guard<std::mutex> lock(v_.mu);
+    v_.devices.push_back(this);
+  }
+  ~FenceableDevice() override { close(efd_); }
+  VolumeInfo Info() const override {
+    std::lock_guard<std::mutex> lock(v_.mu);
+    return {.size_bytes = v_.bytes.size()};
+  }
+  void Submit(const IoRequest& r, IoCallback done) override {
+    Status s = ValidateRequest(Info(), r);
+    if (s.ok()) {
+      std::lock_guard<std::mutex> lock(v_.mu);
+      if (v_.owner != this) {
+        fenced_ = true;
+        s = Status(Code::kIoError, "fenced");
+      } else if (r.op == Op::kWrite) {
+        std::memcpy(v_.bytes.data() + r.offset, r.data, r.length);
+      } else if (r.op == Op::kRead) {
+        std::memcpy(r.data, v_.bytes.data() + r.offset, r.length);
+      }
+    }
+    done_.emplace_back(std::move(done), s);
+    const uint64_t one = 1;
+    EXPECT_EQ(write(efd_, &one, sizeof one), 8);
+  }
+  int event_fd() const override { return efd_; }
+  size_t Reap() override {
+    uint64_t n;
+    while (read(efd_, &n, sizeof n) > 0) {
+    }
+    std::deque<std::pair<IoCallback, Status>> ready;
+    ready.swap(done_);
+    for (auto& [done, s] : ready) done(s);
+    return ready.size();
+  }
+  size_t in_flight() const override { return done_.size(); }
+  Status Resize(uint64_t) override { return Status(Code::kInvalidArgument, "fixed size"); }
+  std::string Describe() const override { return "shared test volume"; }
+  Status OnAttach(const AttachOrder&) override {
+    {
+      std::lock_guard<std::mutex> lock(v_.mu);
+      if (fenced_ && v_.refuse_fenced_attaches > 0) {
+        --v_.refuse_fenced_attaches;
+        return Status(Code::kIoError, "fenced, still reconnecting");
+      }
+    }
+    Reap();  // what failed while fenced is answered as such (PolledDevice::fenced)
+    std::lock_guard<std::mutex> lock(v_.mu);
+    v_.owner = this;
+    if (fenced_) ++incarnation_;  // as RbdDevice reconnects
+    fenced_ = false;
+    return Status::Ok();
+  }
+  bool fenced() const override { return fenced_; }
+  uint64_t incarnation() const override { return incarnation_; }
+
+ private:
+  SharedVolume& v_;
+  int efd_;
+  bool fenced_ = false;
+  uint64_t incarnation_ = 0;
+  std::deque<std::pair<IoCallback, Status>> done_;
+};
+
+auto OpenOn(SharedVolume& v) {
+  return [&v](const VolumeSpec&) -> Result<std::unique_ptr<PolledDevice>> {
+    return std::unique_ptr<PolledDevice>(new FenceableDevice(v));
+  };
+}
+
+// Writes units [first, first + n) of 16 KiB with pattern seeds equal to their index, qd n.
+int WriteUnits(RemoteVolume& vol, int first, int n, std::vector<std::vector<uint8_t>>& bufs) {
+  std::atomic<int> done{0}, bad{0};
+  for (int i = first; i < first + n; ++i) {
+    FillPattern(i, bufs[i].data(), bufs[i].size());
+    vol.Submit(
+        {Op::kWrite, 0, uint64_t(i) * bufs[i].size(), uint32_t(bufs[i].size()), bufs[i].data()},
+        [&](Status s) {
+          if (!s.ok()) ADD_FAILURE() << s.ToString();
+          bad += !s.ok();
+          ++done;
+        });
+  }
+  for (int i = 0; i < 1000 && done < n; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  EXPECT_EQ(done.load(), n);
+  return bad.load();
+}
+
+// storage_rbd's fencing phase failed with thousands of I/O errors: a bridge thawed from a freeze
+// answered the adapter's stale ATTACH, took the volume and so fenced the bridge the adapter was
+// using, which then failed every write with an I/O error. A fenced bridge's failure is no answer
+// for the client: the adapter attaches again, the bridge takes the volume back, the writes are
+// replayed.
+TEST(BridgeFencing, AFencedBridgeTakesTheVolumeBackWithoutClientErrors) {
+  SharedVolume shared(4 << 20);
+  const VolumeSpec spec{.name = "v"};
+  RunningBridge a({spec}, 0, OpenOn(shared)), b({spec}, 0, OpenOn(shared));
+  auto v = RemoteVolume::Open(AdapterOptions({a.address(), b.address()}, "v", ""));
+  ASSERT_TRUE(v.ok()) << v.status().ToString();
+  std::vector<std::vector<uint8_t>> bufs(64, std::vector<uint8_t>(16384));
+  EXPECT_EQ(WriteUnits(*v.value(), 0, 32, bufs), 0);
+  shared.GiveTo(1);  // bridge b took the volume: a is fenced
+  EXPECT_EQ(WriteUnits(*v.value(), 32, 32, bufs), 0)
+      << "a fenced bridge's errors reached the client";
+  EXPECT_GE(a.bridge().stats().fenced_replies, 1u);
+  EXPECT_EQ(v.value()->stats().errors, 0u);
+  EXPECT_EQ(v.value()->stats().failovers, 0u) << "the volume stays on its bridge";
+  EXPECT_GE(v.value()->stats().attaches, 2u);
+  EXPECT_EQ(v.value()->state(), VolumeState::kOk);
+  std::lock_guard<std::mutex> lock(shared.mu);
+  EXPECT_EQ(shared.owner, shared.devices[0]) << "bridge a took the volume back";
+  for (int i = 0; i < 64; ++i) {
+    ASSERT_TRUE(CheckPattern(i, shared.bytes.data() + i * 16384, 16384)) << "unit " << i;
+  }
+}
+
+// A bridge that refuses a re-attach for a passing cause (fenced, still reconnecting to its
+// cluster) does not make the volume io-disabled (which failed every request until the next
+// attach): the volume stays impaired and the next bridge is tried.
+TEST(BridgeFencing, ARefusedReattachIsRetriedNotFatal) {
+  SharedVolume shared(4 << 20);
+  const VolumeSpec spec{.name = "v"};
+  RunningBridge a({spec}, 0, OpenOn(shared)), b({spec}, 0, OpenOn(shared));
+  auto v = RemoteVolume::Open(AdapterOptions({a.address(), b.address()}, "v", ""));
+  ASSERT_TRUE(v.ok()) << v.status().ToString();
+  std::vector<std::vector<uint8_t>> bufs(64, std::vector<uint8_t>(16384));
+  EXPECT_EQ(WriteUnits(*v.value(), 0, 32, bufs), 0);
+  {
+    std::lock_guard<std::mutex> lock(shared.mu);
+    shared.refuse_fenced_attaches = 1;
+  }
+  shared.GiveTo(1);
+  EXPECT_EQ(WriteUnits(*v.value(), 32, 32, bufs), 0) << "the volume was disabled";
+  EXPECT_EQ(v.value()->stats().errors, 0u);
+  EXPECT_EQ(v.value()->stats().failovers, 1u) << "moved to the bridge that did not refuse";
+  EXPECT_EQ(v.value()->state(), VolumeState::kOk);
+  std::lock_guard<std::mutex> lock(shared.mu);
+  EXPECT_EQ(shared.owner, shared.devices[1]);
+  for (int i = 0; i < 64; ++i) {
+    ASSERT_TRUE(CheckPattern(i, shared.bytes.data() + i * 16384, 16384)) << "unit " << i;
   }
 }
 

@@ -14,6 +14,13 @@
 
 namespace opensrd::block {
 
+// Which ATTACH this is: the adapter's session, and the ATTACH's request_id, which grows with
+// each attach of a session (docs/WIRE.md).
+struct AttachOrder {
+  uint64_t session = 0;
+  uint64_t request_id = 0;
+};
+
 class PolledDevice : public BlockDevice {
  public:
   // Readable when completions are waiting.
@@ -28,7 +35,23 @@ class PolledDevice : public BlockDevice {
   virtual std::string Describe() const = 0;
   // An adapter attached. A backend that other bridges can serve too (a shared image) makes
   // this bridge the volume's only writer here, fencing a previous one; files need nothing.
-  virtual Status OnAttach() { return Status::Ok(); }
+  // `attach` orders the attaches of one adapter session: an ATTACH older than one the session
+  // already made elsewhere (delivered late, by a bridge that was frozen) must not take the
+  // volume from the bridge the adapter uses now.
+  virtual Status OnAttach(const AttachOrder& attach) {
+    (void)attach;
+    return Status::Ok();
+  }
+  // True while another bridge has fenced this one off the volume: its requests fail because
+  // this bridge no longer holds the volume, which says nothing about the request itself. The
+  // bridge reads it in each failed request's callback and answers "attach again" (kBadHandle);
+  // the next OnAttach takes the volume back. So a device clears it only after it has reaped
+  // every request that failed while it was set (OnAttach reaps them first).
+  virtual bool fenced() const { return false; }
+  // Changes when the device reconnected after it was fenced. Attachments made before belong to
+  // the fenced-off era: requests still arriving under them (sent before a freeze, delivered
+  // after) must not be applied now that this bridge may hold the volume again.
+  virtual uint64_t incarnation() const { return 0; }
 };
 
 }  // namespace opensrd::block

@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <mutex>
 #include <unordered_set>
@@ -21,6 +22,10 @@ namespace {
 // librbd reports a fenced client with -EBLOCKLISTED, which is ESHUTDOWN on Linux.
 constexpr int kBlocklisted = ESHUTDOWN;
 constexpr int kCloseWaitMs = 5000;
+// Image metadata: "SESSION_HEX ATTACH_ID" of the attach that last took the volume.
+constexpr const char* kAttachKey = "opensrd.last_attach";
+// A fenced bridge's requests are refused by the cluster at once; this only bounds a surprise.
+constexpr int kDrainWaitMs = 3000;
 
 Status RbdError(const std::string& what, int r) {
   const int err = -r;
@@ -226,7 +231,7 @@ class RbdDevice::Impl {
       if (op->completion != nullptr) rbd_aio_release(op->completion);
       Status s = Status::Ok();
       if (op->ret < 0) {
-        if (-op->ret == kBlocklisted) fenced_ = true;
+        if (-op->ret == kBlocklisted) MarkFenced();
         s = RbdError(std::string(OpName(op->req.op)) + " at " + std::to_string(op->req.offset),
                      static_cast<int>(op->ret));
       } else if (op->req.op == Op::kRead && static_cast<uint64_t>(op->ret) < op->req.length) {
@@ -256,20 +261,68 @@ class RbdDevice::Impl {
     return Status::Ok();
   }
 
-  Status OnAttach() {
+  bool fenced() const { return fenced_; }
+
+  uint64_t incarnation() const { return incarnation_; }
+
+  Status OnAttach(const AttachOrder& attach) {
     if (fenced_) {
       if (Status s = Reconnect(); !s.ok()) return s;
     }
     uint64_t size = 0;
     if (rbd_get_size(image_, &size) == 0) size_.store(size);  // another bridge may have grown it
     if (opts_.read_only || !exclusive_lock_) return Status::Ok();
-    Status s = TakeLock();
+    Status s = TakeOver(attach);
     if (!s.ok() && fenced_) {
       // Fenced while it was idle, so no request told it: reconnect once and try again.
       if (Status r = Reconnect(); !r.ok()) return r;
-      s = TakeLock();
+      s = TakeOver(attach);
     }
     return s;
+  }
+
+  Status TakeOver(const AttachOrder& attach) {
+    if (Status s = RefuseStale(attach); !s.ok()) return s;
+    if (Status s = TakeLock(); !s.ok()) return s;
+    RecordAttach(attach);
+    return Status::Ok();
+  }
+
+  // The image remembers the attach that last took it (RecordAttach). An older attach of the
+  // same adapter session is one it gave up on (this bridge was frozen and answers it only now):
+  // taking the volume for it would fence the bridge the adapter uses now. Checked before the
+  // lock is broken, so a stale attach breaks nothing. Not atomic with the break: a stale attach
+  // read between another bridge's takeover and its record still fences that bridge, whose
+  // adapter then attaches to it again (PolledDevice::fenced).
+  Status RefuseStale(const AttachOrder& attach) {
+    char value[64];
+    size_t len = sizeof value;
+    int r = rbd_metadata_get(image_, kAttachKey, value, &len);
+    if (r == -ENOENT) return Status::Ok();
+    if (r < 0) {
+      if (-r == kBlocklisted) MarkFenced();
+      return RbdError("reading " + std::string(kAttachKey) + " of " + Name(), r);
+    }
+    unsigned long long session = 0, id = 0;
+    value[sizeof value - 1] = '\0';
+    if (std::sscanf(value, "%llx %llu", &session, &id) != 2) return Status::Ok();
+    if (session == attach.session && id > attach.request_id) {
+      return Status(Code::kIoError, "stale attach " + std::to_string(attach.request_id) +
+                                        ": the adapter attached elsewhere since (attach " +
+                                        std::to_string(id) + ")");
+    }
+    return Status::Ok();
+  }
+
+  void RecordAttach(const AttachOrder& attach) {
+    char value[64];
+    std::snprintf(value, sizeof value, "%016llx %llu",
+                  static_cast<unsigned long long>(attach.session),
+                  static_cast<unsigned long long>(attach.request_id));
+    if (int r = rbd_metadata_set(image_, kAttachKey, value); r < 0) {
+      // The takeover stands; a stale attach is then checked against an older record.
+      log::Get("bridge").warn("image {}: recording the attach: {}", Name(), std::strerror(-r));
+    }
   }
 
   Status TakeLock() {
@@ -281,13 +334,13 @@ class RbdDevice::Impl {
     size_t n = 8;
     int r = rbd_lock_get_owners(image_, &mode, owners, &n);
     if (r < 0 && r != -ENOENT) {
-      if (-r == kBlocklisted) fenced_ = true;
+      if (-r == kBlocklisted) MarkFenced();
       return RbdError("reading the lock owners of " + Name(), r);
     }
     int owner = 0;
     if (int o = rbd_is_exclusive_lock_owner(image_, &owner); o < 0) {
       if (r == 0) rbd_lock_get_owners_cleanup(owners, n);
-      if (-o == kBlocklisted) fenced_ = true;
+      if (-o == kBlocklisted) MarkFenced();
       return RbdError("checking the lock of " + Name(), o);
     }
     if (r == 0) {
@@ -296,7 +349,7 @@ class RbdDevice::Impl {
         int b = rbd_lock_break(image_, RBD_LOCK_MODE_EXCLUSIVE, owners[i]);
         if (b < 0 && b != -ENOENT) {
           rbd_lock_get_owners_cleanup(owners, n);
-          if (-b == kBlocklisted) fenced_ = true;
+          if (-b == kBlocklisted) MarkFenced();
           return RbdError("breaking the lock of " + Name(), b);
         }
       }
@@ -304,23 +357,54 @@ class RbdDevice::Impl {
     }
     if (owner) return Status::Ok();
     if (int a = rbd_lock_acquire(image_, RBD_LOCK_MODE_EXCLUSIVE); a < 0) {
-      if (-a == kBlocklisted) fenced_ = true;
+      if (-a == kBlocklisted) MarkFenced();
       return RbdError("taking the lock of " + Name(), a);
     }
     return Status::Ok();
   }
 
+  // The cluster refused this bridge's client (another bridge broke its lock): said once.
+  void MarkFenced() {
+    if (!fenced_) {
+      log::Get("bridge").warn("image {}: fenced (blocklisted): another bridge took it", Name());
+    }
+    fenced_ = true;
+  }
+
+  // Called on the owner's loop, from OnAttach. Requests the fenced client still holds are
+  // refused by the cluster; they are waited for (bounded) and answered first, since their
+  // buffers belong to the image about to close. Refusing the attach while they drained (as
+  // this did) told the adapter the volume was broken.
   Status Reconnect() {
-    if (in_flight() > 0) {
+    log::Get("bridge").info("image {}: reconnecting to the cluster ({} requests in flight)", Name(),
+                            in_flight());
+    if (!WaitAllCompleted(kDrainWaitMs)) {
       return Status(Code::kIoError, "image " + Name() + ": fenced, requests still draining");
     }
+    Reap();  // fenced_ still set: their owners are told to attach again
     {
       std::lock_guard<std::mutex> lock(mu_);
       Disconnect();
     }
     std::lock_guard<std::mutex> lock(mu_);
+    // fenced_ stays set until a new connection is up, so a request that finds no image is
+    // answered "attach again", and the next attach tries again.
+    ++incarnation_;  // from here on, requests under earlier attachments are void
+    if (Status s = Connect(); !s.ok()) return s;
     fenced_ = false;
-    return Connect();
+    return Status::Ok();
+  }
+
+  // True once librbd has completed every request in flight (their callbacks not yet run).
+  bool WaitAllCompleted(int max_ms) {
+    for (int i = 0;; ++i) {
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        if (done_.size() == pending_.size()) return true;
+      }
+      if (i >= max_ms) return false;
+      usleep(1000);
+    }
   }
 
   std::string Describe() const {
@@ -340,7 +424,8 @@ class RbdDevice::Impl {
   std::atomic<uint64_t> size_{0};
   uint64_t obj_size_ = 4u << 20;
   bool exclusive_lock_ = false;
-  bool fenced_ = false;  // owner's thread only
+  bool fenced_ = false;       // owner's thread only
+  uint64_t incarnation_ = 0;  // owner's thread only: reconnects so far
   mutable std::mutex mu_;
   std::unordered_set<Pending*> pending_;
   std::vector<Pending*> done_;
@@ -379,8 +464,14 @@ Status RbdDevice::Resize(uint64_t new_size) {
 std::string RbdDevice::Describe() const {
   return impl_->Describe();
 }
-Status RbdDevice::OnAttach() {
-  return impl_->OnAttach();
+Status RbdDevice::OnAttach(const AttachOrder& attach) {
+  return impl_->OnAttach(attach);
+}
+uint64_t RbdDevice::incarnation() const {
+  return impl_->incarnation();
+}
+bool RbdDevice::fenced() const {
+  return impl_->fenced();
 }
 
 }  // namespace opensrd::block

@@ -50,7 +50,9 @@ class RbdDevice : public PolledDevice {
   size_t in_flight() const override;
   Status Resize(uint64_t new_size) override;
   std::string Describe() const override;
-  Status OnAttach() override;
+  Status OnAttach(const AttachOrder& attach) override;
+  bool fenced() const override;
+  uint64_t incarnation() const override;
 
  private:
   class Impl;

@@ -4,6 +4,7 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <condition_variable>
 #include <cstdlib>
@@ -15,6 +16,7 @@
 #include <unordered_set>
 
 #include "block/protocol.h"
+#include "common/log.h"
 #include "transport/udp_endpoint.h"
 
 namespace opensrd::block {
@@ -22,6 +24,8 @@ namespace {
 
 // Send tags: a request's pointer, or an attach message's pointer with this bit set.
 constexpr uint64_t kAttachTag = 1;
+// Between a bridge's refusal of a re-attach for a passing cause and the next attach.
+constexpr Nanos kAttachRetryDelay = 100'000'000;
 
 Nanos UsNs(Micros us) {
   return UsToNs(us);
@@ -236,7 +240,7 @@ class RemoteVolume::Impl {
       Status s = ep().PostSend(sq_, peers_[cur_], {sgl, n}, reinterpret_cast<uint64_t>(r), Now());
       if (!s.ok()) {
         to_send_.push_front(r);
-        Impair(false);
+        Impair(false, "send refused");
         return;
       }
       ++r->sends;
@@ -264,7 +268,7 @@ class RemoteVolume::Impl {
     while ((n = ep().PollPeerEvents(ev)) > 0) {
       for (size_t k = 0; k < n; ++k) {
         if (ev[k].kind != PeerEventKind::kConnected && ev[k].peer == peers_[cur_] && attached_) {
-          Impair(ev[k].kind == PeerEventKind::kRestarted);
+          Impair(ev[k].kind == PeerEventKind::kRestarted, "transport: peer lost or restarted");
         }
       }
     }
@@ -277,6 +281,9 @@ class RemoteVolume::Impl {
       delete m;
       if (c.status != Code::kOk && attach_pending_) {
         attach_pending_ = false;  // the bridge did not take it: try again (or the next one)
+        log::Get("adapter").info("volume {}: attach {} not delivered to bridge {} ({})",
+                                 opts_.volume, attach_id_, ToString(opts_.bridges[cur_]),
+                                 CodeName(c.status));
         NextBridge(c.status == Code::kPeerRestarted);
       }
       return;
@@ -291,7 +298,7 @@ class RemoteVolume::Impl {
         --on_wire_;
         to_send_.push_front(r);
       }
-      Impair(c.status == Code::kPeerRestarted);
+      Impair(c.status == Code::kPeerRestarted, "a request's send failed");
     }
     MaybeFinish(r);
   }
@@ -324,14 +331,26 @@ class RemoteVolume::Impl {
     // being replayed on the current bridge: only that bridge's answer counts. A success from
     // the old bridge is a real completion and is kept.
     if (rep.status != proto::WireStatus::kOk && from != peers_[cur_]) return;
+    // Not on the wire: an answer to an earlier send, and the request already waits in to_send_
+    // for its replay (Impair or a failed send put it there).
+    const bool queued = !r->on_wire;
     if (r->on_wire) {
       r->on_wire = false;
       --on_wire_;
     }
     if (rep.status == proto::WireStatus::kBadHandle) {
-      to_send_.push_front(r);  // the bridge restarted and forgot us: attach again, then resend
-      Impair(true);
+      // The bridge restarted and forgot us, or lost the volume to another bridge (fenced):
+      // attach again (it takes the volume back), then resend. Queued once only: a second entry
+      // would outlive the request.
+      if (!queued) to_send_.push_front(r);
+      Impair(true, "the bridge no longer knows the attachment (restarted or fenced)");
       return;
+    }
+    if (queued) {
+      // Answered before its replay went out: it must not stay queued once it is freed.
+      if (auto q = std::find(to_send_.begin(), to_send_.end(), r); q != to_send_.end()) {
+        to_send_.erase(q);
+      }
     }
     r->replied = true;
     r->result = proto::ToStatus(rep.status, "");
@@ -385,10 +404,11 @@ class RemoteVolume::Impl {
   }
 
   // The attachment is lost: requests on the wire go back to the queue; attach again.
-  void Impair(bool same_bridge) {
+  void Impair(bool same_bridge, const char* why) {
     // Every request the lost bridge held fails on its own; only the first of those failures
     // may choose the next bridge (each used to move on again, flip-flopping between bridges).
     const bool lost_now = attached_;
+    const size_t lost_from = cur_;
     if (attached_) {
       attached_ = false;
       handle_ = 0;
@@ -405,6 +425,11 @@ class RemoteVolume::Impl {
       if (state_ == VolumeState::kOk) state_ = VolumeState::kImpaired;
     }
     if (lost_now && !attach_pending_) NextBridge(same_bridge);
+    if (lost_now) {
+      log::Get("adapter").info("volume {}: lost bridge {} ({}); attaching to {}", opts_.volume,
+                               ToString(opts_.bridges[lost_from]), why,
+                               ToString(opts_.bridges[cur_]));
+    }
   }
 
   void NextBridge(bool same_bridge) {
@@ -448,12 +473,27 @@ class RemoteVolume::Impl {
         stop_.store(true);
         return;
       }
-      Disable("the bridge refused to attach again: " + s.message());
-      next_attach_at_ = Now() + UsToNs(opts_.endpoint.peer_timeout_us);
+      if (rep.status == proto::WireStatus::kDenied || rep.status == proto::WireStatus::kNoVolume) {
+        // The volume's configuration changed under us: waiting will not mend that.
+        Disable("the bridge refused to attach again: " + s.message());
+        next_attach_at_ = Now() + UsToNs(opts_.endpoint.peer_timeout_us);
+        return;
+      }
+      // A bridge that cannot serve the volume just now (a fenced RBD bridge still reconnecting
+      // to its cluster, say): the volume stays impaired, not io-disabled (that is for
+      // reconnect_timeout_us without a bridge); requests wait and the next bridge is tried.
+      log::Get("adapter").warn("volume {}: bridge {} refused to attach again: {}", opts_.volume,
+                               ToString(opts_.bridges[cur_]), s.message());
+      NextBridge(false);
+      next_attach_at_ = Now() + kAttachRetryDelay;
       return;
     }
     attached_ = true;
     handle_ = rep.handle;
+    if (first_attach_done_) {
+      log::Get("adapter").info("volume {}: attached to bridge {} (attach {})", opts_.volume,
+                               ToString(opts_.bridges[cur_]), attach_id_);
+    }
     size_t replay = 0;
     for (Req* r : to_send_) replay += r->sent_once && !r->replied;
     {
@@ -513,13 +553,15 @@ class RemoteVolume::Impl {
   void CheckStalls(Nanos now) {
     if (attach_pending_ && now > attach_sent_at_ + request_timeout_) {
       attach_pending_ = false;
+      log::Get("adapter").info("volume {}: attach {} unanswered by bridge {}", opts_.volume,
+                               attach_id_, ToString(opts_.bridges[cur_]));
       NextBridge(false);
       return;
     }
     if (!attached_) return;
     for (const auto& [id, r] : outstanding_) {
       if (r->on_wire && now > r->sent_at + request_timeout_) {
-        Impair(true);
+        Impair(true, "a request stayed unanswered");
         return;
       }
     }

@@ -13,7 +13,10 @@
 // replays every request in flight with its original request id and write sequence number, so
 // the bridge absorbs a write it already applied. Clients see latency, not errors, if a bridge
 // is back within `reconnect_timeout_us`; after that every request in flight fails with an I/O
-// error and the volume is *io-disabled* (as EBS reports it) until an attach succeeds again.
+// error and the volume is *io-disabled* (as EBS reports it) until an attach succeeds again. A
+// bridge that answers "not attached" (it restarted, or another bridge fenced it) is attached
+// again and the request replayed; one that refuses a re-attach for a passing cause is left for
+// the next bridge, the volume still impaired; a wrong token or missing volume disables it.
 //
 // Thread-safety: Submit, Info, state and stats from any thread; `done` callbacks run on the
 // volume's thread and must not block.
