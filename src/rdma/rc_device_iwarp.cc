@@ -25,6 +25,7 @@
 #include <chrono>
 #include <cstring>
 #include <map>
+#include <optional>
 #include <string>
 
 #include "common/pcap_writer.h"
@@ -363,6 +364,16 @@ class IwarpBackend final : public RcBackend {
     add("terminates_received", t.qp.terminates_received);
     add("tcp_bytes_in", t.bytes_in);
     add("tcp_bytes_out", t.bytes_out);
+    auto term = [&](const char* k, const std::optional<iwarp::TermInfo>& t) {
+      if (!t) return;
+      j += ",\"";
+      j += k;
+      j += "\":{\"layer\":" + std::to_string(t->layer) + ",\"etype\":" + std::to_string(t->etype) +
+           ",\"code\":" + std::to_string(t->code) + "}";
+    };
+    // The most recent TERMINATE each way (RFC 5040 layer, error type and code), for reports.
+    term("last_terminate_received", last_term_received_);
+    term("last_terminate_sent", last_term_sent_);
     if (pcap_) {
       // `written` counts records on disk so far; the file is complete once the device closes.
       const PcapStats ps = pcap_->stats();
@@ -472,6 +483,8 @@ class IwarpBackend final : public RcBackend {
       sink_.events.push_back(std::move(e));
     }
     if (p.state() == IwarpQp::State::kTerminated || q.conn->closed()) {
+      if (p.terminate_received()) last_term_received_ = p.received_terminate();
+      if (p.terminate_sent()) last_term_sent_ = p.sent_terminate();
       const std::string why = p.error().empty() ? "the connection closed" : p.error();
       CmEventKind kind = CmEventKind::kDisconnected;
       if (!q.established && q.active) {
@@ -694,6 +707,7 @@ class IwarpBackend final : public RcBackend {
   uint64_t requested_ = 0, accepted_ = 0, refused_ = 0, refused_over_limit_ = 0, timed_out_ = 0,
            malformed_ = 0, rejected_ = 0, connect_failures_ = 0;
   Totals finished_;  // counters of connections already closed
+  std::optional<iwarp::TermInfo> last_term_received_, last_term_sent_;
 };
 
 }  // namespace
@@ -704,7 +718,7 @@ Result<std::unique_ptr<RcBackend>> OpenIwarpBackend(const RcDeviceConfig& config
   std::unique_ptr<PcapWriter> pcap;
   if (!config.pcap.empty()) {
     Result<std::unique_ptr<PcapWriter>> w = PcapWriter::Open({.path = config.pcap});
-    if (!w.ok()) return w.status();
+    if (!w.ok()) return Status(Code::kInvalidArgument, "pcap " + w.status().message());
     pcap = std::move(w.value());
   }
   int ep = epoll_create1(EPOLL_CLOEXEC);
