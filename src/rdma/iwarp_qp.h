@@ -167,6 +167,10 @@ class IwarpQp {
 
   std::vector<uint8_t> out_;
   size_t out_pos_ = 0;
+  uint64_t out_consumed_ = 0;  // bytes the stream has taken (ConsumeOutput) since the start
+  // The stream offset (in out_consumed_'s count) at which each served READ's last response
+  // byte ends, oldest first.
+  std::deque<uint64_t> inbound_reads_;
   std::deque<Wqe> sq_;
   std::deque<OutstandingRead> reads_;
   std::vector<WorkCompletion> completions_;

@@ -119,6 +119,9 @@ int RunIwarpServer(const IwarpCliOptions& o) {
   dc.protocol = rdma::RcProtocol::kIwarp;
   dc.local = *bind_addr;
   dc.max_connections = o.max_connections;
+  // READs are ops too: no client may read more than --max-size at once, so with the IRD of 16
+  // the READ responses a connection can make the server queue stay under 16 x --max-size.
+  dc.max_read_bytes = o.max_size;
   dc.pcap = o.pcap;
   std::unique_ptr<RcDevice> dev;
   if (int rc = OpenDevice("server", dc, &dev); rc != 0) return rc;
