@@ -294,6 +294,7 @@ void IwarpQp::OnUlpdu(std::span<const uint8_t> u) {
     return Terminate({kLayerRdmap, kRdmapOp, U(RdmapErrorCode::kUnspecified)}, u,
                      c.status().message());
   }
+  bool is_rtr = false;
   if (rtr_ != Rtr::kNone) {
     // Responder: the initiator's first FPDU must be the RTR it was told to send.
     const bool zero_write = Family(c->opcode) == OpcodeFamily::kWrite && c->payload.empty();
@@ -302,6 +303,7 @@ void IwarpQp::OnUlpdu(std::span<const uint8_t> u) {
       return Terminate({kLayerLlp, kLlpMpa, kMpaNoMatchingRtr}, u, "no_rtr: first FPDU");
     }
     rtr_ = Rtr::kNone;
+    is_rtr = true;
   }
   switch (Family(c->opcode)) {
     case OpcodeFamily::kWrite:
@@ -321,6 +323,8 @@ void IwarpQp::OnUlpdu(std::span<const uint8_t> u) {
       }
       break;
   }
+  // The RTR is start-up, not a request of the ULP's: it is served but not counted.
+  if (is_rtr && state_ == State::kRts) --stats_.requests_executed;
   if (state_ == State::kRts) Pump();  // an RTR may have unblocked our own requests
 }
 
@@ -335,6 +339,7 @@ void IwarpQp::OnWrite(const RdmaCommand& cmd) {
     return Terminate(TaggedViolation(r.violation), last_ulpdu_, "write_rejected");
   }
   stats_.bytes_placed += cmd.payload.size();
+  if (IsLast(cmd.opcode)) ++stats_.requests_executed;
 }
 
 void IwarpQp::OnSend(const RdmaCommand& cmd) {
@@ -363,6 +368,7 @@ void IwarpQp::OnSend(const RdmaCommand& cmd) {
   if (IsLast(cmd.opcode)) {
     ++expect_send_msn_;
     send_offset_ = 0;
+    ++stats_.requests_executed;
   }
 }
 
@@ -407,6 +413,7 @@ void IwarpQp::OnReadRequest(const RdmaCommand& cmd) {
     off += n;
   } while (off < r.read_data.size());
   inbound_reads_.push_back(out_consumed_ + (out_.size() - out_pos_));
+  ++stats_.requests_executed;
 }
 
 void IwarpQp::OnReadResponse(const RdmaCommand& cmd) {

@@ -64,6 +64,7 @@ struct QpStats {
   uint64_t bytes_placed = 0;  // WRITE and READ RESPONSE payload placed in registered memory
   uint64_t terminates_sent = 0;
   uint64_t terminates_received = 0;
+  uint64_t requests_executed = 0;  // remote WRITE, SEND and READ messages served in full
 };
 
 class IwarpQp {

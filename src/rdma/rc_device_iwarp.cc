@@ -336,6 +336,7 @@ class IwarpBackend final : public RcBackend {
     s.packets_received = t.qp.fpdus_received;
     s.terminates_sent = t.qp.terminates_sent;
     s.terminates_received = t.qp.terminates_received;
+    s.requests_executed = t.qp.requests_executed;
     return s;
   }
 
@@ -360,6 +361,7 @@ class IwarpBackend final : public RcBackend {
     add("fpdus_sent", t.qp.fpdus_sent);
     add("fpdus_received", t.qp.fpdus_received);
     add("bytes_placed", t.qp.bytes_placed);
+    add("requests_executed", t.qp.requests_executed);
     add("terminates_sent", t.qp.terminates_sent);
     add("terminates_received", t.qp.terminates_received);
     add("tcp_bytes_in", t.bytes_in);
@@ -436,6 +438,7 @@ class IwarpBackend final : public RcBackend {
     t.qp.bytes_placed += s.bytes_placed;
     t.qp.terminates_sent += s.terminates_sent;
     t.qp.terminates_received += s.terminates_received;
+    t.qp.requests_executed += s.requests_executed;
     t.bytes_in += c.bytes_in();
     t.bytes_out += c.bytes_out();
   }

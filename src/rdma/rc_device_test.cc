@@ -295,6 +295,7 @@ TEST_P(RcDeviceTest, RdmaWriteLandsAtEachSize) {
     EXPECT_EQ(client_->Wc(w.wr_id)->opcode, WcOpcode::kRdmaWrite);
   }
   EXPECT_TRUE(server_->wcs.empty());  // a WRITE consumes no receive and completes nothing there
+  EXPECT_EQ(server_->dev->stats().requests_executed, std::size(kSizes));
 }
 
 TEST_P(RcDeviceTest, RdmaReadReturnsRemoteDataAtEachSize) {
