@@ -279,7 +279,7 @@ struct CmEvent {
 struct RcDeviceStats {
   uint64_t connections_requested = 0;  // passive: requests seen
   uint64_t connections_accepted = 0;
-  uint64_t connections_refused = 0;  // passive: over max_connections, or malformed
+  uint64_t connections_refused = 0;  // passive: over max_connections, malformed, timed out
   uint64_t packets_sent = 0;         // RoCEv2 packets or iWARP FPDUs
   uint64_t packets_received = 0;
   uint64_t retransmitted_packets = 0;  // RoCEv2 go-back-N resends

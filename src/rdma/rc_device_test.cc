@@ -334,6 +334,9 @@ TEST_P(RcDeviceTest, ReceiveTooSmallIsALocalLengthError) {
   EXPECT_EQ(server_->Wc(1)->status, WcStatus::kLocalLengthError);
   EXPECT_EQ(server_->Wc(2)->status, WcStatus::kFlushed);  // the receiver's QP is in error
   EXPECT_EQ(client_->Wc(3)->status, TooLongSendStatus(GetParam()));
+  if (RemoteErrorDisconnects(GetParam())) {
+    EXPECT_TRUE(Drive([&] { return client_->Event(CmEventKind::kDisconnected, cqp_) != nullptr; }));
+  }
 }
 
 // The five ways a remote key check fails, each on a fresh connection.
