@@ -563,8 +563,19 @@ TEST_P(RcDeviceTest, DestroyQpFlushesPostedReceivesAndOutstandingSends) {
 
 TEST_P(RcDeviceTest, DisconnectEndsBothSides) {
   SetUpPair(12);
+  ASSERT_TRUE(server_->dev->PostRecv(sqp_, {3, server_->sge(0, 64)}).ok());
+  SendWr w;
+  w.wr_id = 4;
+  w.opcode = WrOpcode::kSend;
+  w.sge = client_->sge(0, 16);
+  ASSERT_TRUE(client_->dev->PostSend(cqp_, w).ok());
+  ASSERT_TRUE(Drive([&] { return server_->Wc(3) != nullptr; }));
   ASSERT_TRUE(server_->dev->PostRecv(sqp_, {1, server_->sge(0, 64)}).ok());
   ASSERT_TRUE(client_->dev->PostRecv(cqp_, {2, client_->sge(0, 64)}).ok());
+  const uint64_t sent = client_->dev->stats().packets_sent;
+  const uint64_t received = server_->dev->stats().packets_received;
+  EXPECT_GT(sent, 0u);
+  EXPECT_GT(received, 0u);
   ASSERT_TRUE(client_->dev->Disconnect(cqp_).ok());
   ASSERT_TRUE(Drive([&] {
     return client_->Event(CmEventKind::kDisconnected, cqp_) &&
@@ -572,6 +583,10 @@ TEST_P(RcDeviceTest, DisconnectEndsBothSides) {
   }));
   EXPECT_EQ(server_->Wc(1)->status, WcStatus::kFlushed);
   EXPECT_EQ(client_->Wc(2)->status, WcStatus::kFlushed);
+  // Counters outlive the connection (and the QP).
+  ASSERT_TRUE(server_->dev->DestroyQp(sqp_).ok());
+  EXPECT_GE(client_->dev->stats().packets_sent, sent);
+  EXPECT_GE(server_->dev->stats().packets_received, received);
 }
 
 TEST_P(RcDeviceTest, PeerGoingAwayDisconnectsAndFlushes) {
