@@ -5,7 +5,9 @@
 # non-zero exit; the server's counters must show every SEND checked and none wrong.
 set -euo pipefail
 bin=$1
-port=7773
+# OPENSRD_TEST_HOST / OPENSRD_TEST_PORT move the test (to run it beside other users of lo).
+host=${OPENSRD_TEST_HOST:-127.0.0.1}
+port=${OPENSRD_TEST_PORT:-7773}
 dir=$(mktemp -d /tmp/opensrd_iwarp_cli.XXXXXX)
 srv=
 cleanup() {
@@ -14,16 +16,16 @@ cleanup() {
   rm -rf "$dir"
 }
 trap cleanup EXIT
-"$bin" rdma server --bind 127.0.0.1:$port --protocol iwarp --region-size 8388608 --json \
+"$bin" rdma server --bind $host:$port --protocol iwarp --region-size 8388608 --json \
   >"$dir/srv.json" 2>"$dir/srv.err" &
 srv=$!
-for _ in $(seq 50); do grep -qs "on 127.0.0.1:$port" "$dir/srv.err" && break; sleep 0.1; done
+for _ in $(seq 50); do grep -qs "on $host:$port" "$dir/srv.err" && break; sleep 0.1; done
 field() { python3 -c "import json,sys; j=json.load(open(sys.argv[1])); print(eval(sys.argv[2]))" "$@"; }
 sends=0
 for op in write read send; do
   for size in 8 4096 100000; do
     out=$dir/$op.$size.json
-    "$bin" rdma client --connect 127.0.0.1:$port --protocol iwarp --op $op --size $size \
+    "$bin" rdma client --connect $host:$port --protocol iwarp --op $op --size $size \
       --count 200 --inflight 8 --json >"$out"
     [ "$(field "$out" 'j["verified"] and j["errors"] == 0 and j["ops"] == 200 and j["bytes"] == 200 * j["size"]')" = True ] ||
       { echo "FAIL: $op $size: $(cat "$out")"; exit 1; }
@@ -38,7 +40,7 @@ for spec in "write 1 1 0" "read 0 1 0"; do
   set -- $spec
   out=$dir/bad.$1.json
   rc=0
-  "$bin" rdma client --connect 127.0.0.1:$port --protocol iwarp --op $1 --size 64 --count 5 \
+  "$bin" rdma client --connect $host:$port --protocol iwarp --op $1 --size 64 --count 5 \
     --bad-rkey --json >"$out" || rc=$?
   [ $rc = 1 ] || { echo "FAIL: bad rkey $1 exited $rc"; exit 1; }
   [ "$(field "$out" 'j["terminate"] == {"layer": '$2', "etype": '$3', "code": '$4'} and not j["verified"]')" = True ] ||

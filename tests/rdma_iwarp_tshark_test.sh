@@ -6,7 +6,9 @@
 # without it, tcpdump or tshark. Port 7774.
 set -euo pipefail
 bin=$1
-port=7774
+# OPENSRD_TEST_HOST / OPENSRD_TEST_PORT move the test (to run it beside other users of lo).
+host=${OPENSRD_TEST_HOST:-127.0.0.1}
+port=${OPENSRD_TEST_PORT:-7774}
 command -v tshark >/dev/null || { echo "SKIPPED: tshark not installed"; exit 77; }
 command -v tcpdump >/dev/null || { echo "SKIPPED: tcpdump not installed"; exit 77; }
 [ "$(id -u)" = 0 ] || { echo "SKIPPED: capturing on lo needs root"; exit 77; }
@@ -26,11 +28,11 @@ mkdir -p "$WIRESHARK_CONFIG_DIR"
 tcpdump -i lo --immediate-mode -s 0 -U -w "$dir/iwarp.pcap" "tcp port $port" 2>"$dir/tcpdump.err" &
 dump=$!
 for _ in $(seq 50); do grep -qs listening "$dir/tcpdump.err" && break; sleep 0.1; done
-"$bin" rdma server --bind 127.0.0.1:$port --protocol iwarp --region-size 1048576 \
+"$bin" rdma server --bind $host:$port --protocol iwarp --region-size 1048576 \
   --pcap "$dir/server.pcap" --json >"$dir/srv.json" 2>"$dir/srv.err" &
 srv=$!
-for _ in $(seq 50); do grep -qs "on 127.0.0.1:$port" "$dir/srv.err" && break; sleep 0.1; done
-c="$bin rdma client --connect 127.0.0.1:$port --protocol iwarp --inflight 1 --json"
+for _ in $(seq 50); do grep -qs "on $host:$port" "$dir/srv.err" && break; sleep 0.1; done
+c="$bin rdma client --connect $host:$port --protocol iwarp --inflight 1 --json"
 $c --op write --size 3000 --count 2 >"$dir/w.json"
 $c --op read --size 500 --count 1 >"$dir/r.json"
 $c --op send --size 100 --count 1 >"$dir/s.json"

@@ -211,7 +211,11 @@ class RdmaDevice {
 
 enum class RcProtocol : uint8_t {
   kRoce,   // RoCEv2 RC over IPv4/UDP; connections through the IB CM (QP1), as rdma_cm's
-  kIwarp,  // iWARP: MPA revision 2 (enhanced) over kernel TCP, as siw and rdma_cm's
+  kIwarp,  // iWARP: MPA revision 2 (enhanced) over kernel TCP, as siw and rdma_cm's. RDMAP
+           // (RFC 5040) has no atomics and no immediate data: PostSend refuses those opcodes
+           // with kInvalidArgument. SENDs and WRITEs complete once handed to TCP (as in siw),
+           // so a WRITE the peer refuses completes kSuccess and the connection then ends
+           // (the peer's TERMINATE: kDisconnected, the QP flushed).
 };
 const char* RcProtocolName(RcProtocol p);
 
@@ -235,6 +239,10 @@ struct RcDeviceConfig {
   // closed before its MPA request is read) and counted in connections_refused, so a peer
   // cannot make the device hold unbounded state.
   uint32_t max_connections = 64;
+  // iWARP, passive side: an accepted TCP connection must deliver its whole MPA request within
+  // this (milliseconds), or it is closed and counted in connections_refused, so a silent peer
+  // cannot hold one of the max_connections slots.
+  uint32_t connect_request_timeout_ms = 5000;
   // RoCEv2: the path MTU (payload bytes per packet: 256 to 4096), the local ACK timeout and the
   // retry counts (7: forever, as in InfiniBand). iWARP: TCP retransmits; these do not apply.
   uint32_t mtu = 1024;
@@ -280,7 +288,7 @@ struct CmEvent {
 struct RcDeviceStats {
   uint64_t connections_requested = 0;  // passive: requests seen
   uint64_t connections_accepted = 0;
-  uint64_t connections_refused = 0;  // passive: over max_connections, or malformed
+  uint64_t connections_refused = 0;  // passive: over max_connections, malformed, timed out
   uint64_t packets_sent = 0;         // RoCEv2 packets or iWARP FPDUs
   uint64_t packets_received = 0;
   uint64_t retransmitted_packets = 0;  // RoCEv2 go-back-N resends

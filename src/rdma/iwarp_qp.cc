@@ -136,7 +136,9 @@ std::span<const uint8_t> IwarpQp::PendingOutput() const {
 }
 
 void IwarpQp::ConsumeOutput(size_t n) {
-  out_pos_ += std::min(n, out_.size() - out_pos_);
+  n = std::min(n, out_.size() - out_pos_);
+  out_consumed_ += n;
+  out_pos_ += n;
   if (out_pos_ == out_.size()) {
     out_.clear();
     out_pos_ = 0;
@@ -292,6 +294,7 @@ void IwarpQp::OnUlpdu(std::span<const uint8_t> u) {
     return Terminate({kLayerRdmap, kRdmapOp, U(RdmapErrorCode::kUnspecified)}, u,
                      c.status().message());
   }
+  bool is_rtr = false;
   if (rtr_ != Rtr::kNone) {
     // Responder: the initiator's first FPDU must be the RTR it was told to send.
     const bool zero_write = Family(c->opcode) == OpcodeFamily::kWrite && c->payload.empty();
@@ -300,6 +303,7 @@ void IwarpQp::OnUlpdu(std::span<const uint8_t> u) {
       return Terminate({kLayerLlp, kLlpMpa, kMpaNoMatchingRtr}, u, "no_rtr: first FPDU");
     }
     rtr_ = Rtr::kNone;
+    is_rtr = true;
   }
   switch (Family(c->opcode)) {
     case OpcodeFamily::kWrite:
@@ -319,6 +323,8 @@ void IwarpQp::OnUlpdu(std::span<const uint8_t> u) {
       }
       break;
   }
+  // The RTR is start-up, not a request of the ULP's: it is served but not counted.
+  if (is_rtr && state_ == State::kRts) --stats_.requests_executed;
   if (state_ == State::kRts) Pump();  // an RTR may have unblocked our own requests
 }
 
@@ -333,6 +339,7 @@ void IwarpQp::OnWrite(const RdmaCommand& cmd) {
     return Terminate(TaggedViolation(r.violation), last_ulpdu_, "write_rejected");
   }
   stats_.bytes_placed += cmd.payload.size();
+  if (IsLast(cmd.opcode)) ++stats_.requests_executed;
 }
 
 void IwarpQp::OnSend(const RdmaCommand& cmd) {
@@ -361,6 +368,7 @@ void IwarpQp::OnSend(const RdmaCommand& cmd) {
   if (IsLast(cmd.opcode)) {
     ++expect_send_msn_;
     send_offset_ = 0;
+    ++stats_.requests_executed;
   }
 }
 
@@ -370,6 +378,18 @@ void IwarpQp::OnReadRequest(const RdmaCommand& cmd) {
                      last_ulpdu_, "bad_msn: READ MSN " + std::to_string(cmd.msn));
   }
   ++expect_read_msn_;
+  // The IRD we advertised bounds the READs whose responses are still queued here: a peer
+  // sending more while it does not read its socket would otherwise make us buffer up to
+  // max_read_bytes per request without limit. A response counts until the stream has taken
+  // its last byte, which is before the requester sees it, so a peer within the IRD never trips
+  // this. The read queue (QN 1) then has no buffer for the MSN (RFC 5041 7.2).
+  while (!inbound_reads_.empty() && inbound_reads_.front() <= out_consumed_) {
+    inbound_reads_.pop_front();
+  }
+  if (inbound_reads_.size() >= std::max<uint16_t>(1, cfg_.ird)) {
+    return Terminate({kLayerDdp, kDdpUntagged, U(DdpUntaggedErrorCode::kInvalidMsnNoBuffer)},
+                     last_ulpdu_, "ird_exceeded: more READ requests outstanding than the IRD");
+  }
   if (cmd.dma_length > cfg_.max_read_bytes) {
     return Terminate({kLayerRdmap, kRdmapOp, U(RdmapErrorCode::kUnspecified)}, last_ulpdu_,
                      "read_too_long: " + std::to_string(cmd.dma_length));
@@ -392,6 +412,8 @@ void IwarpQp::OnReadRequest(const RdmaCommand& cmd) {
     EmitCommand(c);
     off += n;
   } while (off < r.read_data.size());
+  inbound_reads_.push_back(out_consumed_ + (out_.size() - out_pos_));
+  ++stats_.requests_executed;
 }
 
 void IwarpQp::OnReadResponse(const RdmaCommand& cmd) {

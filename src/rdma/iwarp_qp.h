@@ -64,6 +64,7 @@ struct QpStats {
   uint64_t bytes_placed = 0;  // WRITE and READ RESPONSE payload placed in registered memory
   uint64_t terminates_sent = 0;
   uint64_t terminates_received = 0;
+  uint64_t requests_executed = 0;  // remote WRITE, SEND and READ messages served in full
 };
 
 class IwarpQp {
@@ -167,6 +168,10 @@ class IwarpQp {
 
   std::vector<uint8_t> out_;
   size_t out_pos_ = 0;
+  uint64_t out_consumed_ = 0;  // bytes the stream has taken (ConsumeOutput) since the start
+  // The stream offset (in out_consumed_'s count) at which each served READ's last response
+  // byte ends, oldest first.
+  std::deque<uint64_t> inbound_reads_;
   std::deque<Wqe> sq_;
   std::deque<OutstandingRead> reads_;
   std::vector<WorkCompletion> completions_;

@@ -391,3 +391,48 @@ TEST(IwarpQp, TerminateReceivedFlushesEverything) {
 
 }  // namespace
 }  // namespace opensrd::rdma::iwarp
+
+namespace opensrd::rdma::iwarp {
+namespace {
+
+// A READ REQUEST FPDU for the server's region, as a peer ignoring the IRD would send it.
+std::vector<uint8_t> ReadRequestFpdu(const Side& server, uint32_t msn) {
+  RdmaCommand c;
+  c.opcode = RdmaOpcode::kReadRequest;
+  c.msn = msn;
+  c.sink_stag = 0x1234;
+  c.sink_to = 0;
+  c.dma_length = 4096;
+  c.rkey = server.mr.rkey;
+  c.va = server.va();
+  return *mpa::EncodeFpdu(*EncodeUlpdu(c));
+}
+
+// Responses count against the IRD until the stream takes them: a peer that keeps sending READ
+// requests without reading its socket is terminated at IRD + 1 instead of making the responder
+// queue 4 KiB (up to max_read_bytes) per request without bound.
+TEST(IwarpQpReject, ReadRequestsBeyondTheIrdWhileResponsesQueue) {
+  Pair p;
+  p.server.qp->ConsumeOutput(p.server.qp->PendingOutput().size());
+  const uint32_t ird = QpConfig{}.ird;
+  for (uint32_t msn = 1; msn <= ird; ++msn) p.server.qp->OnBytes(ReadRequestFpdu(p.server, msn));
+  EXPECT_EQ(p.server.qp->state(), IwarpQp::State::kRts) << p.server.qp->error();
+  EXPECT_GE(p.server.qp->PendingOutput().size(), size_t{ird} * 4096);
+  p.server.qp->OnBytes(ReadRequestFpdu(p.server, ird + 1));
+  EXPECT_TRUE(p.server.qp->terminate_sent());
+  EXPECT_EQ(p.server.qp->sent_terminate(), (TermInfo{1, 2, 2}));  // DDP, untagged, no buffer
+}
+
+TEST(IwarpQp, ReadRequestsWithinTheIrdAsResponsesDrainAreServed) {
+  Pair p;
+  p.server.qp->ConsumeOutput(p.server.qp->PendingOutput().size());
+  for (uint32_t msn = 1; msn <= 100; ++msn) {
+    p.server.qp->OnBytes(ReadRequestFpdu(p.server, msn));
+    p.server.qp->ConsumeOutput(p.server.qp->PendingOutput().size());  // the stream takes it
+  }
+  EXPECT_EQ(p.server.qp->state(), IwarpQp::State::kRts) << p.server.qp->error();
+  EXPECT_FALSE(p.server.qp->terminate_sent());
+}
+
+}  // namespace
+}  // namespace opensrd::rdma::iwarp

@@ -110,6 +110,16 @@ Status IwarpTcpConnection::OnReadable() {
   return Status();
 }
 
+void IwarpTcpConnection::Inject(std::span<const uint8_t> bytes) {
+  if (bytes.empty()) return;
+  if (capture_ != nullptr) {
+    capture_->AppendTcp(peer_, local_, static_cast<uint32_t>(1 + bytes_in_),
+                        static_cast<uint32_t>(1 + bytes_out_), bytes);
+  }
+  bytes_in_ += bytes.size();
+  qp_.OnBytes(bytes);
+}
+
 Status IwarpTcpConnection::Flush() {
   while (!qp_.PendingOutput().empty()) {
     std::span<const uint8_t> out = qp_.PendingOutput();

@@ -5,6 +5,7 @@
 // Not thread-safe.
 #pragma once
 #include <memory>
+#include <span>
 #include <vector>
 
 #include "common/pcap_writer.h"
@@ -31,6 +32,9 @@ class IwarpTcpConnection {
   // Reads until EAGAIN. kIoError on a socket error; the peer's close is reported to the queue
   // pair and sets closed().
   Status OnReadable();
+  // Bytes the caller already read from the socket (an MPA request held before the queue pair
+  // existed): recorded and counted as if OnReadable had read them, then fed in.
+  void Inject(std::span<const uint8_t> bytes);
   // Writes pending output until EAGAIN or none is left.
   Status Flush();
   bool wants_write() const { return !qp_.PendingOutput().empty(); }

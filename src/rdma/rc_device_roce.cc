@@ -168,6 +168,9 @@ class RoceBackend final : public RcBackend {
     Qp& q = it->second;
     if (q.cm_id != 0 && q.state != State::kClosed) {
       (void)agent_->Disconnect(q.cm_id, Now());
+      // The DREQ goes out now: a device destroyed right after (a process exiting) must still
+      // tell the peer, whose QP would otherwise wait for traffic that never comes.
+      (void)SendCm();
     }
     FlushQp(q);
     Collect(q);
@@ -378,8 +381,13 @@ class RoceBackend final : public RcBackend {
       }
       Collect(q);
     }
+    return SendCm();
+  }
+
+  // Sends the CM's queued messages on QP1.
+  Status SendCm() {
     for (cm::Outgoing& o : agent_->TakeOutgoing()) {
-      st = shell_->SendGsi(o.peer_ip, cm::EncodeGsiPacket(o.message, gsi_psn_), port_);
+      Status st = shell_->SendGsi(o.peer_ip, cm::EncodeGsiPacket(o.message, gsi_psn_), port_);
       gsi_psn_ = (gsi_psn_ + 1) & roce::kPsnMask;
       if (!st.ok()) return st;
     }
@@ -395,6 +403,8 @@ class RoceBackend final : public RcBackend {
     s.connections_requested = requested_;
     s.connections_accepted = accepted_;
     s.connections_refused = refused_;
+    s.packets_sent = sh.tx_packets;  // every RoCEv2 packet, the CM's on QP1 too
+    s.packets_received = sh.rx_packets;
     s.icrc_checked = sh.icrc_checked;
     s.icrc_bad = sh.icrc_bad;
     s.icrc_unchecked = sh.icrc_unchecked;
@@ -671,7 +681,6 @@ class RoceBackend final : public RcBackend {
   }
 
   static void Add(const roce::RcStats& r, RcDeviceStats* s) {
-    s->packets_sent += r.packets_sent;
     s->retransmitted_packets += r.retransmitted_packets;
     s->timeouts += r.timeouts;
     s->duplicates += r.duplicates;

@@ -408,6 +408,7 @@ std::optional<uint64_t> RcQueuePair::NextDeadline() const {
 // ------------------------------------------------------------------------------- responder
 
 void RcQueuePair::OnPacket(const RdmaCommand& cmd, uint64_t now_us) {
+  if (error_) return;  // a QP in the error state drops what arrives
   if (IsRequest(cmd.opcode)) {
     OnRequest(cmd);
   } else {
@@ -460,6 +461,9 @@ void RcQueuePair::ExecuteRequest(const RdmaCommand& cmd) {
     } else {
       SendAeth(RdmaOpcode::kNak, p, kNakClass | uint8_t(NakCodeOf(v)));
       ++stats_.naks_sent;
+      // IBA 9.9.3 (responder class C errors): the QP that refused goes to the error state,
+      // as rxe's does; its own work requests flush.
+      FailFront(WcStatus::kFlushed);
     }
   };
   bool last = IsLast(op);
@@ -586,6 +590,7 @@ void RcQueuePair::RespondRead(const RdmaCommand& cmd, uint32_t psn) {
     if (fresh) {
       SendAeth(RdmaOpcode::kNak, psn, kNakClass | uint8_t(NakCodeOf(v)));
       ++stats_.naks_sent;
+      FailFront(WcStatus::kFlushed);  // as above: class C, the QP goes to the error state
     }
     return;
   }

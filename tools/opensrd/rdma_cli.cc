@@ -65,6 +65,8 @@ struct Options {
   uint32_t max_size = 1u << 20;
   DmaCliOptions dma;  // --dma: the transport's and the executor's copies (memcpy or the engine)
   bool rping = false;
+  uint32_t max_connections = 16;  // roce and iwarp server
+  uint64_t recv_budget_mib = 64;  // roce and iwarp server
 };
 
 void Put64(uint8_t* p, uint64_t v) {
@@ -597,6 +599,18 @@ std::function<int()> AddRdmaCommand(CLI::App& app) {
   server->add_flag("--json", o->json, "print one JSON object of counters at exit");
   server->add_flag("--rping", o->rping,
                    "iwarp: serve one rping client (librdmacm's `rping -c`), then exit");
+  auto* max_conn =
+      server
+          ->add_option("--max-connections", o->max_connections,
+                       "roce, iwarp: connections pending or open at once; more are refused (a "
+                       "REJ, or the TCP connection closed) (default 16)")
+          ->check(CLI::Range(1u, 65536u));
+  auto* budget =
+      server
+          ->add_option("--recv-budget-mib", o->recv_budget_mib,
+                       "roce, iwarp: receive buffers of all connections together, MiB; a "
+                       "connection that would exceed it is rejected (default 64)")
+          ->check(CLI::Range(uint64_t{1}, uint64_t{1} << 20));
   auto* client = rdma->add_subcommand("client", "Run an operation against a server and verify");
   client->add_option("--connect", o->connect, "server HOST:PORT")->required();
   client->add_option("--protocol", o->protocol, "srd, roce or iwarp")->check(protocols);
@@ -622,16 +636,34 @@ std::function<int()> AddRdmaCommand(CLI::App& app) {
                    "errors)");
   auto roce = std::make_shared<RoceCliOptions>();
   AddRoceOptions(server, client, roce.get());
-  return [o, roce, server, client]() -> int {
+  return [o, roce, server, client, max_conn, budget]() -> int {
     if (int rc = CheckProtocolOptions(*o); rc != 0) return rc;
     if (o->protocol != "roce" && (roce->reorder > 0 || roce->seed != 0)) {
       std::fprintf(stderr, "opensrd rdma: --reorder and --seed apply to --protocol roce only\n");
       return 2;
     }
+    if ((max_conn->count() > 0 || budget->count() > 0) && o->protocol == "srd") {
+      std::fprintf(stderr,
+                   "opensrd rdma: --max-connections and --recv-budget-mib are for --protocol "
+                   "roce and iwarp\n");
+      return 2;
+    }
     if (o->protocol == "iwarp" && (server->parsed() || client->parsed())) {
-      const IwarpCliOptions io{o->bind,         o->connect,    o->op,       o->pcap, o->size,
-                               o->count,        o->duration_s, o->inflight, o->json, o->bad_rkey,
-                               o->region_bytes, o->max_size,   o->rping};
+      const IwarpCliOptions io{o->bind,
+                               o->connect,
+                               o->op,
+                               o->pcap,
+                               o->size,
+                               o->count,
+                               o->duration_s,
+                               o->inflight,
+                               o->json,
+                               o->bad_rkey,
+                               o->region_bytes,
+                               o->max_size,
+                               o->rping,
+                               o->max_connections,
+                               o->recv_budget_mib << 20};
       if (o->rping) return server->parsed() ? RunIwarpRpingServer(io) : RunIwarpRpingClient(io);
       return server->parsed() ? RunIwarpServer(io) : RunIwarpClient(io);
     }
@@ -648,6 +680,8 @@ std::function<int()> AddRdmaCommand(CLI::App& app) {
       r.json = o->json;
       r.bad_rkey = o->bad_rkey;
       r.region_bytes = o->region_bytes;
+      r.max_connections = o->max_connections;
+      r.recv_budget_mib = o->recv_budget_mib;
       if (server->parsed()) return RunRoceServer(r);
       if (client->parsed()) return RunRoceClient(r);
     }

@@ -1,24 +1,27 @@
-// `opensrd rdma server|client --protocol iwarp`.
+// `opensrd rdma server|client --protocol iwarp`, on the verbs API for connected QPs
+// (rdma::RcDevice, include/opensrd/rdma.h).
 //
-// The server listens on TCP, answers each MPA request with a reply whose private data names
-// its registered region (opensrd's own 32 bytes, below), and serves WRITE and READ against it;
-// each SEND it receives is checked (its first 8 bytes name the payload pattern) and answered
-// with a 16-byte SEND of its running {ok, wrong} counts, so the client's SEND latency is a
-// round trip and the client never has more SENDs in flight than the server has receives
-// posted (iWARP has no RNR: a SEND without a receive terminates the connection).
+// The client's MPA request carries opensrd's 12 bytes (magic, version, the largest SEND it will
+// post); the server answers each request with a reply whose private data names its registered
+// region (opensrd's own 32 bytes, below), and serves WRITE and READ against it; each SEND it
+// receives is checked (its first 8 bytes name the payload pattern) and answered with a 16-byte
+// SEND of its running {ok, wrong} counts, so the client's SEND latency is a round trip and the
+// client never has more SENDs in flight than the server has receives posted (iWARP has no RNR:
+// a SEND without a receive terminates the connection).
+//
+// The server bounds what clients can make it hold: at most --max-connections connections
+// (pending or open; the device closes the TCP connection of one more before reading it), and
+// at most --recv-budget-mib of receive buffers over all connections: each connection gets
+// kCredits receives of the size its client asked for (a client of an older version, which
+// asks nothing, gets --max-size), and a request that would exceed the budget, or asks for more
+// than --max-size, is rejected (MPA reject) with a log line before any buffer is allocated.
 //
 // iWARP WRITEs complete at the requester when handed to TCP; the client makes each measured
 // WRITE a round trip by following it with a zero-length READ (which the responder answers only
 // after placing everything before it on the ordered stream), and its latency ends there.
 #include "tools/opensrd/rdma_iwarp_cli.h"
-#include "tools/opensrd/capture.h"
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
 #include <signal.h>
-#include <sys/epoll.h>
-#include <sys/socket.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -30,27 +33,30 @@
 #include <vector>
 
 #include "common/pattern.h"
-#include "rdma/iwarp_tcp.h"
+#include "opensrd/rdma.h"
 #include "tools/opensrd/latency.h"
 
 namespace opensrd::cli {
 namespace {
 
+using rdma::CmEvent;
+using rdma::CmEventKind;
+using rdma::CqHandle;
 using rdma::LocalSge;
 using rdma::MemoryRegion;
-using rdma::MemoryRegistry;
 using rdma::PdHandle;
+using rdma::QpNum;
+using rdma::RcDevice;
+using rdma::RcDeviceConfig;
 using rdma::SendWr;
 using rdma::WcOpcode;
 using rdma::WcStatus;
 using rdma::WorkCompletion;
 using rdma::WrOpcode;
-using rdma::iwarp::IwarpQp;
-using rdma::iwarp::IwarpTcpConnection;
-using rdma::iwarp::QpConfig;
 
 constexpr uint8_t kMagic[4] = {'O', 'S', 'R', 'D'};
 constexpr size_t kRegionInfoLen = 32;  // magic, version, VA, length, STag, receive credits
+constexpr size_t kRequestLen = 12;     // magic, version, largest SEND the client will post
 constexpr uint32_t kCredits = 16;      // receives the server keeps posted per connection
 constexpr size_t kAckLen = 16;         // the server's answer to a SEND: {ok, wrong}, LE
 
@@ -75,35 +81,27 @@ uint64_t Get64(const uint8_t* p) {
   std::memcpy(&v, p, 8);
   return v;
 }
-
-int Listen(const NetAddr& a) {
-  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-  if (fd < 0) return -1;
-  int one = 1;
-  setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-  sockaddr_in sa{};
-  sa.sin_family = AF_INET;
-  sa.sin_port = htons(a.port);
-  sa.sin_addr.s_addr = htonl(a.ip);
-  if (bind(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa) != 0 || listen(fd, 16) != 0) {
-    close(fd);
-    return -1;
-  }
-  return fd;
+uintptr_t Addr(const uint8_t* p) {
+  return reinterpret_cast<uintptr_t>(p);
 }
 
-void Arm(int ep, IwarpTcpConnection& c, bool add) {
-  epoll_event ev{};
-  ev.events = EPOLLIN | (c.wants_write() ? uint32_t{EPOLLOUT} : 0u);
-  ev.data.fd = c.fd();
-  epoll_ctl(ep, add ? EPOLL_CTL_ADD : EPOLL_CTL_MOD, c.fd(), &ev);
+// Opens the device; a --pcap file that cannot be created is bad usage (2), anything else 1.
+int OpenDevice(const char* who, const RcDeviceConfig& cfg, std::unique_ptr<RcDevice>* out) {
+  Result<std::unique_ptr<RcDevice>> d = RcDevice::Open(cfg);
+  if (!d.ok()) {
+    std::fprintf(stderr, "opensrd rdma %s: %s\n", who, d.status().ToString().c_str());
+    return !cfg.pcap.empty() && d.status().message().rfind("pcap", 0) == 0 ? 2 : 1;
+  }
+  *out = std::move(d.value());
+  return 0;
 }
 
 // ---- server ----
 
 struct ServerConn {
-  std::unique_ptr<IwarpTcpConnection> conn;
-  std::vector<uint8_t> inbox;  // kCredits receive slots of max_size, then the ack buffer
+  NetAddr peer;
+  uint32_t slot = 0;           // bytes per receive
+  std::vector<uint8_t> inbox;  // kCredits receive slots, then the ack buffer
   MemoryRegion inbox_mr;
   uint8_t* ack = nullptr;
   uint64_t ok = 0, wrong = 0;
@@ -112,126 +110,173 @@ struct ServerConn {
 }  // namespace
 
 int RunIwarpServer(const IwarpCliOptions& o) {
-  Result<std::unique_ptr<PcapWriter>> pcap = OpenCapture(o.pcap);
-  if (!pcap.ok()) {
-    std::fprintf(stderr, "opensrd rdma server: %s\n", pcap.status().ToString().c_str());
-    return 2;
-  }
-  PcapWriter::Source* capture = *pcap ? (*pcap)->NewSource() : nullptr;
   Result<NetAddr> bind_addr = ParseNetAddr(o.bind);
   if (!bind_addr.ok() || bind_addr->v6) {
     std::fprintf(stderr, "opensrd rdma server: --bind: an IPv4 HOST:PORT is needed\n");
     return 2;
   }
-  int lfd = Listen(*bind_addr);
-  if (lfd < 0) {
+  RcDeviceConfig dc;
+  dc.protocol = rdma::RcProtocol::kIwarp;
+  dc.local = *bind_addr;
+  dc.max_connections = o.max_connections;
+  // READs are ops too: no client may read more than --max-size at once, so with the IRD of 16
+  // the READ responses a connection can make the server queue stay under 16 x --max-size.
+  dc.max_read_bytes = o.max_size;
+  dc.pcap = o.pcap;
+  std::unique_ptr<RcDevice> dev;
+  if (int rc = OpenDevice("server", dc, &dev); rc != 0) return rc;
+  if (Status st = dev->Listen(); !st.ok()) {
     std::fprintf(stderr, "opensrd rdma server: listen %s: %s\n", o.bind.c_str(),
-                 std::strerror(errno));
+                 st.ToString().c_str());
     return 1;
   }
   signal(SIGINT, OnSignal);
   signal(SIGTERM, OnSignal);
-  MemoryRegistry reg;
-  PdHandle pd = reg.AllocPd();
+  const PdHandle pd = dev->AllocPd();
+  const CqHandle scq = dev->CreateCq(), rcq = dev->CreateCq();
   std::vector<uint8_t> region(o.region_bytes, 0);
   MemoryRegion mr =
-      *reg.Register(pd, region.data(), region.size(),
-                    rdma::kAccessLocalWrite | rdma::kAccessRemoteWrite | rdma::kAccessRemoteRead);
-  QpConfig cfg;
-  cfg.initiator = false;
-  cfg.pd = pd;
-  cfg.private_data.assign(kRegionInfoLen, 0);
-  std::memcpy(cfg.private_data.data(), kMagic, 4);
-  PutBe(cfg.private_data.data() + 4, 1, 4);
-  PutBe(cfg.private_data.data() + 8, reinterpret_cast<uintptr_t>(region.data()), 8);
-  PutBe(cfg.private_data.data() + 16, region.size(), 8);
-  PutBe(cfg.private_data.data() + 24, mr.rkey, 4);
-  PutBe(cfg.private_data.data() + 28, kCredits, 4);
+      *dev->RegMr(pd, region.data(), region.size(),
+                  rdma::kAccessLocalWrite | rdma::kAccessRemoteWrite | rdma::kAccessRemoteRead);
+  std::vector<uint8_t> reply(kRegionInfoLen, 0);
+  std::memcpy(reply.data(), kMagic, 4);
+  PutBe(reply.data() + 4, 1, 4);
+  PutBe(reply.data() + 8, Addr(region.data()), 8);
+  PutBe(reply.data() + 16, region.size(), 8);
+  PutBe(reply.data() + 24, mr.rkey, 4);
+  PutBe(reply.data() + 28, kCredits, 4);
 
-  int ep = epoll_create1(EPOLL_CLOEXEC);
-  epoll_event lev{};
-  lev.events = EPOLLIN;
-  lev.data.fd = lfd;
-  epoll_ctl(ep, EPOLL_CTL_ADD, lfd, &lev);
-  std::map<int, std::unique_ptr<ServerConn>> conns;
-  uint64_t clients = 0, terminates = 0, sends_ok = 0, sends_wrong = 0, bytes_placed = 0;
-  std::fprintf(stderr, "opensrd rdma server (iwarp) on %s: region %zu bytes\n", o.bind.c_str(),
-               region.size());
+  std::map<QpNum, std::unique_ptr<ServerConn>> conns;
+  uint64_t clients = 0, sends_ok = 0, sends_wrong = 0, rejected_budget = 0, rejected_size = 0;
+  uint64_t recv_bytes = 0, recv_bytes_peak = 0;
+  auto end_conn = [&](QpNum qp) {
+    auto it = conns.find(qp);
+    if (it == conns.end()) return;
+    (void)dev->DestroyQp(qp);  // flushes the posted receives (ignored below: unknown QP)
+    (void)dev->DeregMr(it->second->inbox_mr.lkey);
+    recv_bytes -= it->second->inbox.size();
+    conns.erase(it);
+  };
+  auto on_request = [&](const CmEvent& e) {
+    // What the client asks for: the largest SEND it will post (older clients: --max-size).
+    uint64_t want = o.max_size;
+    const std::vector<uint8_t>& p = e.private_data;
+    if (p.size() >= kRequestLen && std::memcmp(p.data(), kMagic, 4) == 0) {
+      want = GetBe(p.data() + 8, 4);
+    }
+    const uint64_t need = kCredits * want + kAckLen;
+    const std::string from = ToString(e.peer);
+    if (want > o.max_size) {
+      std::fprintf(stderr,
+                   "opensrd rdma server: refusing %s: it asks for %llu-byte receives, over "
+                   "--max-size %u\n",
+                   from.c_str(), static_cast<unsigned long long>(want), o.max_size);
+      ++rejected_size;
+      (void)dev->Reject(e.request);
+      return;
+    }
+    if (recv_bytes + need > o.recv_budget_bytes) {
+      std::fprintf(stderr,
+                   "opensrd rdma server: refusing %s: %u receives of %llu bytes would exceed "
+                   "--recv-budget-mib (%llu of %llu bytes in use)\n",
+                   from.c_str(), kCredits, static_cast<unsigned long long>(want),
+                   static_cast<unsigned long long>(recv_bytes),
+                   static_cast<unsigned long long>(o.recv_budget_bytes));
+      ++rejected_budget;
+      (void)dev->Reject(e.request);
+      return;
+    }
+    Result<QpNum> qp = dev->CreateQp(pd, scq, rcq);
+    if (!qp.ok()) {
+      (void)dev->Reject(e.request);
+      return;
+    }
+    auto sc = std::make_unique<ServerConn>();
+    sc->peer = e.peer;
+    sc->slot = static_cast<uint32_t>(want);
+    sc->inbox.assign(need, 0);
+    sc->ack = sc->inbox.data() + kCredits * want;
+    sc->inbox_mr = *dev->RegMr(pd, sc->inbox.data(), sc->inbox.size(), rdma::kAccessLocalWrite);
+    for (uint32_t s = 0; s < kCredits; ++s) {
+      LocalSge sge{Addr(sc->inbox.data()) + s * want, sc->slot, sc->inbox_mr.lkey};
+      (void)dev->PostRecv(*qp, {s, sge});
+    }
+    recv_bytes += need;
+    recv_bytes_peak = std::max(recv_bytes_peak, recv_bytes);
+    conns[*qp] = std::move(sc);
+    if (Status st = dev->Accept(e.request, *qp, reply); !st.ok()) {
+      std::fprintf(stderr, "opensrd rdma server: accept: %s\n", st.ToString().c_str());
+      end_conn(*qp);
+      return;
+    }
+    ++clients;
+  };
+
+  std::fprintf(stderr,
+               "opensrd rdma server (iwarp) on %s: region %zu bytes, at most %u connections, "
+               "receive budget %llu bytes\n",
+               o.bind.c_str(), region.size(), o.max_connections,
+               static_cast<unsigned long long>(o.recv_budget_bytes));
+  int rc = 0;
   while (!g_stop) {
-    epoll_event evs[16];
-    int n = epoll_wait(ep, evs, 16, 200);
-    for (int i = 0; i < n; ++i) {
-      const int fd = evs[i].data.fd;
-      if (fd == lfd) {
-        for (int cfd; (cfd = accept4(lfd, nullptr, nullptr, SOCK_CLOEXEC)) >= 0;) {
-          auto sc = std::make_unique<ServerConn>();
-          sc->conn = IwarpTcpConnection::Adopt(cfd, cfg, reg);
-          if (capture != nullptr) sc->conn->set_capture(capture);
-          sc->inbox.assign(size_t{kCredits} * o.max_size + kAckLen, 0);
-          sc->ack = sc->inbox.data() + size_t{kCredits} * o.max_size;
-          sc->inbox_mr =
-              *reg.Register(pd, sc->inbox.data(), sc->inbox.size(), rdma::kAccessLocalWrite);
-          for (uint32_t s = 0; s < kCredits; ++s) {
-            LocalSge sge{reinterpret_cast<uintptr_t>(sc->inbox.data()) + s * o.max_size, o.max_size,
-                         sc->inbox_mr.lkey};
-            (void)sc->conn->qp().PostRecv({s, sge});
-          }
-          Arm(ep, *sc->conn, true);
-          conns[cfd] = std::move(sc);
-          ++clients;
+    if (Status st = dev->Poll(200); !st.ok()) {
+      std::fprintf(stderr, "opensrd rdma server: %s\n", st.ToString().c_str());
+      rc = 1;
+      break;
+    }
+    for (CmEvent e; dev->PollCmEvent(&e);) {
+      if (e.kind == CmEventKind::kConnectRequest) {
+        on_request(e);
+      } else if (e.kind == CmEventKind::kDisconnected) {
+        // A peer that simply closed is the normal end; anything else is worth a line.
+        if (e.reason.rfind("stream_closed", 0) != 0) {
+          std::fprintf(stderr, "opensrd rdma server: connection ended: %s\n", e.reason.c_str());
         }
-        continue;
+        end_conn(e.qp);
       }
-      auto it = conns.find(fd);
-      if (it == conns.end()) continue;
-      ServerConn& sc = *it->second;
-      IwarpTcpConnection& c = *sc.conn;
-      Status st = c.OnReadable();
-      for (const WorkCompletion& wc : c.qp().TakeCompletions()) {
-        if (wc.opcode != WcOpcode::kRecv || wc.status != WcStatus::kSuccess) continue;
-        uint8_t* msg = sc.inbox.data() + wc.wr_id * o.max_size;
+    }
+    WorkCompletion wcs[64];
+    while (dev->PollCq(scq, wcs) > 0) {
+    }  // the acks' completions: nothing to do
+    for (size_t n; (n = dev->PollCq(rcq, wcs)) > 0;) {
+      for (size_t i = 0; i < n; ++i) {
+        const WorkCompletion& wc = wcs[i];
+        auto it = conns.find(wc.qp);
+        if (it == conns.end() || wc.status != WcStatus::kSuccess) continue;
+        ServerConn& sc = *it->second;
+        uint8_t* msg = sc.inbox.data() + wc.wr_id * sc.slot;
         const bool good = wc.byte_len >= 8 && CheckPattern(Get64(msg), msg + 8, wc.byte_len - 8);
         ++(good ? sc.ok : sc.wrong);
         ++(good ? sends_ok : sends_wrong);
-        LocalSge sge{reinterpret_cast<uintptr_t>(msg), o.max_size, sc.inbox_mr.lkey};
-        (void)c.qp().PostRecv({wc.wr_id, sge});
+        (void)dev->PostRecv(wc.qp, {wc.wr_id, {Addr(msg), sc.slot, sc.inbox_mr.lkey}});
         Put64(sc.ack, sc.ok);
         Put64(sc.ack + 8, sc.wrong);
         SendWr ack;
         ack.opcode = WrOpcode::kSend;
-        ack.sge = {reinterpret_cast<uintptr_t>(sc.ack), kAckLen, sc.inbox_mr.lkey};
+        ack.sge = {Addr(sc.ack), kAckLen, sc.inbox_mr.lkey};
         // The queue pair copies the ack into its output at once, so the buffer is reusable.
-        (void)c.qp().PostSend(ack);
+        (void)dev->PostSend(wc.qp, ack);
       }
-      if (st.ok()) st = c.Flush();
-      if (!st.ok() || c.closed() || c.qp().state() == IwarpQp::State::kTerminated) {
-        if (c.wants_write()) (void)c.Flush();  // a TERMINATE may still be pending
-        if (c.qp().terminate_sent()) ++terminates;
-        if (c.qp().state() == IwarpQp::State::kTerminated && !c.closed()) {
-          std::fprintf(stderr, "opensrd rdma server: connection ended: %s\n",
-                       c.qp().error().c_str());
-        }
-        bytes_placed += c.qp().stats().bytes_placed;
-        (void)reg.Deregister(sc.inbox_mr.lkey);
-        epoll_ctl(ep, EPOLL_CTL_DEL, fd, nullptr);
-        conns.erase(it);
-        continue;
-      }
-      Arm(ep, c, false);
     }
   }
-  for (auto& [fd, sc] : conns) bytes_placed += sc->conn->qp().stats().bytes_placed;
-  close(ep);
-  close(lfd);
-  const nlohmann::json cap = FinishCapture(pcap->get());
+  const rdma::RcDeviceStats st = dev->stats();
+  nlohmann::json counters = nlohmann::json::parse(dev->CountersJson(), nullptr, false);
   if (o.json) {
-    nlohmann::json j = {{"protocol", "iwarp"},           {"clients", clients},
-                        {"sends_ok", sends_ok},          {"sends_wrong", sends_wrong},
-                        {"terminates_sent", terminates}, {"bytes_placed", bytes_placed}};
-    if (!cap.is_null()) j["pcap"] = cap;
+    nlohmann::json j = {{"protocol", "iwarp"},
+                        {"clients", clients},
+                        {"sends_ok", sends_ok},
+                        {"sends_wrong", sends_wrong},
+                        {"terminates_sent", st.terminates_sent},
+                        {"bytes_placed", counters.value("bytes_placed", uint64_t{0})},
+                        {"connections_refused", st.connections_refused},
+                        {"rejected_recv_budget", rejected_budget},
+                        {"rejected_max_size", rejected_size},
+                        {"recv_bytes_peak", recv_bytes_peak},
+                        {"device", counters}};
+    if (counters.contains("pcap")) j["pcap"] = counters["pcap"];
     std::printf("%s\n", j.dump().c_str());
   }
-  return 0;
+  return rc;
 }
 
 namespace {
@@ -241,12 +286,6 @@ class IwarpClient {
   explicit IwarpClient(const IwarpCliOptions& o) : o_(o) {}
 
   int Run() {
-    Result<std::unique_ptr<PcapWriter>> pcap = OpenCapture(o_.pcap);
-    if (!pcap.ok()) {
-      std::fprintf(stderr, "opensrd rdma client: %s\n", pcap.status().ToString().c_str());
-      return 2;
-    }
-    pcap_ = std::move(pcap.value());
     Result<NetAddr> remote = ParseNetAddr(o_.connect);
     if (!remote.ok() || remote->v6) {
       std::fprintf(stderr, "opensrd rdma client: --connect: an IPv4 HOST:PORT is needed\n");
@@ -261,29 +300,30 @@ class IwarpClient {
       std::fprintf(stderr, "opensrd rdma client: iWARP (RFC 5040) has no atomics\n");
       return 2;
     }
+    RcDeviceConfig dc;
+    dc.protocol = rdma::RcProtocol::kIwarp;
+    dc.pcap = o_.pcap;
+    if (int rc = OpenDevice("client", dc, &dev_); rc != 0) return rc;
     signal(SIGINT, OnSignal);
     signal(SIGTERM, OnSignal);
-    pd_ = reg_.AllocPd();
+    pd_ = dev_->AllocPd();
+    scq_ = dev_->CreateCq();
+    rcq_ = dev_->CreateCq();
     slots_ = static_cast<size_t>(o_.inflight);
     if (o_.op == "send") slots_ = std::min<size_t>(slots_, kCredits);
     local_.assign(slots_ * o_.size * 2 + slots_ * kAckLen, 0);
-    lmr_ = *reg_.Register(pd_, local_.data(), local_.size(), rdma::kAccessLocalWrite);
-    QpConfig cfg;
-    cfg.initiator = true;
-    cfg.pd = pd_;
-    cfg.private_data.assign(kMagic, kMagic + 4);
-    Result<std::unique_ptr<IwarpTcpConnection>> c = IwarpTcpConnection::Connect(*remote, cfg, reg_);
-    if (!c.ok()) {
-      std::fprintf(stderr, "opensrd rdma client: %s\n", c.status().ToString().c_str());
+    lmr_ = *dev_->RegMr(pd_, local_.data(), local_.size(), rdma::kAccessLocalWrite);
+    qp_ = *dev_->CreateQp(pd_, scq_, rcq_);
+    // The request: the largest SEND this client posts, so the server sizes its receives.
+    std::vector<uint8_t> pdata(kRequestLen, 0);
+    std::memcpy(pdata.data(), kMagic, 4);
+    PutBe(pdata.data() + 4, 1, 4);
+    PutBe(pdata.data() + 8, o_.op == "send" ? o_.size : 0, 4);
+    if (Status st = dev_->Connect(qp_, *remote, pdata); !st.ok()) {
+      std::fprintf(stderr, "opensrd rdma client: %s\n", st.ToString().c_str());
       return 1;
     }
-    conn_ = std::move(c.value());
-    if (pcap_) conn_->set_capture(pcap_->NewSource());
-    ep_ = epoll_create1(EPOLL_CLOEXEC);
-    Arm(ep_, *conn_, true);
-    int rc = Main();
-    close(ep_);
-    return Print(rc);
+    return Print(Main());
   }
 
  private:
@@ -292,23 +332,30 @@ class IwarpClient {
   uint8_t* AckBuf(size_t s) { return local_.data() + 2 * slots_ * o_.size + s * kAckLen; }
   uint64_t Remote(size_t s) const { return remote_va_ + s * o_.size; }
   static uint64_t SlotKey(size_t s) { return 0x1000 + s; }
-  uintptr_t Addr(uint8_t* p) const { return reinterpret_cast<uintptr_t>(p); }
+  static constexpr uint64_t kVerifyId = ~0ull << 1;  // not an op slot: Finish ignores it
 
-  // One event-loop turn: flush, wait up to `ms`, read, collect completions.
+  // One event-loop turn: the device's I/O (waiting up to `ms`), then events and completions.
   bool Step(int ms) {
-    if (!conn_->Flush().ok()) return Fail("send failed");
-    Arm(ep_, *conn_, false);
-    epoll_event ev;
-    if (epoll_wait(ep_, &ev, 1, conn_->wants_write() ? 0 : ms) > 0) {
-      if (!conn_->OnReadable().ok()) return Fail("recv failed");
-      if (!conn_->Flush().ok()) return Fail("send failed");
+    if (Status st = dev_->Poll(ms); !st.ok()) return Fail(st.ToString());
+    for (CmEvent e; dev_->PollCmEvent(&e);) {
+      if (e.kind == CmEventKind::kEstablished) {
+        established_ = true;
+        peer_pdata_ = e.private_data;
+      } else {
+        ended_ = true;
+        const char* what = e.kind == CmEventKind::kRejected      ? "rejected by the server: "
+                           : e.kind == CmEventKind::kUnreachable ? "unreachable: "
+                                                                 : "";
+        Fail(what + e.reason);
+      }
     }
-    for (const WorkCompletion& wc : conn_->qp().TakeCompletions()) OnCompletion(wc);
-    if (conn_->qp().state() == IwarpQp::State::kTerminated) {
-      (void)conn_->Flush();
-      return Fail(conn_->qp().error());
+    WorkCompletion wcs[64];
+    for (CqHandle cq : {scq_, rcq_}) {
+      for (size_t n; (n = dev_->PollCq(cq, wcs)) > 0;) {
+        for (size_t i = 0; i < n; ++i) OnCompletion(wcs[i]);
+      }
     }
-    return true;
+    return !ended_;
   }
   bool Fail(const std::string& why) {
     if (first_error_.empty()) first_error_ = why;
@@ -333,13 +380,13 @@ class IwarpClient {
     w.rkey = rkey_;
     // wr_id: slot, and whether this WR ends the op (a WRITE is followed by its flush READ).
     w.wr_id = s << 1 | (op == WrOpcode::kRdmaWrite ? 0 : 1);
-    if (Status st = conn_->qp().PostSend(w); !st.ok()) Fail(st.ToString());
+    if (Status st = dev_->PostSend(qp_, w); !st.ok()) Fail(st.ToString());
     if (op == WrOpcode::kRdmaWrite) {
       SendWr flush = w;
       flush.opcode = WrOpcode::kRdmaRead;
       flush.sge = {Addr(Check(s)), 0, lmr_.lkey};
       flush.wr_id = s << 1 | 1;
-      if (Status st = conn_->qp().PostSend(flush); !st.ok()) Fail(st.ToString());
+      if (Status st = dev_->PostSend(qp_, flush); !st.ok()) Fail(st.ToString());
     }
     busy_[s] = true;
     measured_[s] = measured;
@@ -348,21 +395,26 @@ class IwarpClient {
   }
 
   void OnCompletion(const WorkCompletion& wc) {
+    if (wc.wr_id == kVerifyId && wc.opcode == WcOpcode::kRdmaRead) --verify_reads_;
     if (wc.status != WcStatus::kSuccess) {
       Fail(std::string("completion: ") + rdma::WcStatusName(wc.status));
-      if (wc.opcode != WcOpcode::kRecv && (wc.wr_id & 1)) Finish(wc.wr_id >> 1, false);
+      if (wc.opcode != WcOpcode::kRecv && (wc.wr_id & 1) && wc.wr_id != kVerifyId) {
+        Finish(wc.wr_id >> 1, false);
+      }
       return;
     }
     if (wc.opcode == WcOpcode::kRecv) {  // a SEND's ack: the op is done
       const size_t s = wc.wr_id;
       acked_ok_ = std::max(acked_ok_, Get64(AckBuf(s)));
       acked_wrong_ = std::max(acked_wrong_, Get64(AckBuf(s) + 8));
-      (void)conn_->qp().PostRecv({s, {Addr(AckBuf(s)), kAckLen, lmr_.lkey}});
-      Finish(pending_sends_.front(), true);
-      pending_sends_.erase(pending_sends_.begin());
+      (void)dev_->PostRecv(qp_, {s, {Addr(AckBuf(s)), kAckLen, lmr_.lkey}});
+      if (!pending_sends_.empty()) {
+        Finish(pending_sends_.front(), true);
+        pending_sends_.erase(pending_sends_.begin());
+      }
       return;
     }
-    if (!(wc.wr_id & 1)) return;  // a WRITE handed to TCP; its flush READ ends the op
+    if (!(wc.wr_id & 1) || wc.wr_id == kVerifyId) return;  // a WRITE handed to TCP
     if (wc.opcode == WcOpcode::kSend) {
       pending_sends_.push_back(wc.wr_id >> 1);  // completes when the server's ack arrives
       return;
@@ -376,7 +428,7 @@ class IwarpClient {
   }
 
   void Finish(size_t s, bool ok) {
-    if (!busy_[s]) return;
+    if (s >= busy_.size() || !busy_[s]) return;
     busy_[s] = false;
     --outstanding_;
     if (ok && measured_[s]) {
@@ -387,8 +439,16 @@ class IwarpClient {
   }
 
   int Main() {
-    if (!DriveUntil([&] { return conn_->qp().state() == IwarpQp::State::kRts; }, 10'000)) return 1;
-    const std::vector<uint8_t>& pd = conn_->qp().peer_private_data();
+    op_ = o_.op == "write"  ? WrOpcode::kRdmaWrite
+          : o_.op == "read" ? WrOpcode::kRdmaRead
+                            : WrOpcode::kSend;
+    if (op_ == WrOpcode::kSend) {  // posted before the connection: the device keeps them
+      for (size_t s = 0; s < slots_; ++s) {
+        (void)dev_->PostRecv(qp_, {s, {Addr(AckBuf(s)), kAckLen, lmr_.lkey}});
+      }
+    }
+    if (!DriveUntil([&] { return established_; }, 10'000)) return 1;
+    const std::vector<uint8_t>& pd = peer_pdata_;
     if (pd.size() < kRegionInfoLen || std::memcmp(pd.data(), kMagic, 4) != 0) {
       Fail("the server's MPA reply does not describe an opensrd region");
       return 1;
@@ -403,14 +463,6 @@ class IwarpClient {
     busy_.assign(slots_, false);
     measured_.assign(slots_, false);
     posted_ns_.assign(slots_, 0);
-    op_ = o_.op == "write"  ? WrOpcode::kRdmaWrite
-          : o_.op == "read" ? WrOpcode::kRdmaRead
-                            : WrOpcode::kSend;
-    if (op_ == WrOpcode::kSend) {
-      for (size_t s = 0; s < slots_; ++s) {
-        (void)conn_->qp().PostRecv({s, {Addr(AckBuf(s)), kAckLen, lmr_.lkey}});
-      }
-    }
     if (op_ == WrOpcode::kRdmaRead) {  // the slots the READs check get their pattern first
       for (size_t s = 0; s < slots_; ++s) {
         FillPattern(SlotKey(s), Slot(s), o_.size);
@@ -459,10 +511,10 @@ class IwarpClient {
         r.sge = {Addr(Check(s)), o_.size, lmr_.lkey};
         r.remote_addr = Remote(s);
         r.rkey = rkey_;
-        r.wr_id = ~0ull << 1;  // not an op slot: OnCompletion's Finish ignores it
-        (void)conn_->qp().PostSend(r);
+        r.wr_id = kVerifyId;
+        if (dev_->PostSend(qp_, r).ok()) ++verify_reads_;
       }
-      if (!DriveUntil([&] { return conn_->qp().outstanding() == 0; }, 10'000)) return 1;
+      if (!DriveUntil([&] { return verify_reads_ == 0; }, 10'000) || errors_) return 1;
       for (size_t s = 0; s < slots_; ++s) {
         if (gen[s] && !CheckPattern(SlotKey(s) + (gen[s] << 20), Check(s), o_.size)) ++bad_;
       }
@@ -477,7 +529,8 @@ class IwarpClient {
     const LatencySummary lat = lat_.Summarize();
     const double secs = std::max(1e-9, static_cast<double>(end_ns_ - start_ns_) / 1e9);
     const double gbps = static_cast<double>(bytes_) * 8 / secs / 1e9;
-    const rdma::iwarp::QpStats& st = conn_ ? conn_->qp().stats() : rdma::iwarp::QpStats{};
+    const rdma::RcDeviceStats st = dev_->stats();
+    const nlohmann::json counters = nlohmann::json::parse(dev_->CountersJson(), nullptr, false);
     if (o_.json) {
       nlohmann::json j = {
           {"protocol", "iwarp"},
@@ -491,15 +544,13 @@ class IwarpClient {
           {"lat_us", {{"p50", lat.p50}, {"p99", lat.p99}, {"p999", lat.p999}, {"max", lat.max}}},
           {"errors", errors_},
           {"verified", verified_},
-          {"fpdus_sent", st.fpdus_sent},
-          {"fpdus_received", st.fpdus_received}};
-      if (conn_ && conn_->qp().terminate_received()) {
-        const rdma::iwarp::TermInfo t = conn_->qp().received_terminate();
-        j["terminate"] = {{"layer", t.layer}, {"etype", t.etype}, {"code", t.code}};
+          {"fpdus_sent", st.packets_sent},
+          {"fpdus_received", st.packets_received}};
+      if (counters.contains("last_terminate_received")) {
+        j["terminate"] = counters["last_terminate_received"];
       }
       if (!first_error_.empty()) j["error"] = first_error_;
-      const nlohmann::json cap = FinishCapture(pcap_.get());
-      if (!cap.is_null()) j["pcap"] = cap;
+      if (counters.contains("pcap")) j["pcap"] = counters["pcap"];
       std::printf("%s\n", j.dump().c_str());
     } else {
       std::printf("opensrd rdma %s to %s (iwarp): %u-byte ops, %zu in flight\n", o_.op.c_str(),
@@ -515,12 +566,13 @@ class IwarpClient {
   }
 
   const IwarpCliOptions& o_;
-  MemoryRegistry reg_;
+  std::unique_ptr<RcDevice> dev_;
   PdHandle pd_ = 0;
+  CqHandle scq_ = 0, rcq_ = 0;
+  QpNum qp_ = 0;
   MemoryRegion lmr_;
-  std::unique_ptr<PcapWriter> pcap_;  // before conn_: the connection holds one of its sources
-  std::unique_ptr<IwarpTcpConnection> conn_;
-  int ep_ = -1;
+  bool established_ = false, ended_ = false;
+  std::vector<uint8_t> peer_pdata_;
   size_t slots_ = 1;
   std::vector<uint8_t> local_;
   uint64_t remote_va_ = 0, remote_len_ = 0;
@@ -529,7 +581,7 @@ class IwarpClient {
   std::vector<bool> busy_, measured_;
   std::vector<uint64_t> posted_ns_;
   std::vector<size_t> pending_sends_;
-  uint64_t outstanding_ = 0, ops_ = 0, bytes_ = 0, errors_ = 0, bad_ = 0;
+  uint64_t outstanding_ = 0, ops_ = 0, bytes_ = 0, errors_ = 0, bad_ = 0, verify_reads_ = 0;
   uint64_t acked_ok_ = 0, acked_wrong_ = 0;
   uint64_t start_ns_ = 0, end_ns_ = 0;
   bool verified_ = false;

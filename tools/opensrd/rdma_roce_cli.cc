@@ -747,15 +747,6 @@ void AddRoceOptions(CLI::App* server, CLI::App* client, RoceCliOptions* o) {
         ->check(CLI::Range(0.0, 1.0));
     a->add_option("--seed", o->seed, "roce: seed of --reorder's choices (0: random)");
   }
-  server
-      ->add_option("--max-connections", o->max_connections,
-                   "roce: connections pending or open at once; more are answered with a REJ")
-      ->check(CLI::Range(1, 4096));
-  server
-      ->add_option("--recv-budget-mib", o->recv_budget_mib,
-                   "roce: MiB of receive buffers all SEND connections share; a request that "
-                   "would exceed it is rejected")
-      ->check(CLI::Range(1, 65536));
   client->add_option("--bind", o->bind,
                      "roce: local IPv4 address of the client's RoCEv2 endpoint (default: the "
                      "route's source address)");
