@@ -1,5 +1,6 @@
 // RcDevice over RoCEv2 on real sockets: two devices in one process on 127.0.15.1 and
-// 127.0.15.2, UDP port 7825 (both sides of a RoCEv2 connection use one port), connected
+// 127.0.15.2, each test on its own UDP port of 7821-7824 (ctest runs tests in parallel; both
+// sides of a RoCEv2 connection use one port), connected
 // through the IB CM on QP1. What only RoCEv2 has: atomics, immediate data, the CM's REJ, and
 // the connection cap answered with a REJ. The behaviour every protocol shares is in
 // rc_device_test.cc.
@@ -16,12 +17,12 @@
 namespace opensrd::rdma {
 namespace {
 
-constexpr uint16_t kPort = 7825;
+uint16_t g_port = 0;  // the running test's (each sets its own)
 
 NetAddr At(uint32_t last_octet) {
   NetAddr a;
   a.ip = (127u << 24) | (15u << 8) | last_octet;
-  a.port = kPort;
+  a.port = g_port;
   return a;
 }
 
@@ -31,7 +32,7 @@ std::unique_ptr<RcDevice> Open(uint32_t octet, uint32_t max_connections = 64) {
   c.local = At(octet);
   c.max_connections = max_connections;
   Result<std::unique_ptr<RcDevice>> d = RcDevice::Open(c);
-  EXPECT_TRUE(d.ok()) << d.status().ToString();
+  EXPECT_TRUE(d.ok()) << ToString(c.local) << ": " << d.status().ToString();
   return d.ok() ? std::move(d.value()) : nullptr;
 }
 
@@ -119,9 +120,11 @@ WorkCompletion RunOp(Side& a, Side& b, const SendWr& wr) {
 }
 
 TEST(RcDeviceRoce, AtomicsAndImmediateDataReachTheRegisteredMemory) {
+  g_port = 7821;
   Side a, b;
   a.Init(1);
   b.Init(2);
+  ASSERT_FALSE(HasFatalFailure());
   Connect(a, b);
   b.mem[1] = 40;
   SendWr fa;
@@ -154,9 +157,11 @@ TEST(RcDeviceRoce, AtomicsAndImmediateDataReachTheRegisteredMemory) {
 }
 
 TEST(RcDeviceRoce, WriteWithImmediateConsumesAReceive) {
+  g_port = 7822;
   Side a, b;
   a.Init(1);
   b.Init(2);
+  ASSERT_FALSE(HasFatalFailure());
   Connect(a, b);
   RecvWr r;
   r.wr_id = 55;
@@ -185,9 +190,11 @@ TEST(RcDeviceRoce, WriteWithImmediateConsumesAReceive) {
 }
 
 TEST(RcDeviceRoce, ARejectedRequestReportsRejectedAndFlushesWhatWasQueued) {
+  g_port = 7823;
   Side a, b;
   a.Init(1);
   b.Init(2);
+  ASSERT_FALSE(HasFatalFailure());
   ASSERT_TRUE(b.dev->Listen().ok());
   ASSERT_TRUE(a.dev->Connect(a.qp, At(2), {}).ok());
   SendWr w;  // queued until the connection is up, which it never is
@@ -210,12 +217,15 @@ TEST(RcDeviceRoce, ARejectedRequestReportsRejectedAndFlushesWhatWasQueued) {
 }
 
 TEST(RcDeviceRoce, ConnectionsBeyondTheCapAreRefusedAndTheOthersStillWork) {
+  g_port = 7824;
   Side b;
   b.Init(2, /*max_connections=*/1);
+  ASSERT_FALSE(HasFatalFailure());
   ASSERT_TRUE(b.dev->Listen().ok());
   Side a1, a2;
   a1.Init(1);
   a2.Init(3);
+  ASSERT_FALSE(HasFatalFailure());
   ASSERT_TRUE(a1.dev->Connect(a1.qp, At(2), {}).ok());
   ASSERT_TRUE(PollUntil({a1.dev.get(), b.dev.get()}, [&] {
     b.Drain();
