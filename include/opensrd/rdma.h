@@ -257,6 +257,11 @@ struct RcDeviceConfig {
   // (0: random; CountersJson reports the one used).
   double reorder = 0;
   uint64_t reorder_seed = 0;
+  // RDMA READs (and RoCEv2 atomics) this side serves at once and issues at once: the IRD and
+  // ORD of MPA's enhanced start-up (iWARP) or the CM's responder resources and initiator depth
+  // (RoCEv2). rping asks for 1 and 1.
+  uint16_t ird = 16;
+  uint16_t ord = 16;
   // iWARP: payload bytes per DDP segment (one FPDU).
   uint32_t max_segment = 16384;
   // Record every packet (RoCEv2) or TCP segment (iWARP) sent and received, with the real

@@ -28,6 +28,8 @@
 #include <optional>
 #include <string>
 
+#include <nlohmann/json.hpp>
+
 #include "common/pcap_writer.h"
 #include "rdma/iwarp_tcp.h"
 #include "rdma/mpa.h"
@@ -73,16 +75,6 @@ Status Errno(const std::string& what) {
 
 // The enhanced IRD/ORD word takes 4 of MPA's 512 bytes of private data.
 constexpr size_t kMaxUserPrivateData = mpa::kMaxPrivateData - mpa::kEnhancedLen;
-
-std::string JsonString(const std::string& s) {
-  std::string o = "\"";
-  for (char c : s) {
-    if (c == '"' || c == '\\') o += '\\';
-    if (static_cast<unsigned char>(c) < 0x20) continue;
-    o += c;
-  }
-  return o + "\"";
-}
 
 class IwarpBackend final : public RcBackend {
  public:
@@ -355,53 +347,52 @@ class IwarpBackend final : public RcBackend {
 
   std::string CountersJson() const override {
     const Totals t = CurrentTotals();
-    std::string j = "{\"protocol\":\"iwarp\"";
-    auto add = [&](const char* k, uint64_t v) {
-      j += ",\"";
-      j += k;
-      j += "\":" + std::to_string(v);
-    };
-    add("connections_requested", requested_);
-    add("connections_accepted", accepted_);
-    add("connections_refused", refused_);
-    add("refused_over_limit", refused_over_limit_);
-    add("requests_timed_out", timed_out_);
-    add("requests_malformed", malformed_);
-    add("connections_rejected", rejected_);
-    add("connect_failures", connect_failures_);
-    add("connections_open", open_passive_);
-    add("requests_pending", pending_.size());
-    add("fpdus_sent", t.qp.fpdus_sent);
-    add("fpdus_received", t.qp.fpdus_received);
-    add("bytes_placed", t.qp.bytes_placed);
-    add("requests_executed", t.qp.requests_executed);
-    add("terminates_sent", t.qp.terminates_sent);
-    add("terminates_received", t.qp.terminates_received);
-    add("tcp_bytes_in", t.bytes_in);
-    add("tcp_bytes_out", t.bytes_out);
-    auto term = [&](const char* k, const std::optional<iwarp::TermInfo>& t) {
-      if (!t) return;
-      j += ",\"";
-      j += k;
-      j += "\":{\"layer\":" + std::to_string(t->layer) + ",\"etype\":" + std::to_string(t->etype) +
-           ",\"code\":" + std::to_string(t->code) + "}";
-    };
+    nlohmann::json j = {{"protocol", "iwarp"},
+                        {"connections_requested", requested_},
+                        {"connections_accepted", accepted_},
+                        {"connections_refused", refused_},
+                        {"refused_over_limit", refused_over_limit_},
+                        {"requests_timed_out", timed_out_},
+                        {"requests_malformed", malformed_},
+                        {"connections_rejected", rejected_},
+                        {"connect_failures", connect_failures_},
+                        {"connections_open", open_passive_},
+                        {"requests_pending", pending_.size()},
+                        {"fpdus_sent", t.qp.fpdus_sent},
+                        {"fpdus_received", t.qp.fpdus_received},
+                        {"bytes_placed", t.qp.bytes_placed},
+                        {"requests_executed", t.qp.requests_executed},
+                        {"terminates_sent", t.qp.terminates_sent},
+                        {"terminates_received", t.qp.terminates_received},
+                        {"tcp_bytes_in", t.bytes_in},
+                        {"tcp_bytes_out", t.bytes_out}};
     // The most recent TERMINATE each way (RFC 5040 layer, error type and code), for reports.
-    term("last_terminate_received", last_term_received_);
-    term("last_terminate_sent", last_term_sent_);
-    if (pcap_) {
-      // `written` counts records on disk so far; the file is complete once the device closes.
-      const PcapStats ps = pcap_->stats();
-      j += ",\"pcap\":{\"file\":" + JsonString(pcap_->path()) +
-           ",\"captured\":" + std::to_string(ps.captured) +
-           ",\"written\":" + std::to_string(ps.written) +
-           ",\"dropped\":" + std::to_string(ps.dropped) +
-           ",\"write_errors\":" + std::to_string(ps.write_errors) + "}";
-    }
-    return j + "}";
+    auto term = [](const iwarp::TermInfo& ti) {
+      return nlohmann::json{{"layer", ti.layer}, {"etype", ti.etype}, {"code", ti.code}};
+    };
+    if (last_term_received_) j["last_terminate_received"] = term(*last_term_received_);
+    if (last_term_sent_) j["last_terminate_sent"] = term(*last_term_sent_);
+    // `written` counts records on disk so far; CloseCapture gives the final figures.
+    if (pcap_) j["pcap"] = PcapJson();
+    return j.dump();
+  }
+
+  std::string CloseCapture() override {
+    if (!pcap_) return "null";
+    pcap_->Close();
+    return PcapJson().dump();
   }
 
  private:
+  nlohmann::json PcapJson() const {
+    const PcapStats ps = pcap_->stats();
+    return {{"file", pcap_->path()},
+            {"captured", ps.captured},
+            {"written", ps.written},
+            {"dropped", ps.dropped},
+            {"write_errors", ps.write_errors}};
+  }
+
   enum class Phase : uint8_t {
     kIdle,        // created, no connection yet
     kConnecting,  // active: TCP connect in progress
@@ -472,6 +463,8 @@ class IwarpBackend final : public RcBackend {
     c.private_data = q.pdata;
     c.max_segment = cfg_.max_segment;
     c.max_read_bytes = cfg_.max_read_bytes;
+    c.ird = cfg_.ird;
+    c.ord = cfg_.ord;
     q.conn = IwarpTcpConnection::Adopt(fd, c, registry_);
     if (capture_ != nullptr) q.conn->set_capture(capture_);
     q.phase = Phase::kOpen;

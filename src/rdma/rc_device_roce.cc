@@ -486,6 +486,8 @@ class RoceBackend final : public RcBackend {
     offer.recv_psn = q.expected_psn;
     offer.path_mtu = MtuCode(cfg_.mtu);
     offer.retry_count = cfg_.retry_cnt;
+    offer.responder_resources = static_cast<uint8_t>(std::min<uint16_t>(cfg_.ird, 255));
+    offer.initiator_depth = static_cast<uint8_t>(std::min<uint16_t>(cfg_.ord, 255));
     offer.rnr_retry_count = cfg_.rnr_retry;
     offer.private_data.assign(pdata.begin(), pdata.end());
     return offer;

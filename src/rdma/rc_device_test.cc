@@ -12,6 +12,8 @@
 
 #include <gtest/gtest.h>
 
+#include <nlohmann/json.hpp>
+
 #include <algorithm>
 
 #include <chrono>
@@ -831,9 +833,13 @@ TEST(IwarpRcDevice, PcapRecordsBothStreamsWithTheRequest) {
     ASSERT_TRUE(DriveUntil({&server, &client}, [&] {
       return std::memcmp(server.mem.data(), client.mem.data(), 3000) == 0;
     }));
-    const std::string j = server.dev->CountersJson();
-    EXPECT_NE(j.find("\"pcap\":{\"file\":"), std::string::npos) << j;
-    EXPECT_NE(j.find("\"dropped\":0"), std::string::npos) << j;
+    const nlohmann::json j = nlohmann::json::parse(server.dev->CountersJson());
+    EXPECT_EQ(j["pcap"]["file"], path) << j.dump();
+    EXPECT_EQ(j["pcap"]["dropped"], 0u) << j.dump();
+    // Closing gives the final figures: every record captured is on disk.
+    const nlohmann::json c = nlohmann::json::parse(server.dev->CloseCapture());
+    EXPECT_GT(c["written"].get<uint64_t>(), 0u);
+    EXPECT_EQ(c["written"], c["captured"]) << c.dump();
   }
   // The file holds the MPA request the server read before the queue pair existed: its key
   // appears in the capture.

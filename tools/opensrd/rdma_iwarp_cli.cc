@@ -273,7 +273,9 @@ int RunIwarpServer(const IwarpCliOptions& o) {
                         {"rejected_max_size", rejected_size},
                         {"recv_bytes_peak", recv_bytes_peak},
                         {"device", counters}};
-    if (counters.contains("pcap")) j["pcap"] = counters["pcap"];
+    if (const auto pcap = nlohmann::json::parse(dev->CloseCapture()); !pcap.is_null()) {
+      j["pcap"] = pcap;  // final: every record on disk
+    }
     std::printf("%s\n", j.dump().c_str());
   }
   return rc;
@@ -550,7 +552,9 @@ class IwarpClient {
         j["terminate"] = counters["last_terminate_received"];
       }
       if (!first_error_.empty()) j["error"] = first_error_;
-      if (counters.contains("pcap")) j["pcap"] = counters["pcap"];
+      if (const auto pcap = nlohmann::json::parse(dev_->CloseCapture()); !pcap.is_null()) {
+        j["pcap"] = pcap;  // final: every record on disk
+      }
       std::printf("%s\n", j.dump().c_str());
     } else {
       std::printf("opensrd rdma %s to %s (iwarp): %u-byte ops, %zu in flight\n", o_.op.c_str(),

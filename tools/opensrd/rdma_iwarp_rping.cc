@@ -1,5 +1,6 @@
 // `opensrd rdma server|client --protocol iwarp --rping`: librdmacm's rping exchange over
-// opensrd's iWARP queue pair, so Linux siw's `rping -s` / `rping -c -V` are the peers.
+// iWARP, so Linux siw's `rping -s` / `rping -c -V` are the peers. Written against the public
+// verbs API (RcDevice, include/opensrd/rdma.h) as an rdma_cm application is.
 //
 // rping over iWARP (rdma_cm adds no header of its own to MPA private data on iWARP; rping sets
 // none): after the MPA exchange the client SENDs a 16-byte advertisement {buf (BE64), rkey
@@ -9,37 +10,30 @@
 // compares the two buffers. One loop per ping; each side keeps one 16-byte receive posted.
 // The client's start buffer holds rping's text ("rdma-ping-%d: " then the letters A..z
 // rotating per ping), so either side's output can be compared with rping's own.
+#include <unistd.h>
+
 #include <cstdio>
 #include <cstring>
+#include <deque>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <sys/epoll.h>
-#include <sys/socket.h>
-#include <unistd.h>
-
-#include "rdma/iwarp_tcp.h"
+#include "opensrd/rdma.h"
 #include "tools/opensrd/latency.h"
 #include "tools/opensrd/rdma_iwarp_cli.h"
 
 namespace opensrd::cli {
 namespace {
 
-using rdma::MemoryRegion;
-using rdma::MemoryRegistry;
-using rdma::PdHandle;
+using rdma::CmEvent;
+using rdma::CmEventKind;
 using rdma::SendWr;
 using rdma::WcOpcode;
 using rdma::WcStatus;
 using rdma::WorkCompletion;
 using rdma::WrOpcode;
-using rdma::iwarp::IwarpQp;
-using rdma::iwarp::IwarpTcpConnection;
-using rdma::iwarp::QpConfig;
 
 constexpr size_t kAdvLen = 16;
 
@@ -65,50 +59,52 @@ void FillPing(uint8_t* buf, size_t size, uint64_t n) {
   buf[size - 1] = 0;
 }
 
-// One connection and its registered buffers, driven step by step.
+// One device, one QP and its registered buffers, driven step by step.
 class RpingPeer {
  public:
-  RpingPeer(const IwarpCliOptions& o, bool initiator) : o_(o) {
-    pd_ = reg_.AllocPd();
+  explicit RpingPeer(const IwarpCliOptions& o) : o_(o) {}
+
+  // Opens the device on `local` (port 0 for a client) and registers the buffers.
+  bool Open(const NetAddr& local) {
+    rdma::RcDeviceConfig dc;
+    dc.protocol = rdma::RcProtocol::kIwarp;
+    dc.local = local;
+    dc.max_connections = 1;
+    dc.ird = 1;  // what rping asks for (responder_resources, initiator_depth)
+    dc.ord = 1;
+    dc.pcap = o_.pcap;
+    Result<std::unique_ptr<rdma::RcDevice>> d = rdma::RcDevice::Open(dc);
+    if (!d.ok()) return Fail(d.status().ToString());
+    dev_ = std::move(d.value());
+    pd_ = dev_->AllocPd();
+    cq_ = dev_->CreateCq();
     // [recv 16][send 16][start: size][rdma: size]
-    mem_.assign(2 * kAdvLen + 2 * size_t{o.size}, 0);
-    mr_ = *reg_.Register(
-        pd_, mem_.data(), mem_.size(),
-        rdma::kAccessLocalWrite | rdma::kAccessRemoteRead | rdma::kAccessRemoteWrite);
-    cfg_.initiator = initiator;
-    cfg_.pd = pd_;
-    cfg_.ird = 1;  // what rping asks for (responder_resources, initiator_depth)
-    cfg_.ord = 1;
+    mem_.assign(2 * kAdvLen + 2 * size_t{o_.size}, 0);
+    Result<rdma::MemoryRegion> mr =
+        dev_->RegMr(pd_, mem_.data(), mem_.size(),
+                    rdma::kAccessLocalWrite | rdma::kAccessRemoteRead | rdma::kAccessRemoteWrite);
+    if (!mr.ok()) return Fail(mr.status().ToString());
+    mr_ = *mr;
+    Result<rdma::QpNum> q = dev_->CreateQp(pd_, cq_, cq_);
+    if (!q.ok()) return Fail(q.status().ToString());
+    qp_ = *q;
+    return true;
   }
+  rdma::RcDevice& dev() { return *dev_; }
+  rdma::QpNum qp() const { return qp_; }
   uint8_t* recv_buf() { return mem_.data(); }
   uint8_t* send_buf() { return mem_.data() + kAdvLen; }
   uint8_t* start_buf() { return mem_.data() + 2 * kAdvLen; }
   uint8_t* rdma_buf() { return start_buf() + o_.size; }
   uint64_t Addr(uint8_t* p) const { return reinterpret_cast<uintptr_t>(p); }
 
-  bool Attach(std::unique_ptr<IwarpTcpConnection> c) {
-    conn_ = std::move(c);
-    ep_ = epoll_create1(EPOLL_CLOEXEC);
-    epoll_event ev{};
-    ev.events = EPOLLIN;
-    ev.data.fd = conn_->fd();
-    epoll_ctl(ep_, EPOLL_CTL_ADD, conn_->fd(), &ev);
-    return true;
-  }
-  ~RpingPeer() {
-    if (ep_ >= 0) close(ep_);
-  }
-  IwarpQp& qp() { return conn_->qp(); }
-  const QpConfig& cfg() const { return cfg_; }
-  MemoryRegistry& reg() { return reg_; }
-
-  void PostRecv() { (void)qp().PostRecv({1, {Addr(recv_buf()), kAdvLen, mr_.lkey}}); }
+  void PostRecv() { (void)dev_->PostRecv(qp_, {1, {Addr(recv_buf()), kAdvLen, mr_.lkey}}); }
   void Send() {
     SendWr w;
     w.wr_id = 2;
     w.opcode = WrOpcode::kSend;
     w.sge = {Addr(send_buf()), kAdvLen, mr_.lkey};
-    (void)qp().PostSend(w);
+    (void)dev_->PostSend(qp_, w);
   }
   void Advertise(uint8_t* buf) {
     PutBe(send_buf(), Addr(buf), 8);
@@ -123,38 +119,45 @@ class RpingPeer {
     w.sge = {Addr(local), len, mr_.lkey};
     w.remote_addr = raddr;
     w.rkey = rkey;
-    (void)qp().PostSend(w);
+    (void)dev_->PostSend(qp_, w);
   }
 
-  // Drives I/O until a completion with `want` opcode (and success) arrives; false on error,
-  // close or timeout. Other successful completions are skipped.
+  // Drives the device until a connection event for our QP (or, with `request`, a connection
+  // request) arrives; false on timeout.
+  bool WaitEvent(CmEvent* out, bool request, int timeout_ms = 30'000) {
+    const uint64_t end = NowNs() + uint64_t(timeout_ms) * 1'000'000;
+    for (;;) {
+      while (!events_.empty()) {
+        CmEvent e = std::move(events_.front());
+        events_.pop_front();
+        if (request ? e.kind == CmEventKind::kConnectRequest : e.qp == qp_) {
+          *out = std::move(e);
+          return true;
+        }
+      }
+      if (NowNs() > end) return Fail("timed out waiting for the connection");
+      if (!Step(20)) return false;
+    }
+  }
+
+  // Drives the device until a completion with `want` opcode (and success) arrives; false on
+  // error, disconnect or timeout. Other successful completions are skipped.
   bool Wait(WcOpcode want, int timeout_ms = 30'000) {
     const uint64_t end = NowNs() + uint64_t(timeout_ms) * 1'000'000;
     for (;;) {
-      while (!pending_.empty()) {
-        WorkCompletion wc = pending_.front();
-        pending_.erase(pending_.begin());
-        if (wc.status == WcStatus::kFlushed && qp().state() == IwarpQp::State::kTerminated) {
-          return Fail(qp().error());  // why the queue pair stopped says more than "flushed"
+      WorkCompletion wc;
+      while (dev_->PollCq(cq_, {&wc, 1}) == 1) {
+        if (wc.status == WcStatus::kFlushed && !disconnect_reason_.empty()) {
+          return Fail(disconnect_reason_);  // why the connection ended says more than "flushed"
         }
         if (wc.status != WcStatus::kSuccess) {
           return Fail(std::string("completion ") + rdma::WcStatusName(wc.status));
         }
         if (wc.opcode == want) return true;
       }
-      if (!conn_->Flush().ok()) return Fail("send failed");
-      epoll_event ev{};
-      ev.events = EPOLLIN | (conn_->wants_write() ? uint32_t{EPOLLOUT} : 0u);
-      ev.data.fd = conn_->fd();
-      epoll_ctl(ep_, EPOLL_CTL_MOD, conn_->fd(), &ev);
-      if (epoll_wait(ep_, &ev, 1, 50) > 0 && !conn_->OnReadable().ok()) return Fail("recv failed");
-      (void)conn_->Flush();
-      for (const WorkCompletion& wc : qp().TakeCompletions()) pending_.push_back(wc);
-      if (pending_.empty()) {
-        if (qp().state() == IwarpQp::State::kTerminated) return Fail(qp().error());
-        if (conn_->closed()) return Fail("connection closed");
-        if (NowNs() > end) return Fail("timed out");
-      }
+      if (!disconnect_reason_.empty()) return Fail(disconnect_reason_);
+      if (NowNs() > end) return Fail("timed out");
+      if (!Step(50)) return false;
     }
   }
   bool Fail(const std::string& why) {
@@ -162,41 +165,40 @@ class RpingPeer {
     return false;
   }
   const std::string& error() const { return error_; }
-  void FlushOut() {
-    for (int i = 0; i < 100 && conn_->wants_write(); ++i) {
-      (void)conn_->Flush();
-      if (conn_->wants_write()) usleep(1000);
-    }
+  bool disconnected() const { return !disconnect_reason_.empty(); }
+  // Lets queued bytes reach the socket before the device closes.
+  void Drain() {
+    for (int i = 0; i < 20; ++i) (void)dev_->Poll(5);
   }
+  nlohmann::json Counters() const { return nlohmann::json::parse(dev_->CountersJson()); }
 
-  // Drives I/O until the MPA exchange is done.
-  bool WaitRts(int timeout_ms = 30'000) {
-    const uint64_t end = NowNs() + uint64_t(timeout_ms) * 1'000'000;
-    while (qp().state() != IwarpQp::State::kRts) {
-      if (qp().state() == IwarpQp::State::kTerminated) return Fail(qp().error());
-      if (NowNs() > end) return Fail("timed out waiting for the MPA reply");
-      (void)conn_->Flush();
-      epoll_event ev;
-      if (epoll_wait(ep_, &ev, 1, 20) > 0 && !conn_->OnReadable().ok()) return Fail("recv failed");
+ private:
+  bool Step(int timeout_ms) {
+    Status st = dev_->Poll(timeout_ms);
+    if (!st.ok()) return Fail(st.ToString());
+    for (CmEvent e; dev_->PollCmEvent(&e);) {
+      if (e.qp == qp_ && e.kind == CmEventKind::kDisconnected) {
+        disconnect_reason_ = e.reason.empty() ? "connection closed" : e.reason;
+      }
+      events_.push_back(std::move(e));
     }
     return true;
   }
 
- private:
   const IwarpCliOptions& o_;
-  MemoryRegistry reg_;
-  PdHandle pd_;
+  std::unique_ptr<rdma::RcDevice> dev_;
+  rdma::PdHandle pd_ = 0;
+  rdma::CqHandle cq_ = 0;
+  rdma::QpNum qp_ = 0;
   std::vector<uint8_t> mem_;
-  MemoryRegion mr_;
-  QpConfig cfg_;
-  std::unique_ptr<IwarpTcpConnection> conn_;
-  int ep_ = -1;
-  std::vector<WorkCompletion> pending_;
+  rdma::MemoryRegion mr_;
+  std::deque<CmEvent> events_;
+  std::string disconnect_reason_;
   std::string error_;
 };
 
 void Report(const IwarpCliOptions& o, const char* role, uint64_t pings, uint64_t bad, bool ok,
-            const std::string& error, LatencyRecorder& lat, const IwarpQp* qp) {
+            const std::string& error, LatencyRecorder& lat, RpingPeer& p) {
   const LatencySummary l = lat.Summarize();
   nlohmann::json j = {
       {"protocol", "iwarp"},
@@ -208,13 +210,11 @@ void Report(const IwarpCliOptions& o, const char* role, uint64_t pings, uint64_t
       {"verified", ok},
       {"lat_us", {{"p50", l.p50}, {"p99", l.p99}, {"p999", l.p999}, {"max", l.max}}}};
   if (!error.empty()) j["error"] = error;
-  if (qp && qp->terminate_received()) {
-    const auto t = qp->received_terminate();
-    j["terminate_received"] = {{"layer", t.layer}, {"etype", t.etype}, {"code", t.code}};
-  }
-  if (qp && qp->terminate_sent()) {
-    const auto t = qp->sent_terminate();
-    j["terminate_sent"] = {{"layer", t.layer}, {"etype", t.etype}, {"code", t.code}};
+  const nlohmann::json c = p.Counters();
+  if (c.contains("last_terminate_received")) j["terminate_received"] = c["last_terminate_received"];
+  if (c.contains("last_terminate_sent")) j["terminate_sent"] = c["last_terminate_sent"];
+  if (const auto pcap = nlohmann::json::parse(p.dev().CloseCapture()); !pcap.is_null()) {
+    j["pcap"] = pcap;
   }
   if (o.json) {
     std::printf("%s\n", j.dump().c_str());
@@ -234,23 +234,25 @@ int RunIwarpRpingClient(const IwarpCliOptions& o) {
     std::fprintf(stderr, "opensrd rdma client --rping: an IPv4 --connect and --size >= 16\n");
     return 2;
   }
-  RpingPeer p(o, true);
-  Result<std::unique_ptr<IwarpTcpConnection>> c =
-      IwarpTcpConnection::Connect(*remote, p.cfg(), p.reg());
-  if (!c.ok()) {
-    std::fprintf(stderr, "opensrd rdma client: %s\n", c.status().ToString().c_str());
+  RpingPeer p(o);
+  if (!p.Open(NetAddr{})) {
+    std::fprintf(stderr, "opensrd rdma client: %s\n", p.error().c_str());
     return 1;
   }
-  p.Attach(std::move(c.value()));
   const uint64_t count = o.count ? o.count : 10;
   uint64_t pings = 0, bad = 0;
   LatencyRecorder lat;
   p.PostRecv();
+  bool ok = p.dev().Connect(p.qp(), *remote, {}).ok() || p.Fail("connect refused by the device");
+  CmEvent e;
+  ok = ok && p.WaitEvent(&e, false);
+  if (ok && e.kind != CmEventKind::kEstablished) {
+    ok = p.Fail(std::string("connection ") + rdma::CmEventName(e.kind) + ": " + e.reason);
+  }
   // Linux siw as responder (no RTR negotiated) was seen to lose a SEND that arrived right
   // after its MPA reply: TCP acknowledged it, rping never got the receive, and nothing else
   // was coming to wake siw up again (docs/RDMA.md). Holding the first FPDU back a little,
   // which an initiator may always do, avoids that window.
-  bool ok = p.WaitRts();
   if (ok) usleep(200'000);
   for (uint64_t n = 0; n < count && ok; ++n) {
     const uint64_t t0 = NowNs();
@@ -268,9 +270,9 @@ int RunIwarpRpingClient(const IwarpCliOptions& o) {
     lat.AddNs(NowNs() - t0);
     ++pings;
   }
-  p.FlushOut();
+  p.Drain();
   const bool verified = ok && bad == 0 && pings == count;
-  Report(o, "client", pings, bad, verified, p.error(), lat, &p.qp());
+  Report(o, "client", pings, bad, verified, p.error(), lat, p);
   return verified ? 0 : 1;
 }
 
@@ -283,29 +285,23 @@ int RunIwarpRpingServer(const IwarpCliOptions& options) {
     std::fprintf(stderr, "opensrd rdma server --rping: an IPv4 --bind is needed\n");
     return 2;
   }
-  int lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  int one = 1;
-  setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-  sockaddr_in sa{};
-  sa.sin_family = AF_INET;
-  sa.sin_port = htons(bind_addr->port);
-  sa.sin_addr.s_addr = htonl(bind_addr->ip);
-  if (bind(lfd, reinterpret_cast<sockaddr*>(&sa), sizeof sa) != 0 || listen(lfd, 4) != 0) {
+  RpingPeer p(o);
+  if (!p.Open(*bind_addr) || !p.dev().Listen().ok()) {
     std::fprintf(stderr, "opensrd rdma server: listen %s: %s\n", o.bind.c_str(),
-                 std::strerror(errno));
-    close(lfd);
+                 p.error().empty() ? "cannot listen" : p.error().c_str());
     return 1;
   }
   std::fprintf(stderr, "opensrd rdma server (iwarp, rping) on %s\n", o.bind.c_str());
-  int fd = accept4(lfd, nullptr, nullptr, SOCK_CLOEXEC);
-  close(lfd);
-  if (fd < 0) return 1;
-  RpingPeer p(o, false);
-  p.Attach(IwarpTcpConnection::Adopt(fd, p.cfg(), p.reg()));
-  p.PostRecv();
   uint64_t pings = 0;
   LatencyRecorder lat;
-  for (;;) {
+  CmEvent req;
+  if (!p.WaitEvent(&req, true, 600'000)) {
+    Report(o, "server", 0, 0, false, p.error(), lat, p);
+    return 1;
+  }
+  p.PostRecv();
+  bool ok = p.dev().Accept(req.request, p.qp(), {}).ok() || p.Fail("accept refused");
+  for (; ok;) {
     if (!p.Wait(WcOpcode::kRecv, 600'000)) break;  // the start advertisement
     const uint64_t t0 = NowNs();
     uint64_t addr = GetBe(p.recv_buf(), 8);
@@ -332,10 +328,13 @@ int RunIwarpRpingServer(const IwarpCliOptions& options) {
     lat.AddNs(NowNs() - t0);
     ++pings;
   }
-  p.FlushOut();
-  // The client ends the session by closing the connection; anything else is an error.
-  const bool clean = p.error() == "connection closed" || p.error().rfind("stream_closed", 0) == 0;
-  Report(o, "server", pings, 0, clean && pings > 0, clean ? "" : p.error(), lat, &p.qp());
+  p.Drain();
+  // The client ends the session by closing the connection (no TERMINATE either way); anything
+  // else is an error.
+  const nlohmann::json c = p.Counters();
+  const bool clean = p.disconnected() && !c.contains("last_terminate_received") &&
+                     !c.contains("last_terminate_sent");
+  Report(o, "server", pings, 0, clean && pings > 0, clean ? "" : p.error(), lat, p);
   return clean && pings > 0 ? 0 : 1;
 }
 

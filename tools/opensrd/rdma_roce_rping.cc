@@ -83,6 +83,8 @@ class Rping {
     dc.cm_port = o_.port;
     dc.cm_resend_ms = 1000;  // the guest's CM answers slowly under TCG
     dc.max_connections = 1;
+    dc.ird = 1;  // rping's conn_param: responder_resources and initiator_depth 1
+    dc.ord = 1;
     dc.reorder = o_.reorder;
     dc.reorder_seed = o_.seed;
     dc.pcap = o_.pcap;
