@@ -14,6 +14,7 @@ While everything is held, the server's RSS may grow by at most the budget plus 2
 Prints one JSON object; exits 1 on any failure.
 """
 import json
+import os
 import socket
 import struct
 import sys
@@ -105,7 +106,10 @@ peak = rss_mib()
 result["rss_base_mib"] = round(base, 1)
 result["rss_peak_mib"] = round(peak, 1)
 result["rss_growth_mib"] = round(peak - base, 1)
-if peak - base > budget_mib + 24:
+# Under ThreadSanitizer the RSS is mostly shadow memory (several bytes per byte touched): the
+# caller turns the figure's check off there (OPENSRD_RSS_CHECK=0); recv_bytes_peak still
+# bounds what the server set aside.
+if os.environ.get("OPENSRD_RSS_CHECK", "1") == "1" and peak - base > budget_mib + 24:
     fail("server RSS grew by %.1f MiB, over the %d MiB budget + 24" % (peak - base, budget_mib))
 # The 6 that got a slot are dropped by the server's MPA request timeout (5 s).
 deadline = time.time() + 15

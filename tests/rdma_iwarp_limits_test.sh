@@ -29,7 +29,11 @@ srv=$!
 for _ in $(seq 50); do grep -qs "on $host:$port" "$dir/srv.err" && break; sleep 0.1; done
 grep -qs "on $host:$port" "$dir/srv.err" || { cat "$dir/srv.err"; exit 1; }
 
-python3 "$here/rdma_iwarp_hostile.py" "$host" "$port" "$srv" 40 >"$dir/hostile.json" ||
+# ThreadSanitizer's shadow memory swamps the RSS figure: it is reported, not checked, there.
+rss_check=1
+if ldd "$bin" 2>/dev/null | grep -q libtsan; then rss_check=0; fi
+OPENSRD_RSS_CHECK=$rss_check python3 "$here/rdma_iwarp_hostile.py" "$host" "$port" "$srv" 40 \
+  >"$dir/hostile.json" ||
   { echo "FAIL: hostile client: $(cat "$dir/hostile.json")"; cat "$dir/srv.err"; exit 1; }
 grep -q "exceed --recv-budget-mib" "$dir/srv.err" ||
   { echo "FAIL: no log line for the over-budget connection"; cat "$dir/srv.err"; exit 1; }
@@ -55,5 +59,7 @@ check 'j["device"]["requests_timed_out"] == 6'         # the silent ones that go
 check 'j["connections_refused"] == 20'
 check 'j["recv_bytes_peak"] <= 40 * 1048576'
 check 'j["clients"] == 5 and j["sends_ok"] == 100 and j["sends_wrong"] == 0'
-echo "ok: over-budget and over-limit connections refused and counted, RSS bounded" \
+rss_note="RSS bounded"
+[ "$rss_check" = 1 ] || rss_note="RSS not checked (ThreadSanitizer)"
+echo "ok: over-budget and over-limit connections refused and counted, $rss_note" \
   "($(field "$dir/hostile.json" 'j["rss_growth_mib"]') MiB), legitimate client verified"

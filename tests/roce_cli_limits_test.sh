@@ -13,6 +13,9 @@ here=$(cd "$(dirname "$0")" && pwd)
 source "$here/perf_lib.sh"
 command -v jq >/dev/null || { echo "SKIPPED: no jq (scripts/setup.sh installs it)"; exit 77; }
 srv=127.0.16.1
+# Under AddressSanitizer freed blocks wait in a quarantine (256 MiB by default) and count in
+# the RSS; the growth checked below is meant to be live memory. (No effect on other builds.)
+export ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}quarantine_size_mb=0:thread_local_quarantine_size_kb=0"
 
 timeout 120 "$bin" rdma server --bind "$srv:4791" --protocol roce --region-size 1048576 \
   --max-connections 3 --recv-budget-mib 40 --json >"$work/srv.json" 2>"$work/srv.log" &
@@ -20,6 +23,11 @@ server_pid=$!
 pids+=($server_pid)
 for _ in $(seq 50); do grep -q "rdma_cm port" "$work/srv.log" 2>/dev/null && break; sleep 0.1; done
 grep -q "rdma_cm port" "$work/srv.log" || fail "server did not start"
+server_proc=$(pgrep -P "$server_pid" -f "rdma server" | head -1)  # under `timeout`
+[ -n "$server_proc" ] || fail "cannot find the server process"
+# RSS before any client: the growth is what clients made the server hold (an absolute figure
+# would measure the build, e.g. ASan's shadow memory, not the limits).
+base_kb=$(awk '/VmRSS/ {print $2}' "/proc/$server_proc/status")
 
 client() {  # NAME LAST_OCTET ARGS...
   local name=$1 octet=$2
@@ -72,17 +80,25 @@ for i in 6 7; do jq_check "$work/send$i.json" '.verified == true and .errors == 
 client after 9 --op read --size 65536 --count 50 || fail "a client after the refusals failed"
 jq_check "$work/after.json" '.verified == true and .ops == 50' "client after the refusals"
 
-server_proc=$(pgrep -P "$server_pid" -f "rdma server" | head -1)  # under `timeout`
-[ -n "$server_proc" ] || fail "cannot find the server process"
 hwm_kb=$(awk '/VmHWM/ {print $2}' "/proc/$server_proc/status")
 kill -INT "$server_pid"
 wait "$server_pid" || fail "server exited $?"
 jq_check "$work/srv.json" \
   '.connections == 6 and .connections_refused == 2 and .recv_budget_refused == 1' \
   "server refusal counters"
-# 1 MiB region + 40 MiB budget + 96 MiB for the process itself (sockets, libraries, a 64 MiB
-# send buffer's copies in flight); without the budget three SEND clients alone held 48 MiB more.
-limit_kb=$(((1 + 40 + 96) * 1024))
-[ "$hwm_kb" -lt "$limit_kb" ] || fail "server peak RSS ${hwm_kb} KiB over ${limit_kb} KiB"
-echo "server peak RSS ${hwm_kb} KiB (limit ${limit_kb} KiB); refused: 1 over the cap, 1 over the budget"
+jq_check "$work/srv.json" '.recv_bytes_peak <= 40 * 1048576 and .recv_bytes_peak > 0' \
+  "receive memory within --recv-budget-mib"
+# Growth: 1 MiB region + 40 MiB budget + 48 MiB for what is in flight (the SENDs' copies held
+# for retransmission, socket buffers); before the limits, three SEND clients alone made the
+# server hold 192 MiB of receives.
+# ThreadSanitizer's shadow memory (several bytes per byte touched) swamps the figure there: it
+# is reported, not checked; recv_bytes_peak above still bounds what the server set aside.
+growth_kb=$((hwm_kb - base_kb))
+limit_kb=$(((1 + 40 + 48) * 1024))
+if ldd "$bin" 2>/dev/null | grep -q libtsan; then
+  echo "note: ThreadSanitizer build: RSS growth ${growth_kb} KiB reported, not checked"
+else
+  [ "$growth_kb" -lt "$limit_kb" ] || fail "server RSS grew ${growth_kb} KiB, over ${limit_kb} KiB"
+fi
+echo "server RSS grew ${growth_kb} KiB (limit ${limit_kb} KiB); refused: 1 over the cap, 1 over the budget"
 echo PASS

@@ -198,6 +198,7 @@ class Server {
         status_busy_[s->status_pair] = true;
         s->recv_buf.assign(need, 0);
         recv_in_use_ += need;
+        recv_peak_ = std::max(recv_peak_, recv_in_use_);
       }
       Result<rdma::QpNum> qp = dev_->CreateQp(pd_, cq_, cq_);
       if (!qp.ok()) {
@@ -309,6 +310,7 @@ class Server {
                         {"connections", connections_},
                         {"connections_refused", refused_ + st.connections_refused},
                         {"recv_budget_refused", budget_refused_},
+                        {"recv_bytes_peak", recv_peak_},
                         {"requests_executed", st.requests_executed},
                         {"sends_ok", sends_ok_},
                         {"sends_bad", sends_bad_},
@@ -337,7 +339,7 @@ class Server {
   std::vector<uint64_t> region_;  // 8-byte aligned for atomics
   rdma::MemoryRegion mr_;
   std::map<rdma::QpNum, std::unique_ptr<Session>> sessions_;
-  uint64_t recv_in_use_ = 0;
+  uint64_t recv_in_use_ = 0, recv_peak_ = 0;
   bool status_busy_[kStatusPairs] = {};
   uint64_t connections_ = 0, refused_ = 0, budget_refused_ = 0;
   uint64_t sends_ok_ = 0, sends_bad_ = 0;
