@@ -10,6 +10,7 @@
 #include <cerrno>
 #include <cstring>
 #include <ctime>
+#include <iterator>
 #include <string>
 
 #include "rdma/ib_cm.h"
@@ -58,6 +59,23 @@ Result<std::unique_ptr<RoceUdpShell>> RoceUdpShell::Open(const Options& options)
     s->raw_fd_ = socket(AF_INET, SOCK_RAW | SOCK_CLOEXEC | SOCK_NONBLOCK, IPPROTO_UDP);
     if (s->raw_fd_ >= 0) {
       setsockopt(s->raw_fd_, SOL_SOCKET, SO_RCVBUF, &big, sizeof big);
+      // The raw socket would copy (and wake us for) every UDP datagram the host receives: keep
+      // only IPv4 headers without options (what Receive parses) to our address and port.
+      const uint32_t drop = 7;
+      sock_filter ours[] = {
+          {BPF_LD | BPF_B | BPF_ABS, 0, 0, 0},  // version and header length
+          {BPF_JMP | BPF_JEQ | BPF_K, 0, static_cast<uint8_t>(drop - 2), 0x45},
+          {BPF_LD | BPF_W | BPF_ABS, 0, 0, 16},  // destination address
+          {BPF_JMP | BPF_JEQ | BPF_K, 0, static_cast<uint8_t>(drop - 4), options.local_ip},
+          {BPF_LD | BPF_H | BPF_ABS, 0, 0, 22},  // UDP destination port
+          {BPF_JMP | BPF_JEQ | BPF_K, 0, static_cast<uint8_t>(drop - 6), options.port},
+          {BPF_RET | BPF_K, 0, 0, 0xFFFF},  // the whole datagram
+          {BPF_RET | BPF_K, 0, 0, 0},       // drop
+      };
+      sock_fprog keep{static_cast<unsigned short>(std::size(ours)), ours};
+      if (setsockopt(s->raw_fd_, SOL_SOCKET, SO_ATTACH_FILTER, &keep, sizeof keep) != 0) {
+        return Errno("SO_ATTACH_FILTER (raw)");
+      }
       // The port's socket drops everything: the raw socket already has a copy.
       sock_filter drop_all{BPF_RET | BPF_K, 0, 0, 0};
       sock_fprog prog{1, &drop_all};
@@ -232,7 +250,10 @@ void RoceUdpShell::Receive() {
       if (pkt.size() < 28 || pkt[0] != 0x45 || pkt[9] != 17) continue;
       uint32_t dst = uint32_t{pkt[16]} << 24 | uint32_t{pkt[17]} << 16 | pkt[18] << 8 | pkt[19];
       uint16_t dport = static_cast<uint16_t>(pkt[22] << 8 | pkt[23]);
-      if (dst != opt_.local_ip || dport != opt_.port) continue;
+      if (dst != opt_.local_ip || dport != opt_.port) {
+        ++stats_.raw_foreign;
+        continue;
+      }
       ++stats_.rx_packets;
       if (capture_ != nullptr) {
         uint32_t src = uint32_t{pkt[12]} << 24 | uint32_t{pkt[13]} << 16 | pkt[14] << 8 | pkt[15];

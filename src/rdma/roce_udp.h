@@ -56,6 +56,7 @@ class RoceUdpShell {
     uint64_t gsi_tx = 0;
     uint64_t reordered = 0;        // held packets sent after their queue pair's next packet
     uint64_t reorder_expired = 0;  // held packets sent alone after reorder_hold_us (delayed only)
+    uint64_t raw_foreign = 0;  // raw-socket datagrams for another address or port (read, dropped)
   };
   // Receives every packet to QP1 (BTH opcode UD SEND ONLY, dest QP 1) whose ICRC checked (or
   // could not be checked, see icrc_unchecked): the sender's IP and the bytes from the BTH to
