@@ -34,6 +34,7 @@
 #include "rdma/iwarp_tcp.h"
 #include "rdma/mpa.h"
 #include "rdma/rc_backend.h"
+#include "rdma/wc_opcode.h"
 
 namespace opensrd::rdma {
 namespace {
@@ -260,10 +261,7 @@ class IwarpBackend final : public RcBackend {
     // (as ibverbs does), on the CQ, not as a refused call.
     if (q.phase == Phase::kDone ||
         (q.conn && q.conn->qp().state() == IwarpQp::State::kTerminated)) {
-      Flushed(n, wr.wr_id,
-              wr.opcode == WrOpcode::kRdmaRead    ? WcOpcode::kRdmaRead
-              : wr.opcode == WrOpcode::kRdmaWrite ? WcOpcode::kRdmaWrite
-                                                  : WcOpcode::kSend);
+      Flushed(n, wr.wr_id, WcOpcodeFor(wr.opcode));
       return Status::Ok();
     }
     if (!q.conn) {
@@ -523,24 +521,8 @@ class IwarpBackend final : public RcBackend {
   // stopped) and the requests kept while it had no connection.
   void FlushQp(QpNum n, Qp& q) {
     if (q.conn) TakeCompletions(n, q.conn->qp());
-    for (const SendWr& w : q.early_sends) {
-      WorkCompletion wc;
-      wc.wr_id = w.wr_id;
-      wc.status = WcStatus::kFlushed;
-      wc.opcode = w.opcode == WrOpcode::kRdmaRead    ? WcOpcode::kRdmaRead
-                  : w.opcode == WrOpcode::kRdmaWrite ? WcOpcode::kRdmaWrite
-                                                     : WcOpcode::kSend;
-      wc.qp = n;
-      sink_.completions.push_back(wc);
-    }
-    for (const RecvWr& r : q.early_recvs) {
-      WorkCompletion wc;
-      wc.wr_id = r.wr_id;
-      wc.status = WcStatus::kFlushed;
-      wc.opcode = WcOpcode::kRecv;
-      wc.qp = n;
-      sink_.completions.push_back(wc);
-    }
+    for (const SendWr& w : q.early_sends) Flushed(n, w.wr_id, WcOpcodeFor(w.opcode));
+    for (const RecvWr& r : q.early_recvs) Flushed(n, r.wr_id, WcOpcode::kRecv);
     q.early_sends.clear();
     q.early_recvs.clear();
   }

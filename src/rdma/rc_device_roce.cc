@@ -24,6 +24,7 @@
 #include "rdma/rc_backend.h"
 #include "rdma/roce_qp.h"
 #include "rdma/roce_udp.h"
+#include "rdma/wc_opcode.h"
 
 namespace opensrd::rdma {
 namespace {
@@ -45,24 +46,6 @@ uint8_t MtuCode(uint32_t bytes) {
 }
 uint32_t MtuBytes(uint8_t code) {
   return code >= 1 && code <= 5 ? 128u << code : 1024u;
-}
-
-WcOpcode WcOpcodeFor(WrOpcode op) {
-  switch (op) {
-    case WrOpcode::kSend:
-    case WrOpcode::kSendWithImm:
-      return WcOpcode::kSend;
-    case WrOpcode::kRdmaWrite:
-    case WrOpcode::kRdmaWriteWithImm:
-      return WcOpcode::kRdmaWrite;
-    case WrOpcode::kRdmaRead:
-      return WcOpcode::kRdmaRead;
-    case WrOpcode::kAtomicFetchAdd:
-      return WcOpcode::kFetchAdd;
-    case WrOpcode::kAtomicCmpSwap:
-      return WcOpcode::kCompareSwap;
-  }
-  return WcOpcode::kSend;
 }
 
 WcStatus StatusOf(roce::WcStatus s) {
@@ -331,22 +314,12 @@ class RoceBackend final : public RcBackend {
     uint8_t* local = nullptr;
     if (registry_.CheckLocal(wr.sge, q.pd, kAccessLocalWrite, &local) != AccessViolation::kNone) {
       // As hardware reports a bad receive SGE: a completion, not a refused call.
-      WorkCompletion wc;
-      wc.wr_id = wr.wr_id;
-      wc.status = WcStatus::kLocalProtectionError;
-      wc.opcode = WcOpcode::kRecv;
-      wc.qp = q.num;
-      sink_.completions.push_back(wc);
+      RecvDone(q, wr.wr_id, WcStatus::kLocalProtectionError);
       return Status::Ok();
     }
     if (q.state == State::kClosed || q.state == State::kDisconnecting ||
         (q.rc && q.rc->in_error())) {
-      WorkCompletion wc;
-      wc.wr_id = wr.wr_id;
-      wc.status = WcStatus::kFlushed;
-      wc.opcode = WcOpcode::kRecv;
-      wc.qp = q.num;
-      sink_.completions.push_back(wc);
+      RecvDone(q, wr.wr_id, WcStatus::kFlushed);
       return Status::Ok();
     }
     q.target->PostReceive(wr);
@@ -616,14 +589,20 @@ class RoceBackend final : public RcBackend {
       Complete(q, c);
     }
     q.queued.clear();
-    for (const RecvWr& r : q.target->TakePostedReceives()) {
-      WorkCompletion wc;
-      wc.wr_id = r.wr_id;
-      wc.status = WcStatus::kFlushed;
-      wc.opcode = WcOpcode::kRecv;
-      wc.qp = q.num;
-      sink_.completions.push_back(wc);
-    }
+    FlushReceives(q);
+  }
+
+  void FlushReceives(Qp& q) {
+    for (const RecvWr& r : q.target->TakePostedReceives()) RecvDone(q, r.wr_id, WcStatus::kFlushed);
+  }
+
+  void RecvDone(const Qp& q, uint64_t wr_id, WcStatus status) {
+    WorkCompletion wc;
+    wc.wr_id = wr_id;
+    wc.status = status;
+    wc.opcode = WcOpcode::kRecv;
+    wc.qp = q.num;
+    sink_.completions.push_back(wc);
   }
 
   // Moves the queue pair's and the target's completions to the sink, in order; a queue pair
@@ -639,16 +618,7 @@ class RoceBackend final : public RcBackend {
       wc.qp = q.num;
       sink_.completions.push_back(wc);
     }
-    if (q.rc && q.rc->in_error() && q.target->posted_receives() > 0) {
-      for (const RecvWr& r : q.target->TakePostedReceives()) {
-        WorkCompletion wc;
-        wc.wr_id = r.wr_id;
-        wc.status = WcStatus::kFlushed;
-        wc.opcode = WcOpcode::kRecv;
-        wc.qp = q.num;
-        sink_.completions.push_back(wc);
-      }
-    }
+    if (q.rc && q.rc->in_error()) FlushReceives(q);
   }
 
   void Complete(Qp& q, roce::Completion& c) {

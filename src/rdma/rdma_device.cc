@@ -23,6 +23,7 @@
 #include "rdma/native.h"
 #include "rdma/pipeline.h"
 #include "rdma/protocol_index.h"
+#include "rdma/wc_opcode.h"
 
 namespace opensrd::rdma {
 
@@ -59,24 +60,6 @@ struct Hdr {
   std::array<uint8_t, native::kMaxHeaderLen> bytes;
   size_t len = 0;
 };
-
-WcOpcode WcOpcodeFor(WrOpcode op) {
-  switch (op) {
-    case WrOpcode::kSend:
-    case WrOpcode::kSendWithImm:
-      return WcOpcode::kSend;
-    case WrOpcode::kRdmaWrite:
-    case WrOpcode::kRdmaWriteWithImm:
-      return WcOpcode::kRdmaWrite;
-    case WrOpcode::kRdmaRead:
-      return WcOpcode::kRdmaRead;
-    case WrOpcode::kAtomicFetchAdd:
-      return WcOpcode::kFetchAdd;
-    case WrOpcode::kAtomicCmpSwap:
-      return WcOpcode::kCompareSwap;
-  }
-  return WcOpcode::kSend;
-}
 
 RdmaOpcode CommandOpcodeFor(WrOpcode op) {
   switch (op) {

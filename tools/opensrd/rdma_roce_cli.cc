@@ -68,6 +68,20 @@ std::vector<uint8_t> Pattern(uint64_t seed, uint32_t size) {
   return v;
 }
 
+// What both roles give their RcDevice.
+rdma::RcDeviceConfig DeviceConfig(const RoceCliOptions& o, uint32_t ip, uint16_t port) {
+  rdma::RcDeviceConfig dc;
+  dc.protocol = rdma::RcProtocol::kRoce;
+  dc.local.ip = ip;
+  dc.local.port = port;
+  dc.cm_port = o.cm_port;
+  dc.cm_resend_ms = 200;  // loopback and namespaces answer at once
+  dc.reorder = o.reorder;
+  dc.reorder_seed = o.seed;
+  dc.pcap = o.pcap;
+  return dc;
+}
+
 // ---------------------------------------------------------------------------------------------
 // Server
 
@@ -101,16 +115,8 @@ class Server {
       std::fprintf(stderr, "rdma server: bad --bind '%s' (want IPv4:PORT)\n", o_.bind.c_str());
       return 2;
     }
-    rdma::RcDeviceConfig dc;
-    dc.protocol = rdma::RcProtocol::kRoce;
-    dc.local.ip = ip;
-    dc.local.port = port;
-    dc.cm_port = o_.cm_port;
-    dc.cm_resend_ms = 200;  // loopback and namespaces answer at once
-    dc.reorder = o_.reorder;
-    dc.reorder_seed = o_.seed;
+    rdma::RcDeviceConfig dc = DeviceConfig(o_, ip, port);
     dc.max_connections = o_.max_connections;
-    dc.pcap = o_.pcap;
     Result<std::unique_ptr<rdma::RcDevice>> d = rdma::RcDevice::Open(dc);
     if (!d.ok()) {
       std::fprintf(stderr, "rdma server: %s\n", d.status().ToString().c_str());
@@ -365,15 +371,7 @@ class Client {
       return 2;
     }
     if (local_ip == 0) local_ip = RouteSource(server_ip);
-    rdma::RcDeviceConfig dc;
-    dc.protocol = rdma::RcProtocol::kRoce;
-    dc.local.ip = local_ip;
-    dc.local.port = port;
-    dc.cm_port = o_.cm_port;
-    dc.cm_resend_ms = 200;  // loopback and namespaces answer at once
-    dc.reorder = o_.reorder;
-    dc.reorder_seed = o_.seed;
-    dc.pcap = o_.pcap;
+    const rdma::RcDeviceConfig dc = DeviceConfig(o_, local_ip, port);
     Result<std::unique_ptr<rdma::RcDevice>> d = rdma::RcDevice::Open(dc);
     if (!d.ok()) {
       std::fprintf(stderr, "rdma client: %s\n", d.status().ToString().c_str());
