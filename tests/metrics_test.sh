@@ -69,13 +69,17 @@ check "path 1 losses grow ($l1 -> $l2)" '[ "$l2" -gt "$l1" ]'
 r1=$(value "$work/c1.txt" opensrd_retrans_pkts_total '')
 r2=$(value "$work/c2.txt" opensrd_retrans_pkts_total '')
 check "retransmissions grow ($r1 -> $r2)" '[ "$r2" -gt "$r1" ]'
-# Issue 16's counters: what declared path 1's packets lost (its RTO: nothing comes back on a
-# blackholed path, so RACK cannot), its timeouts and its state change.
-rto1=$(value "$work/c1.txt" opensrd_path_lost_retrans_pkts_total "$p1" 'cause="rto"')
-rto2=$(value "$work/c2.txt" opensrd_path_lost_retrans_pkts_total "$p1" 'cause="rto"')
-check "path 1 RTO-caused retransmissions grow ($rto1 -> $rto2)" '[ "$rto2" -gt "$rto1" ]'
-check "path 1 retransmission timeouts counted" \
-  '[ "$(value "$work/c2.txt" opensrd_path_retrans_timeout_events_total "$p1")" -gt 0 ]'
+# Issue 16's counters: what declared path 1's packets lost. Nothing comes back on a blackholed
+# path, so RACK cannot: a timer does. Which one is a race, not a defect: the path's stall probe
+# (cause "tlp") declares its packets lost as soon as another path shows the peer is alive, and
+# once three are lost the path is suspect and carries no more data, so its RTO may never fire
+# (CI once saw rto 0, tlp 15). Both are timeouts to EFA's counters, so the check takes their sum.
+t1=$(($(value "$work/c1.txt" opensrd_path_lost_retrans_pkts_total "$p1" 'cause="rto"') +
+  $(value "$work/c1.txt" opensrd_path_lost_retrans_pkts_total "$p1" 'cause="tlp"')))
+t2=$(($(value "$work/c2.txt" opensrd_path_lost_retrans_pkts_total "$p1" 'cause="rto"') +
+  $(value "$work/c2.txt" opensrd_path_lost_retrans_pkts_total "$p1" 'cause="tlp"')))
+check "path 1 timer-declared (RTO or stall probe) retransmissions grow ($t1 -> $t2)" \
+  '[ "$t2" -gt "$t1" ]'
 ch1=$(value "$work/c1.txt" opensrd_path_state_changes_total "$p1")
 ch2=$(value "$work/c2.txt" opensrd_path_state_changes_total "$p1")
 check "path 1 state changes grow ($ch1 -> $ch2)" '[ "$ch2" -gt "$ch1" ]'
