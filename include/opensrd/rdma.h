@@ -243,6 +243,11 @@ struct RcDeviceConfig {
   // this (milliseconds), or it is closed and counted in connections_refused, so a silent peer
   // cannot hold one of the max_connections slots.
   uint32_t connect_request_timeout_ms = 5000;
+  // iWARP, active side: the TCP connect and the peer's MPA reply must both arrive within this
+  // (milliseconds), or the QP gets kUnreachable and what was posted on it flushes, so a peer
+  // that accepts TCP and never answers cannot hold a connecting QP. (RoCEv2's bound is its CM:
+  // cm_resend_ms times 16.)
+  uint32_t connect_timeout_ms = 10000;
   // RoCEv2: the path MTU (payload bytes per packet: 256 to 4096), the local ACK timeout and the
   // retry counts (7: forever, as in InfiniBand). iWARP: TCP retransmits; these do not apply.
   uint32_t mtu = 1024;

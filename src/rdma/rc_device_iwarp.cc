@@ -10,7 +10,10 @@
 // the held bytes; Reject answers with a reply frame carrying the R flag and closes.
 //
 // Active side: Connect starts a non-blocking TCP connect (the device thread never blocks);
-// once the socket is writable the queue pair sends its MPA request.
+// once the socket is writable the queue pair sends its MPA request. The TCP connect and the MPA
+// reply together must finish within connect_timeout_ms, or the QP gets kUnreachable: a server
+// that accepts TCP and never answers (hung, or hostile) cannot hold a connecting QP forever,
+// and a blackholed address does not wait out the kernel's two minutes of SYN retries.
 //
 // Work requests posted before a queue pair has its connection are kept here and handed to it
 // when it is created (receives first, so a SEND arriving at once finds them).
@@ -169,6 +172,7 @@ class IwarpBackend final : public RcBackend {
     q.active = true;
     q.peer = peer;
     q.pdata.assign(pdata.begin(), pdata.end());
+    q.connect_deadline_ms = NowMs() + cfg_.connect_timeout_ms;
     sockaddr_in sa = ToSockaddr(peer);
     if (connect(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa) != 0 && errno != EINPROGRESS) {
       const std::string why = std::string("tcp connect: ") + std::strerror(errno);
@@ -295,12 +299,17 @@ class IwarpBackend final : public RcBackend {
   Status Poll(int timeout_ms) override {
     FlushAll();
     const uint64_t now = NowMs();
-    for (const auto& [id, p] : pending_) {
-      if (p.announced) continue;
-      const uint64_t left = p.deadline_ms > now ? p.deadline_ms - now : 0;
+    auto wake_by = [&](uint64_t deadline_ms) {
+      const uint64_t left = deadline_ms > now ? deadline_ms - now : 0;
       if (timeout_ms < 0 || left < static_cast<uint64_t>(timeout_ms)) {
         timeout_ms = static_cast<int>(left);
       }
+    };
+    for (const auto& [id, p] : pending_) {
+      if (!p.announced) wake_by(p.deadline_ms);
+    }
+    for (const auto& [n, q] : qps_) {
+      if (AwaitsPeer(q)) wake_by(q.connect_deadline_ms);
     }
     epoll_event evs[64];
     int n = epoll_wait(ep_, evs, 64, timeout_ms);
@@ -324,6 +333,7 @@ class IwarpBackend final : public RcBackend {
       }
     }
     ExpirePending();
+    ExpireConnecting();
     FlushAll();
     return Status::Ok();
   }
@@ -403,6 +413,7 @@ class IwarpBackend final : public RcBackend {
     bool active = false;
     bool passive_slot = false;  // counts against max_connections while open
     bool established = false;
+    uint64_t connect_deadline_ms = 0;  // active, until established: when Connect gives up
     int connect_fd = -1;
     NetAddr peer;
     std::vector<uint8_t> pdata;
@@ -641,6 +652,22 @@ class IwarpBackend final : public RcBackend {
       if (!p.announced && now >= p.deadline_ms) late.push_back(id);
     }
     for (uint32_t id : late) DropPending(id, false);
+  }
+
+  // An active QP still waiting for the TCP connect or the MPA reply.
+  static bool AwaitsPeer(const Qp& q) {
+    return q.active && !q.established && (q.phase == Phase::kConnecting || q.phase == Phase::kOpen);
+  }
+
+  void ExpireConnecting() {
+    const uint64_t now = NowMs();
+    for (auto& [n, q] : qps_) {
+      if (!AwaitsPeer(q) || now < q.connect_deadline_ms) continue;
+      ++connect_failures_;
+      const std::string waited = std::to_string(cfg_.connect_timeout_ms) + " ms";
+      Finish(n, q, CmEventKind::kUnreachable,
+             q.conn ? "no MPA reply within " + waited : "tcp connect: no answer within " + waited);
+    }
   }
 
   void ConnectDone(QpNum n) {

@@ -855,4 +855,45 @@ TEST(IwarpRcDevice, PcapRecordsBothStreamsWithTheRequest) {
 }
 
 }  // namespace
+
+// The active side bounds its wait too: a peer whose TCP stack accepts the connection but whose
+// MPA layer never replies (a hung or hostile server) must not hold a connecting QP forever. The
+// QP gets kUnreachable once connect_timeout_ms passes, and what was posted on it flushes.
+TEST(IwarpRcDevice, APeerThatNeverRepliesIsUnreachableAfterTheConnectTimeout) {
+  // A listener nobody accepts on: the kernel completes the handshake and takes the MPA request
+  // into its backlog, and nothing ever answers.
+  const NetAddr to = ServerAddr(24);
+  int lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  ASSERT_GE(lfd, 0);
+  int one = 1;
+  setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  sockaddr_in sa{};
+  sa.sin_family = AF_INET;
+  sa.sin_port = htons(to.port);
+  sa.sin_addr.s_addr = htonl(to.ip);
+  ASSERT_EQ(bind(lfd, reinterpret_cast<sockaddr*>(&sa), sizeof sa), 0) << std::strerror(errno);
+  ASSERT_EQ(listen(lfd, 4), 0);
+
+  RcDeviceConfig c = IwarpConfig(ClientAddr(24));
+  c.connect_timeout_ms = 300;
+  Node client(c);
+  ASSERT_TRUE(client.dev);
+  const QpNum cq = client.NewQp();
+  ASSERT_TRUE(client.dev->PostRecv(cq, {7, client.sge(0, 64)}).ok());
+  ASSERT_TRUE(client.dev->Connect(cq, to, std::vector<uint8_t>{1, 2}).ok());
+  ASSERT_TRUE(DriveUntil(
+      {&client}, [&] { return client.Event(CmEventKind::kUnreachable, cq) != nullptr; }, 5000))
+      << "the connecting QP never gave up on a silent peer";
+  EXPECT_NE(client.Event(CmEventKind::kUnreachable, cq)->reason.find("MPA reply"),
+            std::string::npos)
+      << client.Event(CmEventKind::kUnreachable, cq)->reason;
+  EXPECT_EQ(client.Event(CmEventKind::kEstablished, cq), nullptr);
+  ASSERT_TRUE(DriveUntil(
+      {&client}, [&] { return client.Wc(7) != nullptr; }, 2000));
+  EXPECT_EQ(client.Wc(7)->status, WcStatus::kFlushed);
+  EXPECT_NE(client.dev->CountersJson().find("\"connect_failures\":1"), std::string::npos)
+      << client.dev->CountersJson();
+  close(lfd);
+}
+
 }  // namespace opensrd::rdma
