@@ -472,8 +472,14 @@ class Client {
   bool Once(const rdma::SendWr& w) {
     Status st = dev_->PostSend(qp_, w);
     if (!st.ok()) return Fail(st.ToString());
-    const uint64_t deadline = NowUs() + 30'000'000;
-    while (NowUs() < deadline && !g_stop) {
+    // After a signal, wait one more second at most (the server may be gone; see Loop).
+    uint64_t deadline = NowUs() + 30'000'000;
+    bool signalled = false;
+    while (NowUs() < deadline) {
+      if (g_stop && !signalled) {
+        signalled = true;
+        deadline = std::min(deadline, NowUs() + 1'000'000);
+      }
       rdma::WorkCompletion wc;
       if (dev_->PollCq(cq_, {&wc, 1}) == 1) {
         if (wc.status != rdma::WcStatus::kSuccess) {
@@ -485,7 +491,8 @@ class Client {
       st = dev_->Poll(10);
       if (!st.ok()) return Fail(st.ToString());
     }
-    return Fail("setup/verify op timed out");
+    return Fail(signalled ? "setup/verify op got no answer before the signal's grace second ran out"
+                          : "setup/verify op timed out");
   }
 
   rdma::SendWr Wr(uint64_t id, uint64_t slot) {
@@ -660,7 +667,9 @@ class Client {
     // Drain what is in flight (ACKs owed to the server) before leaving.
     for (int i = 0; i < 5; ++i) (void)dev_->Poll(2);
     if (!dev_->Disconnect(qp_).ok()) return;
-    const uint64_t deadline = NowUs() + 3'000'000;
+    // The peer's DREP makes the report say "disconnected"; after a signal the user wants out,
+    // and a server that stopped answering would cost the whole wait.
+    const uint64_t deadline = NowUs() + (g_stop ? 300'000 : 3'000'000);
     while (NowUs() < deadline && !disconnected_) {
       if (!dev_->Poll(10).ok()) break;
       for (rdma::CmEvent e; dev_->PollCmEvent(&e);) {
