@@ -366,12 +366,38 @@ class IwarpClient {
   }
   template <typename F>
   bool DriveUntil(F done, uint64_t timeout_ms) {
-    const uint64_t end = NowNs() + timeout_ms * 1'000'000;
+    uint64_t end = NowNs() + timeout_ms * 1'000'000;
+    bool signalled = false;
     while (!done()) {
       if (!Step(50)) return false;
-      if (NowNs() > end) return Fail("timed out");
+      if (g_stop && !signalled) {  // the user wants out: one more second at most
+        signalled = true;
+        end = std::min(end, NowNs() + 1'000'000'000);
+      }
+      if (NowNs() > end) {
+        return Fail(signalled ? "no answer before the signal's grace second ran out" : "timed out");
+      }
     }
     return true;
+  }
+
+  // A server that stops answering (hung, or stopped) leaves READs and SENDs unanswered while
+  // TCP keeps the connection up, so the loop would wait for ever, deaf to SIGTERM: it gives up
+  // when nothing completed for kStallNs, or 1 s after a signal. True to go on waiting.
+  bool StillWaiting(uint64_t& signal_ns) {
+    constexpr uint64_t kStallNs = 10'000'000'000;
+    if (g_stop && signal_ns == 0) signal_ns = NowNs();
+    if (outstanding_ == 0) return true;
+    const bool after_signal = signal_ns != 0 && NowNs() - signal_ns > 1'000'000'000;
+    if (!after_signal && NowNs() - progress_ns_ <= kStallNs) return true;
+    if (first_error_.empty()) {
+      first_error_ = std::to_string(outstanding_) + " operations got no answer " +
+                     (after_signal ? "before the signal's grace second ran out"
+                                   : "for 10 s (is the server gone?)");
+    }
+    errors_ += outstanding_;
+    std::fprintf(stderr, "rdma client: %s\n", first_error_.c_str());
+    return false;
   }
 
   void Post(WrOpcode op, size_t s, uint8_t* local, uint32_t len, bool measured) {
@@ -397,6 +423,7 @@ class IwarpClient {
   }
 
   void OnCompletion(const WorkCompletion& wc) {
+    progress_ns_ = NowNs();
     if (wc.wr_id == kVerifyId && wc.opcode == WcOpcode::kRdmaRead) --verify_reads_;
     if (wc.status != WcStatus::kSuccess) {
       Fail(std::string("completion: ") + rdma::WcStatusName(wc.status));
@@ -481,6 +508,8 @@ class IwarpClient {
     const uint64_t end = start_ns_ + static_cast<uint64_t>(dur * 1e9);
     uint64_t posted = 0;
     std::vector<uint64_t> gen(slots_, 0);
+    uint64_t signal_ns = 0;
+    progress_ns_ = NowNs();
     while ((posted < count && NowNs() < end && !g_stop) || outstanding_ > 0) {
       for (size_t s = 0; s < slots_ && posted < count && NowNs() < end && !g_stop; ++s) {
         if (busy_[s]) continue;
@@ -499,6 +528,7 @@ class IwarpClient {
         ++posted;
       }
       if (!Step(posted < count ? 0 : 50)) break;
+      if (!StillWaiting(signal_ns)) break;
     }
     end_ns_ = NowNs();
     rkey_ = good_rkey;
@@ -588,6 +618,7 @@ class IwarpClient {
   uint64_t outstanding_ = 0, ops_ = 0, bytes_ = 0, errors_ = 0, bad_ = 0, verify_reads_ = 0;
   uint64_t acked_ok_ = 0, acked_wrong_ = 0;
   uint64_t start_ns_ = 0, end_ns_ = 0;
+  uint64_t progress_ns_ = 0;  // when the last completion arrived
   bool verified_ = false;
   std::string first_error_;
   LatencyRecorder lat_;
