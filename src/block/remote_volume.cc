@@ -160,7 +160,9 @@ class RemoteVolume::Impl {
         s = Status(Code::kIoError, "volume is io-disabled: " + disabled_reason_);
       }
       if (s.ok()) {
-        auto* q = new Req{.io = r, .done = std::move(done)};
+        auto* q = new Req();
+        q->io = r;
+        q->done = std::move(done);
         inbox_.push_back(q);
       } else {
         ++stats_.errors;
