@@ -17,9 +17,12 @@ jq_check "$work/f.json" '.corrupt_dropped > 0' "corruption not caught by the che
 jq_check "$work/f.json" '.fault.dropped > 0 and .fault.duplicated > 0 and .fault.corrupted > 0 and .fault.delayed > 0' \
   "injector counters"
 jq_check "$work/f.json" '.paths[3].state == "suspect"' "blackholed path not suspect"
+# What went into the blackhole is what path 3 lost: under 5% of all sent. (Its share of all
+# packets is no measure: it carries a quarter of them until 300 ms, and on a loaded machine the
+# three faulty paths may move little after that; CI once saw a 28% share with 24 lost.)
 jq_check "$work/f.json" \
-  '(.paths | map(.sent + .retransmitted) | add) as $t | (.paths[3].sent + .paths[3].retransmitted) / $t < 0.2' \
-  "blackholed path share not small"
+  '(.paths | map(.sent) | add) as $t | .paths[3].lost / $t < 0.05' \
+  "the blackholed path kept carrying data (too many packets lost into it)"
 jq_check "$work/f.json" '.paths[0].state == "active" and .paths[2].state == "active"' \
   "lossy paths should stay active"
 # Out of order by default: under these faults later messages finish first at the server ...
@@ -37,4 +40,4 @@ timeout 60 "$bin" perf client --connect 127.0.0.1:7300 --paths 4 --source-port-b
   --mode lat --count 2000 --seed 8 --fault "$fault" --json >"$work/l.json" 2>"$work/l.log" ||
   fail "lat client exited $?"
 jq_check "$work/l.json" '.verified == true and .errors == 0 and .messages == 2000' "lat under faults"
-echo "perf fault ok: $(jq -c '{retransmits, corrupt_dropped, duplicates_dropped, fault, share3: ((.paths[3].sent) / (.paths | map(.sent) | add))}' "$work/f.json")"
+echo "perf fault ok: $(jq -c '{retransmits, corrupt_dropped, duplicates_dropped, fault, share3: ((.paths[3].sent) / (.paths | map(.sent) | add)), lost3: .paths[3].lost}' "$work/f.json")"
