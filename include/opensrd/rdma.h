@@ -243,6 +243,11 @@ struct RcDeviceConfig {
   // this (milliseconds), or it is closed and counted in connections_refused, so a silent peer
   // cannot hold one of the max_connections slots.
   uint32_t connect_request_timeout_ms = 5000;
+  // Passive side: a connection request the application neither accepts nor rejects within
+  // this (milliseconds) is refused (RoCEv2: REJ, reason timeout; iWARP: an MPA reply with the
+  // reject flag), counted in connections_refused, and Accept/Reject of it fail with kNotFound:
+  // an application that sits on a request cannot make the peer wait or hold a slot forever.
+  uint32_t answer_timeout_ms = 10000;
   // iWARP, active side: the TCP connect and the peer's MPA reply must both arrive within this
   // (milliseconds), or the QP gets kUnreachable and what was posted on it flushes, so a peer
   // that accepts TCP and never answers cannot hold a connecting QP. (RoCEv2's bound is its CM:

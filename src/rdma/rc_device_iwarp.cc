@@ -217,6 +217,14 @@ class IwarpBackend final : public RcBackend {
     if (pit == pending_.end() || !pit->second.announced) {
       return Status(Code::kNotFound, "iwarp: no such connection request");
     }
+    Refuse(request);
+    ++rejected_;
+    return Status::Ok();
+  }
+
+  // Answers an announced request with an MPA reply carrying the reject flag and closes it.
+  void Refuse(uint32_t request) {
+    auto pit = pending_.find(request);
     mpa::StartFrame r;
     r.reply = true;
     r.flags = mpa::kFlagReject;
@@ -230,8 +238,6 @@ class IwarpBackend final : public RcBackend {
     }
     close(pit->second.fd);
     pending_.erase(pit);
-    ++rejected_;
-    return Status::Ok();
   }
 
   Status Disconnect(QpNum n) override {
@@ -305,9 +311,7 @@ class IwarpBackend final : public RcBackend {
         timeout_ms = static_cast<int>(left);
       }
     };
-    for (const auto& [id, p] : pending_) {
-      if (!p.announced) wake_by(p.deadline_ms);
-    }
+    for (const auto& [id, p] : pending_) wake_by(p.deadline_ms);
     for (const auto& [n, q] : qps_) {
       if (AwaitsPeer(q)) wake_by(q.connect_deadline_ms);
     }
@@ -361,6 +365,7 @@ class IwarpBackend final : public RcBackend {
                         {"connections_refused", refused_},
                         {"refused_over_limit", refused_over_limit_},
                         {"requests_timed_out", timed_out_},
+                        {"requests_unanswered", unanswered_},
                         {"requests_malformed", malformed_},
                         {"connections_rejected", rejected_},
                         {"connect_failures", connect_failures_},
@@ -633,6 +638,7 @@ class IwarpBackend final : public RcBackend {
     Result<mpa::StartFrame> f = mpa::DecodeStartFrame(p.buf, false);
     if (!f.ok()) return DropPending(id, true);
     p.announced = true;
+    p.deadline_ms = NowMs() + cfg_.answer_timeout_ms;  // now the application's turn
     p.revision = f->revision;
     // Nothing more is read until Accept: the initiator sends nothing before the reply.
     epoll_ctl(ep_, EPOLL_CTL_DEL, p.fd, nullptr);
@@ -645,13 +651,24 @@ class IwarpBackend final : public RcBackend {
     sink_.events.push_back(std::move(e));
   }
 
+  // A peer too slow to send its request is dropped; a request the application did not answer
+  // in time (RcDeviceConfig::answer_timeout_ms) is refused, so the peer learns it.
   void ExpirePending() {
     const uint64_t now = NowMs();
     std::vector<uint32_t> late;
     for (const auto& [id, p] : pending_) {
-      if (!p.announced && now >= p.deadline_ms) late.push_back(id);
+      if (now >= p.deadline_ms) late.push_back(id);
     }
-    for (uint32_t id : late) DropPending(id, false);
+    for (uint32_t id : late) {
+      auto it = pending_.find(id);
+      if (!it->second.announced) {
+        DropPending(id, false);
+        continue;
+      }
+      Refuse(id);
+      ++refused_;
+      ++unanswered_;
+    }
   }
 
   // An active QP still waiting for the TCP connect or the MPA reply.
@@ -732,7 +749,7 @@ class IwarpBackend final : public RcBackend {
   uint32_t next_request_ = 1;
   uint64_t open_passive_ = 0;
   uint64_t requested_ = 0, accepted_ = 0, refused_ = 0, refused_over_limit_ = 0, timed_out_ = 0,
-           malformed_ = 0, rejected_ = 0, connect_failures_ = 0;
+           malformed_ = 0, rejected_ = 0, connect_failures_ = 0, unanswered_ = 0;
   Totals finished_;  // counters of connections already closed
   std::optional<iwarp::TermInfo> last_term_received_, last_term_sent_;
 };

@@ -31,10 +31,6 @@ namespace {
 
 constexpr size_t kMaxReqPrivateData = 56;   // a REQ's 92 bytes less rdma_cm's header
 constexpr size_t kMaxRepPrivateData = 196;  // IBTA 12.6.6
-// A connection request the application neither accepts nor rejects is refused after this, so
-// an unanswered peer cannot hold a max_connections slot.
-constexpr uint64_t kPendingLimitUs = 10'000'000;
-
 uint32_t Random32() {
   return randombytes_random();
 }
@@ -326,20 +322,27 @@ class RoceBackend final : public RcBackend {
     return Status::Ok();
   }
 
+  uint64_t AnswerLimitUs() const { return uint64_t{cfg_.answer_timeout_ms} * 1000; }
+
   Status Poll(int timeout_ms) override {
     uint64_t now = Now();
-    if (std::optional<uint64_t> d = agent_->NextDeadline()) {
-      const uint64_t wait_ms = *d > now ? (*d - now + 999) / 1000 : 0;
-      timeout_ms = static_cast<int>(std::min<uint64_t>(wait_ms, timeout_ms));
-    }
+    auto wake_by = [&](uint64_t deadline_us) {
+      const uint64_t wait_ms = deadline_us > now ? (deadline_us - now + 999) / 1000 : 0;
+      if (timeout_ms < 0 || wait_ms < static_cast<uint64_t>(timeout_ms)) {
+        timeout_ms = static_cast<int>(wait_ms);
+      }
+    };
+    if (std::optional<uint64_t> d = agent_->NextDeadline()) wake_by(*d);
+    for (const auto& [id, p] : pending_) wake_by(p.since_us + AnswerLimitUs() + 1);
     Status st = shell_->Poll(timeout_ms);
     if (!st.ok()) return st;
     now = Now();
     agent_->OnTimer(now);
     for (cm::Event& e : agent_->TakeEvents()) OnEvent(std::move(e));
-    // A request the application sat on too long is refused (see kPendingLimitUs).
+    // A request the application sat on too long is refused (RcDeviceConfig::answer_timeout_ms),
+    // so an unanswered peer cannot hold a max_connections slot.
     for (auto it = pending_.begin(); it != pending_.end();) {
-      if (now > it->second.since_us + kPendingLimitUs) {
+      if (now > it->second.since_us + AnswerLimitUs()) {
         (void)agent_->Reject(it->first, cm::kRejTimeout, now);
         ++refused_;
         it = pending_.erase(it);

@@ -663,6 +663,35 @@ TEST_P(RcDeviceTest, MaxConnectionsRefusesTheThirdAndKeepsTheFirstTwo) {
   EXPECT_NE(client_->Event(CmEventKind::kEstablished, c4), nullptr);
 }
 
+// A request the application neither accepts nor rejects is refused once answer_timeout_ms
+// passes: the peer learns it (RoCEv2: a REJ; iWARP: an MPA reply with the reject flag) and the
+// request no longer holds one of the max_connections slots. Answering it afterwards fails.
+TEST_P(RcDeviceTest, AnUnansweredRequestIsRefusedAfterTheAnswerTimeout) {
+  slot_ = 15;
+  RcDeviceConfig sc = Config(ServerAddr(15));
+  sc.answer_timeout_ms = 300;
+  server_ = std::make_unique<Node>(sc);
+  client_ = std::make_unique<Node>(Config(ClientAddr(15)));
+  ASSERT_TRUE(server_->dev && client_->dev);
+  ASSERT_TRUE(server_->dev->Listen().ok());
+  const QpNum cq = client_->NewQp();
+  ASSERT_TRUE(client_->dev->Connect(cq, ServerListen(), std::vector<uint8_t>{5}).ok());
+  ASSERT_TRUE(Drive([&] { return server_->Event(CmEventKind::kConnectRequest) != nullptr; }));
+  const uint32_t request = server_->Event(CmEventKind::kConnectRequest)->request;
+  // Nobody answers: within a few seconds (not the 10 s default) the client is refused.
+  ASSERT_TRUE(Drive([&] { return client_->Event(CmEventKind::kRejected, cq) != nullptr; }, 4000))
+      << "the unanswered request was never refused";
+  EXPECT_EQ(client_->Event(CmEventKind::kEstablished, cq), nullptr);
+  EXPECT_EQ(server_->dev->stats().connections_refused, 1u);
+  EXPECT_EQ(server_->dev->stats().connections_accepted, 0u);
+  const QpNum sq = server_->NewQp();
+  EXPECT_EQ(server_->dev->Accept(request, sq, {}).code(), Code::kNotFound);
+  // The device still serves: a request answered in time connects.
+  auto [c2, s2] = Connect();
+  EXPECT_NE(client_->Event(CmEventKind::kEstablished, c2), nullptr);
+  EXPECT_NE(server_->Event(CmEventKind::kEstablished, s2), nullptr);
+}
+
 INSTANTIATE_TEST_SUITE_P(Protocols, RcDeviceTest, ::testing::ValuesIn(kRcProtocolsUnderTest),
                          [](const ::testing::TestParamInfo<RcProtocol>& i) {
                            return std::string(RcProtocolName(i.param));
