@@ -20,6 +20,7 @@
 //
 // Single-threaded: Poll() runs everything on the caller's thread.
 #pragma once
+#include <array>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -30,6 +31,7 @@
 #include "common/pcap_writer.h"
 #include "common/status.h"
 #include "rdma/roce_qp.h"
+#include "rdma/roce_send_batch.h"
 
 namespace opensrd::rdma::roce {
 
@@ -104,11 +106,20 @@ class RoceUdpShell {
     uint64_t held_since_us = 0;
   };
   RoceUdpShell() = default;
+  // Datagrams read per recvmmsg, rounds of it per Receive, and bytes per datagram (the largest
+  // IPv4 packet: one that is too long for RoCEv2 is read whole and counted as malformed).
+  static constexpr size_t kRecvBatch = 32;
+  static constexpr int kRecvRounds = 8;
+  static constexpr size_t kRecvSlot = 65536;
+
   void Flush();
-  void SendData(Attached& q, std::vector<uint8_t> pkt);  // adds the ICRC, sends, captures
-  bool HoldNext();                                       // draws one reorder choice
+  void Queue(Attached& q, std::vector<uint8_t> pkt);  // adds the ICRC, queues in batch_
+  void SendQueued(const Attached& q);                 // sends batch_, counts, captures
+  bool HoldNext();                                    // draws one reorder choice
   void Receive();
-  void Dispatch(const RdmaCommand& cmd);
+  void OnRawDatagram(std::span<const uint8_t> ip_packet, uint64_t now_us);
+  void OnUdpDatagram(std::span<const uint8_t> payload, const sockaddr_in& from, uint64_t now_us);
+  void Dispatch(const RdmaCommand& cmd, uint64_t now_us);
   bool DeliverGsi(uint32_t src_ip, std::span<const uint8_t> body);  // false: not a QP1 packet
   Result<int> SendSocket();
 
@@ -116,7 +127,11 @@ class RoceUdpShell {
   int udp_fd_ = -1;
   int raw_fd_ = -1;
   std::vector<Attached> qps_;
-  std::vector<uint8_t> buf_;
+  RoceSendBatch batch_;          // one queue pair's packets of one Flush
+  std::vector<uint8_t> rx_buf_;  // kRecvBatch slots of kRecvSlot bytes
+  std::array<iovec, kRecvBatch> rx_iov_;
+  std::array<mmsghdr, kRecvBatch> rx_msgs_;
+  std::array<sockaddr_in, kRecvBatch> rx_from_;
   PcapWriter::Source* capture_ = nullptr;
   Stats stats_;
   GsiHandler gsi_handler_;
