@@ -3,7 +3,11 @@
 // Sending: each queue pair gets its own unconnected UDP socket bound to an ephemeral port (the
 // UDP source port is the flow entropy, as rxe keeps one per QP) with IP_PMTUDISC_DO, so the
 // kernel sends DF and IP identification 0; the ICRC, which covers the identification, is
-// computed for exactly those headers before sendto. The kernel fills in the UDP checksum.
+// computed for exactly those headers before sending. The kernel fills in the UDP checksum.
+// Everything a queue pair has queued when Flush runs leaves in one sendmmsg (RoceSendBatch),
+// and the receive side reads with recvmmsg: one system call per batch, not per 1 KiB packet.
+// UDP GSO (UDP_SEGMENT) is not used: on loopback the GSO packet reaches the raw socket
+// unsegmented, one IP packet holding many RoCEv2 packets (docs/PERF.md, session 23).
 //
 // Receiving: a plain UDP socket never shows the IP header, and rxe sends random IP IDs, so the
 // ICRC of a received packet cannot be checked from it. With CAP_NET_RAW the shell reads whole
