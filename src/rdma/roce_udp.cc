@@ -4,6 +4,7 @@
 #include <linux/filter.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <sched.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -192,6 +193,7 @@ void RoceUdpShell::Queue(Attached& q, std::vector<uint8_t> pkt) {
 
 void RoceUdpShell::SendQueued(const Attached& q) {
   if (batch_.size() == 0) return;
+  last_activity_us_ = NowMicros();
   batch_.Send(q.fd);
   for (size_t i = 0; i < batch_.size(); ++i) {
     if (!batch_.sent(i)) {
@@ -251,10 +253,11 @@ void RoceUdpShell::Dispatch(const RdmaCommand& cmd, uint64_t now_us) {
   ++stats_.unknown_qp;
 }
 
-void RoceUdpShell::Receive() {
+size_t RoceUdpShell::Receive() {
   // recvmmsg, kRecvBatch datagrams a call: one system call and one wake-up per batch instead of
   // per 1 KiB packet. At most kRecvRounds batches (256 datagrams) before the caller sends again.
   const bool raw = raw_fd_ >= 0;
+  size_t total = 0;
   for (int round = 0; round < kRecvRounds; ++round) {
     for (size_t i = 0; i < kRecvBatch; ++i) {
       rx_iov_[i] = {rx_buf_.data() + i * kRecvSlot, kRecvSlot};
@@ -268,7 +271,8 @@ void RoceUdpShell::Receive() {
     }
     const int n =
         recvmmsg(raw ? raw_fd_ : udp_fd_, rx_msgs_.data(), kRecvBatch, MSG_DONTWAIT, nullptr);
-    if (n <= 0) return;
+    if (n <= 0) return total;
+    total += static_cast<size_t>(n);
     const uint64_t now = NowMicros();  // once per batch: it all arrived by now
     for (int i = 0; i < n; ++i) {
       std::span<const uint8_t> dgram(rx_buf_.data() + size_t(i) * kRecvSlot, rx_msgs_[i].msg_len);
@@ -278,8 +282,9 @@ void RoceUdpShell::Receive() {
         OnUdpDatagram(dgram, rx_from_[i], now);
       }
     }
-    if (static_cast<size_t>(n) < kRecvBatch) return;  // drained
+    if (static_cast<size_t>(n) < kRecvBatch) return total;  // drained
   }
+  return total;
 }
 
 void RoceUdpShell::OnRawDatagram(std::span<const uint8_t> pkt, uint64_t now_us) {
@@ -365,9 +370,20 @@ Status RoceUdpShell::Poll(int timeout_ms) {
     if (ms < wait) wait = ms;
   }
   pollfd p{raw_fd_ >= 0 ? raw_fd_ : udp_fd_, POLLIN, 0};
-  int r = poll(&p, 1, wait);
+  int r = 0;
+  if (wait > 0 && opt_.spin_us > 0) {
+    // Spinning while traffic flows: a shell asleep in poll is woken (and, on a busy machine,
+    // preempts its peer) once per arriving packet, i.e. per 1 KiB. Every few empty rounds the
+    // CPU is given away, so a peer on the same core still runs.
+    for (uint32_t round = 1; NowMicros() < last_activity_us_ + opt_.spin_us; ++round) {
+      r = poll(&p, 1, 0);
+      if (r != 0) break;
+      if (round % kSpinsPerYield == 0) sched_yield();
+    }
+  }
+  if (r == 0) r = poll(&p, 1, wait);
   if (r < 0 && errno != EINTR) return Errno("poll");
-  if (r > 0) Receive();
+  if (r > 0 && Receive() > 0) last_activity_us_ = NowMicros();
   now = NowMicros();
   for (Attached& q : qps_) {
     std::optional<uint64_t> d = q.qp->NextDeadline();

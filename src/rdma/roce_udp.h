@@ -48,6 +48,10 @@ class RoceUdpShell {
     double reorder = 0;               // probability in [0, 1] that a QP's packet is held back
     uint64_t reorder_seed = 1;        // seeds the hold choices
     uint64_t reorder_hold_us = 1000;  // a held packet with no successor goes out after this
+    // Poll spins (checks without sleeping, yielding the CPU every few rounds) this long after
+    // the last packet sent or received before it sleeps in poll: while traffic flows, the
+    // shell is not woken once per packet. 0: always sleep (as UdpEndpoint's spin_us).
+    uint64_t spin_us = 60;
   };
   struct Stats {
     uint64_t rx_packets = 0;
@@ -115,12 +119,13 @@ class RoceUdpShell {
   static constexpr size_t kRecvBatch = 32;
   static constexpr int kRecvRounds = 8;
   static constexpr size_t kRecvSlot = 65536;
+  static constexpr uint32_t kSpinsPerYield = 4;  // empty spin rounds between sched_yield calls
 
   void Flush();
   void Queue(Attached& q, std::vector<uint8_t> pkt);  // adds the ICRC, queues in batch_
   void SendQueued(const Attached& q);                 // sends batch_, counts, captures
   bool HoldNext();                                    // draws one reorder choice
-  void Receive();
+  size_t Receive();                                   // datagrams read
   void OnRawDatagram(std::span<const uint8_t> ip_packet, uint64_t now_us);
   void OnUdpDatagram(std::span<const uint8_t> payload, const sockaddr_in& from, uint64_t now_us);
   void Dispatch(const RdmaCommand& cmd, uint64_t now_us);
@@ -142,6 +147,7 @@ class RoceUdpShell {
   int gsi_fd_ = -1;
   uint16_t gsi_port_ = 0;
   std::mt19937_64 reorder_rng_;
+  uint64_t last_activity_us_ = 0;  // NowMicros() of the last batch sent or received
 };
 
 }  // namespace opensrd::rdma::roce
