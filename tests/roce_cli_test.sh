@@ -7,6 +7,7 @@
 # --pcap files that tshark must decode without a malformed packet or warning and with the
 # opcodes each operation uses; tcpdump on lo captures the same traffic and every ICRC there
 # is recomputed by tests/roce_pcap_icrc_check.py (zlib, nothing shared with the codec).
+# A client asking for --mtu 4096 sends a quarter as many packets, and the server follows.
 # Usage: roce_cli_test.sh OPENSRD_BIN
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -62,6 +63,21 @@ client pcap --op write --size 3000 --count 20 --pcap "$work/client.pcap" || fail
 jq_check "$work/pcap.json" '.verified == true and .pcap.written > 40' "client capture"
 client dur --op read --size 512 --duration 0.5 || fail "duration client exited $?"
 jq_check "$work/dur.json" '.verified == true and .ops > 0 and .seconds >= 0.5' "--duration"
+runs=$((runs + 2))
+# The path MTU is the client's: 100 WRITEs of 64 KiB were 64 packets each above (the default
+# 1024); 10 at 4096 are 16 packets each, plus the CM's MADs and the verifying READ requests,
+# and READ responses come back cut at 4096 too (before the fix the client ran at 1024, the
+# server at 4096, and every 64 KiB WRITE and READ failed verification).
+jq_check "$work/write-65536.json" '.counters.tx_packets >= 6400' "1024-byte packets at the default MTU"
+client mtu4k --op write --size 65536 --count 10 --inflight 4 --mtu 4096 || fail "--mtu 4096 write"
+jq_check "$work/mtu4k.json" '.verified == true and .counters.tx_packets >= 160 and .counters.tx_packets < 200' \
+  "4096-byte packets with --mtu 4096"
+client mtu4kr --op read --size 65536 --count 10 --inflight 4 --mtu 4096 || fail "--mtu 4096 read"
+jq_check "$work/mtu4kr.json" '.verified == true and .counters.rx_packets >= 160 and .counters.rx_packets < 200' \
+  "4096-byte READ responses with --mtu 4096"
+rc=0
+client mtubad --op write --size 64 --count 1 --mtu 1000 || rc=$?
+[ "$rc" = 2 ] || fail "--mtu 1000 exited $rc, not 2 (bad usage)"
 runs=$((runs + 2))
 
 # A wrong rkey: the first WRITE is NAKed (remote access error), the rest are flushed.

@@ -253,8 +253,10 @@ struct RcDeviceConfig {
   // that accepts TCP and never answers cannot hold a connecting QP. (RoCEv2's bound is its CM:
   // cm_resend_ms times 16.)
   uint32_t connect_timeout_ms = 10000;
-  // RoCEv2: the path MTU (payload bytes per packet: 256 to 4096), the local ACK timeout and the
-  // retry counts (7: forever, as in InfiniBand). iWARP: TCP retransmits; these do not apply.
+  // RoCEv2: the path MTU this side asks for when it connects (payload bytes per packet: 256 to
+  // 4096; an accepted connection runs at the one its REQ asked for, since the REP carries none),
+  // the local ACK timeout and the retry counts (7: forever, as in InfiniBand). iWARP: TCP
+  // retransmits; these do not apply.
   uint32_t mtu = 1024;
   uint64_t ack_timeout_us = 67'109;
   uint8_t retry_cnt = 7;

@@ -77,6 +77,7 @@ uint32_t CmAgent::Connect(uint32_t peer_ip, uint64_t service_id, const QpOffer& 
   c.tid = rng_();
   c.service_id = service_id;
   c.local_qpn = offer.qpn;
+  c.path_mtu = offer.path_mtu;  // the REP carries none: Established reports the REQ's
   Req r;
   r.local_comm_id = c.id;
   r.service_id = service_id;

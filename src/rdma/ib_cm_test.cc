@@ -263,6 +263,31 @@ TEST(CmAgent, ConnectAcceptRtuThenDisconnect) {
   EXPECT_FALSE(t.a.NextDeadline().has_value());
 }
 
+// The REP has no path MTU field: both ends must run at the MTU the REQ carried. The active
+// side's Established event said 1024 (the field's default) whatever its REQ offered, so a
+// client offering 4096 sent 1 KiB packets to a server expecting 4 KiB ones (a READ's responses
+// were cut wrongly and every 64 KiB WRITE and READ failed verification).
+TEST(CmAgent, BothSidesGetThePathMtuTheReqCarried) {
+  for (uint8_t mtu : {uint8_t{1}, uint8_t{3}, uint8_t{5}}) {
+    Agents t;
+    const uint64_t sid = ServiceIdForTcpPort(7174);
+    t.b.Listen(sid);
+    QpOffer o = Offer(0x11, 0x100);
+    o.path_mtu = mtu;
+    t.a.Connect(kIpB, sid, o, nullptr, 0);
+    t.Deliver();
+    auto ev = t.b.TakeEvents();
+    ASSERT_EQ(ev.size(), 1u);
+    EXPECT_EQ(ev[0].path_mtu, mtu);
+    ASSERT_TRUE(t.b.Accept(ev[0].id, Offer(0x22, 0x200), 0).ok());
+    t.Deliver();
+    auto ea = t.a.TakeEvents();
+    ASSERT_EQ(ea.size(), 1u);
+    EXPECT_EQ(ea[0].kind, EventKind::kEstablished);
+    EXPECT_EQ(ea[0].path_mtu, mtu);
+  }
+}
+
 TEST(CmAgent, ClosedConnectionsAreForgottenAfterTheTimeWait) {
   Agents t;
   t.b.Listen(5);

@@ -200,7 +200,9 @@ class RoceBackend final : public RcBackend {
     }
     const cm::Event e = std::move(p->second.event);
     pending_.erase(p);
-    const uint8_t mtu_code = std::min(e.path_mtu, MtuCode(cfg_.mtu));
+    // The REQ's path MTU, whatever this side would offer: the REP has no MTU field, so the
+    // active side runs at the one it asked for (as Linux's rdma_cm passive side does).
+    const uint8_t mtu_code = e.path_mtu;
     Status st = StartQp(q, e.peer_ip, e.remote_qpn, e.send_psn, mtu_code);
     if (!st.ok()) {
       (void)agent_->Reject(request, cm::kRejConsumer, Now());
@@ -534,8 +536,7 @@ class RoceBackend final : public RcBackend {
     switch (e.kind) {
       case cm::EventKind::kEstablished: {
         if (q.state == State::kConnecting) {
-          Status st = StartQp(q, e.peer_ip, e.remote_qpn, e.send_psn,
-                              std::min(e.path_mtu, MtuCode(cfg_.mtu)));
+          Status st = StartQp(q, e.peer_ip, e.remote_qpn, e.send_psn, e.path_mtu);
           if (!st.ok()) {
             (void)agent_->Disconnect(q.cm_id, Now());
             Closed(q, st.message(), CmEventKind::kUnreachable);

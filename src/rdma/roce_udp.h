@@ -3,7 +3,11 @@
 // Sending: each queue pair gets its own unconnected UDP socket bound to an ephemeral port (the
 // UDP source port is the flow entropy, as rxe keeps one per QP) with IP_PMTUDISC_DO, so the
 // kernel sends DF and IP identification 0; the ICRC, which covers the identification, is
-// computed for exactly those headers before sendto. The kernel fills in the UDP checksum.
+// computed for exactly those headers before sending. The kernel fills in the UDP checksum.
+// Everything a queue pair has queued when Flush runs leaves in one sendmmsg (RoceSendBatch),
+// and the receive side reads with recvmmsg: one system call per batch, not per 1 KiB packet.
+// UDP GSO (UDP_SEGMENT) is not used: on loopback the GSO packet reaches the raw socket
+// unsegmented, one IP packet holding many RoCEv2 packets (docs/PERF.md, session 23).
 //
 // Receiving: a plain UDP socket never shows the IP header, and rxe sends random IP IDs, so the
 // ICRC of a received packet cannot be checked from it. With CAP_NET_RAW the shell reads whole
@@ -20,6 +24,7 @@
 //
 // Single-threaded: Poll() runs everything on the caller's thread.
 #pragma once
+#include <array>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -30,6 +35,7 @@
 #include "common/pcap_writer.h"
 #include "common/status.h"
 #include "rdma/roce_qp.h"
+#include "rdma/roce_send_batch.h"
 
 namespace opensrd::rdma::roce {
 
@@ -42,6 +48,10 @@ class RoceUdpShell {
     double reorder = 0;               // probability in [0, 1] that a QP's packet is held back
     uint64_t reorder_seed = 1;        // seeds the hold choices
     uint64_t reorder_hold_us = 1000;  // a held packet with no successor goes out after this
+    // Poll spins (checks without sleeping, yielding the CPU every few rounds) this long after
+    // the last packet sent or received before it sleeps in poll: while traffic flows, the
+    // shell is not woken once per packet. 0: always sleep (as UdpEndpoint's spin_us).
+    uint64_t spin_us = 60;
   };
   struct Stats {
     uint64_t rx_packets = 0;
@@ -104,11 +114,21 @@ class RoceUdpShell {
     uint64_t held_since_us = 0;
   };
   RoceUdpShell() = default;
+  // Datagrams read per recvmmsg, rounds of it per Receive, and bytes per datagram (the largest
+  // IPv4 packet: one that is too long for RoCEv2 is read whole and counted as malformed).
+  static constexpr size_t kRecvBatch = 32;
+  static constexpr int kRecvRounds = 8;
+  static constexpr size_t kRecvSlot = 65536;
+  static constexpr uint32_t kSpinsPerYield = 4;  // empty spin rounds between sched_yield calls
+
   void Flush();
-  void SendData(Attached& q, std::vector<uint8_t> pkt);  // adds the ICRC, sends, captures
-  bool HoldNext();                                       // draws one reorder choice
-  void Receive();
-  void Dispatch(const RdmaCommand& cmd);
+  void Queue(Attached& q, std::vector<uint8_t> pkt);  // adds the ICRC, queues in batch_
+  void SendQueued(const Attached& q);                 // sends batch_, counts, captures
+  bool HoldNext();                                    // draws one reorder choice
+  size_t Receive();                                   // datagrams read
+  void OnRawDatagram(std::span<const uint8_t> ip_packet, uint64_t now_us);
+  void OnUdpDatagram(std::span<const uint8_t> payload, const sockaddr_in& from, uint64_t now_us);
+  void Dispatch(const RdmaCommand& cmd, uint64_t now_us);
   bool DeliverGsi(uint32_t src_ip, std::span<const uint8_t> body);  // false: not a QP1 packet
   Result<int> SendSocket();
 
@@ -116,13 +136,18 @@ class RoceUdpShell {
   int udp_fd_ = -1;
   int raw_fd_ = -1;
   std::vector<Attached> qps_;
-  std::vector<uint8_t> buf_;
+  RoceSendBatch batch_;          // one queue pair's packets of one Flush
+  std::vector<uint8_t> rx_buf_;  // kRecvBatch slots of kRecvSlot bytes
+  std::array<iovec, kRecvBatch> rx_iov_;
+  std::array<mmsghdr, kRecvBatch> rx_msgs_;
+  std::array<sockaddr_in, kRecvBatch> rx_from_;
   PcapWriter::Source* capture_ = nullptr;
   Stats stats_;
   GsiHandler gsi_handler_;
   int gsi_fd_ = -1;
   uint16_t gsi_port_ = 0;
   std::mt19937_64 reorder_rng_;
+  uint64_t last_activity_us_ = 0;  // NowMicros() of the last batch sent or received
 };
 
 }  // namespace opensrd::rdma::roce

@@ -78,6 +78,7 @@ rdma::RcDeviceConfig DeviceConfig(const RoceCliOptions& o, uint32_t ip, uint16_t
   dc.cm_resend_ms = 200;  // loopback and namespaces answer at once
   dc.reorder = o.reorder;
   dc.reorder_seed = o.seed;
+  dc.mtu = o.mtu;
   dc.pcap = o.pcap;
   return dc;
 }
@@ -759,6 +760,13 @@ void AddRoceOptions(CLI::App* server, CLI::App* client, RoceCliOptions* o) {
   client->add_option("--bind", o->bind,
                      "roce: local IPv4 address of the client's RoCEv2 endpoint (default: the "
                      "route's source address)");
+  // Packets, not bytes, cost on this path (docs/PERF.md, session 23): a larger MTU moves the
+  // same data in fewer of them. The server runs at whatever the client's REQ asks for.
+  client
+      ->add_option("--mtu", o->mtu,
+                   "roce: path MTU to ask for, payload bytes per packet (default 1024, rxe's); "
+                   "the server follows it")
+      ->check(CLI::IsMember({256u, 512u, 1024u, 2048u, 4096u}));
 }
 
 int RunRoceServer(const RoceCliOptions& o) {

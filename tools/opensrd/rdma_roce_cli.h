@@ -28,10 +28,11 @@ struct RoceCliOptions {
   uint64_t recv_budget_mib = 64;  // server: receive memory all SEND connections share
   double reorder = 0;             // test: RcDeviceConfig::reorder
   uint64_t seed = 0;              // seed of --reorder's choices (0: random)
+  uint32_t mtu = 1024;            // client: path MTU its REQ asks for (the server follows)
 };
 
 // Adds the RoCEv2-only options (--cm-port, --reorder, --seed; the server's limits; the
-// client's --bind) to `rdma server|client`.
+// client's --bind and --mtu) to `rdma server|client`.
 void AddRoceOptions(CLI::App* server, CLI::App* client, RoceCliOptions* o);
 int RunRoceServer(const RoceCliOptions& o);
 int RunRoceClient(const RoceCliOptions& o);
