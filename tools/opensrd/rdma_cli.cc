@@ -316,6 +316,11 @@ class Client {
                    static_cast<unsigned long long>(remote_len_));
       return 2;
     }
+    // From here a signal ends the run with a report (Measure and DriveUntil watch g_stop).
+    struct sigaction sa {};
+    sa.sa_handler = OnSignal;
+    sigaction(SIGINT, &sa, nullptr);
+    sigaction(SIGTERM, &sa, nullptr);
     const int rc = Measure();
     return Print(rc);
   }
@@ -325,12 +330,24 @@ class Client {
   uint8_t* Check(size_t s) { return Slot(slots_ + s); }  // second half: read-back buffers
   uint8_t* Ctl(int i) { return local_.data() + local_.size() - 2 * kCtlLen + i * kCtlLen; }
 
-  // Drives until `done` or `timeout_us`; false on timeout or socket failure.
+  // Drives until `done` or `timeout_us`; false on timeout or socket failure. After SIGINT or
+  // SIGTERM it waits one more second at most: enough to finish what is in flight and verify
+  // against a live server, and a bound when the server stopped answering.
   template <typename F>
   bool DriveUntil(F done, Micros timeout_us) {
-    const Micros end = n_.udp->Now() + timeout_us;
+    Micros end = n_.udp->Now() + timeout_us;
+    bool signalled = false;
     while (!done()) {
-      if (g_stop || n_.udp->Now() > end) return false;
+      if (g_stop && !signalled) {
+        signalled = true;
+        end = std::min(end, n_.udp->Now() + 1'000'000);
+      }
+      if (n_.udp->Now() > end) {
+        if (signalled && first_error_.empty()) {
+          first_error_ = "no answer before the signal's grace second ran out";
+        }
+        return false;
+      }
       if (!n_.Step(1000).ok()) return false;
       Drain();
     }
@@ -461,6 +478,11 @@ class Client {
       if (!n_.Step(0).ok()) return 1;
       Drain();
       if (g_stop && outstanding_ > 0 && !DriveUntil([&] { return outstanding_ == 0; }, 5'000'000)) {
+        errors_ += outstanding_;  // the server stopped answering: these never completed
+        first_error_ = std::to_string(outstanding_) +
+                       " operations got no answer before the signal's grace second ran out";
+        std::fprintf(stderr, "opensrd rdma client: %s\n", first_error_.c_str());
+        end_ns_ = NowNs();
         return 1;
       }
     }
