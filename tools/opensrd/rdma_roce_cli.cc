@@ -638,15 +638,26 @@ class Client {
         if (std::memcmp(Scratch(), want.data(), o_.size) != 0) ++bad_;
       }
     } else if (o_.op == "send") {
-      // The server counts SENDs as it reposts their receives; it may be a turn behind the ACK.
-      for (int i = 0; i < 100; ++i) {
+      // The server counts a SEND when its application has checked it and reposted the receive,
+      // which can be well behind the ACK: an 8 MiB pattern check per SEND on a loaded machine
+      // (or under TSan) took longer than the 100 quick retries this loop used to allow. Wait
+      // up to 10 s for the count, by the clock.
+      const uint64_t deadline = NowUs() + 10'000'000;
+      for (;;) {
         if (!Once(ReadInto(Scratch(), remote_va_ + status_offset_, 16))) return false;
         server_ok_ = GetLe64(Scratch());
         server_bad_ = GetLe64(Scratch() + 8);
-        if (server_ok_ + server_bad_ >= ops_) break;
+        if (server_ok_ + server_bad_ >= ops_ || NowUs() > deadline || g_stop) break;
         for (int k = 0; k < 2; ++k) (void)dev_->Poll(5);
       }
-      if (server_ok_ != ops_ || server_bad_ != 0) ++bad_;
+      if (server_ok_ != ops_ || server_bad_ != 0) {
+        ++bad_;
+        std::fprintf(stderr,
+                     "rdma client: the server counted %llu good and %llu bad SENDs of the %llu "
+                     "this client completed\n",
+                     (unsigned long long)server_ok_, (unsigned long long)server_bad_,
+                     (unsigned long long)ops_);
+      }
     } else if (o_.op == "atomic") {
       std::sort(originals_.begin(), originals_.end());
       for (size_t i = 0; i < originals_.size(); ++i) {
