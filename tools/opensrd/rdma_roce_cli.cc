@@ -296,14 +296,17 @@ class Server {
     }
   }
 
-  // Destroys the session's QP (flushing its receives), then frees its receive memory.
+  // Destroys the session's QP (flushing its receives), then frees its receive memory. The CQ
+  // is shared: what waits there is served, not dropped. Draining it used to throw away other
+  // sessions' receive completions, so their SENDs went uncounted and their receives were never
+  // reposted (the peer then waited on RNR NAKs for ever; tests/roce_cli_churn_test.sh). This
+  // session's own completions are consumed here too (flushed ones are skipped), so none is
+  // left to be taken for a later session's.
   void Retire(rdma::QpNum n) {
     auto it = sessions_.find(n);
     if (it == sessions_.end()) return;
     (void)dev_->DestroyQp(n);
-    rdma::WorkCompletion wcs[64];
-    while (dev_->PollCq(cq_, wcs) > 0) {
-    }
+    Serve();
     if (it->second->recv_lkey != 0) (void)dev_->DeregMr(it->second->recv_lkey);
     recv_in_use_ -= it->second->recv_buf.size();
     if (it->second->status_pair >= 0) status_busy_[it->second->status_pair] = false;
