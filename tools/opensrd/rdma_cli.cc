@@ -343,9 +343,7 @@ class Client {
         end = std::min(end, n_.udp->Now() + 1'000'000);
       }
       if (n_.udp->Now() > end) {
-        if (signalled && first_error_.empty()) {
-          first_error_ = "no answer before the signal's grace second ran out";
-        }
+        if (signalled && first_error_.empty()) first_error_ = kGraceRanOut;
         return false;
       }
       if (!n_.Step(1000).ok()) return false;
@@ -478,10 +476,10 @@ class Client {
       if (!n_.Step(0).ok()) return 1;
       Drain();
       if (g_stop && outstanding_ > 0 && !DriveUntil([&] { return outstanding_ == 0; }, 5'000'000)) {
+        const std::string why = std::to_string(outstanding_) + " operations got " + kGraceRanOut;
         errors_ += outstanding_;  // the server stopped answering: these never completed
-        first_error_ = std::to_string(outstanding_) +
-                       " operations got no answer before the signal's grace second ran out";
-        std::fprintf(stderr, "opensrd rdma client: %s\n", first_error_.c_str());
+        if (first_error_.empty() || first_error_ == kGraceRanOut) first_error_ = why;  // the count
+        std::fprintf(stderr, "opensrd rdma client: %s\n", why.c_str());
         end_ns_ = NowNs();
         return 1;
       }
@@ -567,6 +565,7 @@ class Client {
   }
 
   static constexpr uint64_t kCtlWr = ~0ull;
+  static constexpr const char* kGraceRanOut = "no answer before the signal's grace second ran out";
   const Options& o_;
   Node n_;
   PeerId peer_ = 0;

@@ -390,13 +390,12 @@ class IwarpClient {
     if (outstanding_ == 0) return true;
     const bool after_signal = signal_ns != 0 && NowNs() - signal_ns > 1'000'000'000;
     if (!after_signal && NowNs() - progress_ns_ <= kStallNs) return true;
-    if (first_error_.empty()) {
-      first_error_ = std::to_string(outstanding_) + " operations got no answer " +
-                     (after_signal ? "before the signal's grace second ran out"
-                                   : "for 10 s (is the server gone?)");
-    }
+    const std::string why = std::to_string(outstanding_) + " operations got no answer " +
+                            (after_signal ? "before the signal's grace second ran out"
+                                          : "for 10 s (is the server gone?)");
+    if (first_error_.empty()) first_error_ = why;  // an earlier error stays the first
     errors_ += outstanding_;
-    std::fprintf(stderr, "rdma client: %s\n", first_error_.c_str());
+    std::fprintf(stderr, "rdma client: %s\n", why.c_str());
     return false;
   }
 
