@@ -31,7 +31,6 @@ class RoceSendBatch {
 
   size_t size() const { return items_.size(); }
   bool sent(size_t i) const { return items_[i].sent; }
-  const sockaddr_in& to(size_t i) const { return items_[i].to; }
   // The body with its ICRC appended (the capture wants the datagram in one piece).
   std::vector<uint8_t>& WithIcrc(size_t i);
 
